@@ -1,0 +1,119 @@
+"""Typed settings read from the environment (and a `.env` file).
+
+Every variable of `../shared/interface.md` is here. Nothing else in the code base reads
+the environment: processes call `load_settings()` once at start-up and pass the object
+(or the resources built from it) down.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All configuration, validated. Durations are in seconds unless the name says otherwise."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/zapdispatch"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    evolution_api_url: str = "http://127.0.0.1:8081"
+    evolution_api_key: SecretStr | None = None
+    evolution_timeout_seconds: float = Field(default=15.0, gt=0)
+    evolution_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str = "#alerts"
+    slack_api_url: str = "https://slack.com/api/"
+    smtp_url: str | None = None
+    alert_email_to: str | None = None
+    timezone: str = "America/Sao_Paulo"
+    api_token: SecretStr | None = None
+    flower_basic_auth: SecretStr | None = None
+
+    # Delivery and routing policy.
+    message_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    max_send_attempts: int = Field(default=5, ge=1)
+    retry_backoff_seconds: float = Field(default=5.0, gt=0)
+    retry_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    sticky_patience_seconds: float = Field(default=0.0, ge=0)
+    recipient_min_gap_seconds: float = Field(default=0.0, ge=0)
+    instance_min_interval_seconds: float = Field(default=0.0, ge=0)
+    instance_interval_jitter_seconds: float = Field(default=0.0, ge=0)
+    requeue_jitter_seconds: float = Field(default=5.0, ge=0)
+    max_countdown_seconds: int = Field(default=300, gt=0)
+    offline_backoff_seconds: float = Field(default=10.0, gt=0)
+    offline_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    sending_stuck_after_seconds: int = Field(default=300, gt=0)
+    broker_visibility_timeout_seconds: int = Field(default=3600, gt=0)
+    default_hourly_cap: int = Field(default=60, gt=0)
+    default_daily_cap: int = Field(default=500, gt=0)
+
+    # Monitoring.
+    health_check_interval_seconds: float = Field(default=60.0, gt=0)
+    sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    alert_repeat_minutes: int = Field(default=60, gt=0)
+    capacity_alert_pct: float = Field(default=80.0, gt=0, le=100)
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown_seconds: float = Field(default=120.0, gt=0)
+
+    # Tests and benchmarks only: lets a Redis key stand in for the Redis server clock.
+    test_clock_enabled: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith("postgresql"):
+            raise ValueError("must be a postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _user_colon_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and ":" not in value.get_secret_value():
+            raise ValueError("must be user:password")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The zone where hourly and daily windows reset."""
+        return ZoneInfo(self.timezone)
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line per invalid variable, naming it as it is spelled in the environment."""
+    lines = []
+    for error in exc.errors():
+        name = str(error["loc"][0]).upper() if error["loc"] else "?"
+        lines.append(f"invalid configuration: {name}: {error['msg']}")
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Read and validate the environment once; exit with a clear message when it is invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print(describe_error(exc), file=sys.stderr)
+        raise SystemExit(2) from None

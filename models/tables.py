@@ -1,0 +1,147 @@
+"""SQLAlchemy 2 tables. Only `models.repository` and the migrations touch these classes;
+everything else receives the frozen views of `models.views`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base
+from models.enums import InstanceStatus, MessageState
+
+_STATUS = Enum(
+    InstanceStatus,
+    name="instance_status",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda e: [m.value for m in e],
+)
+_STATE = Enum(
+    MessageState,
+    name="message_state",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda e: [m.value for m in e],
+)
+
+
+class Instance(Base):
+    """One WhatsApp number hosted on Evolution API."""
+
+    __tablename__ = "instances"
+    __table_args__ = (
+        CheckConstraint("hourly_cap > 0", name="hourly_cap_positive"),
+        CheckConstraint("daily_cap > 0", name="daily_cap_positive"),
+        CheckConstraint("consecutive_failures >= 0", name="failures_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    status: Mapped[InstanceStatus] = mapped_column(_STATUS, default=InstanceStatus.DISCONNECTED)
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    hourly_cap: Mapped[int] = mapped_column(Integer)
+    daily_cap: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consecutive_failures: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0")
+    )
+    circuit_opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Contact(Base):
+    """A recipient (a doctor), keyed by the producer's contact id, with its sticky number."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    preferred_instance: Mapped[str | None] = mapped_column(
+        String(64),
+        ForeignKey("instances.name", onupdate="CASCADE", ondelete="SET NULL"),
+        index=True,
+    )
+    preferred_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Message(Base):
+    """One accepted message and everything that happened to it."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        CheckConstraint("requeues >= 0", name="requeues_non_negative"),
+        # The beat sweep and the release of parked messages read these.
+        Index("ix_messages_pending_due", "state", "not_before"),
+        Index("ix_messages_state_updated_at", "state", "updated_at"),
+        # Dashboard: sends per instance per hour over the last 24 h.
+        Index("ix_messages_instance_sent_at", "instance", "sent_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    contact_id: Mapped[str | None] = mapped_column(
+        String(128), ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    phone: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[MessageState] = mapped_column(_STATE, default=MessageState.QUEUED)
+    instance: Mapped[str | None] = mapped_column(String(64))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class InstanceEvent(Base):
+    """History of an instance's status changes (written by the health check)."""
+
+    __tablename__ = "instance_events"
+    __table_args__ = (Index("ix_instance_events_instance_created_at", "instance", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    instance: Mapped[str] = mapped_column(String(64))
+    old_status: Mapped[str | None] = mapped_column(String(16))
+    new_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

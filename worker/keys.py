@@ -1,0 +1,44 @@
+"""Every Redis key this project writes, named once (arq's habit).
+
+Limiter keys carry the `{zd}` hash tag so that one Lua script can touch all of them on
+Redis Cluster (they hash to one slot). Window ids are appended by the script itself:
+`hour_window` = floor(local_seconds / 3600) and `day_window` = floor(local_seconds / 86400),
+where local_seconds is the limiter clock shifted by the UTC offset of `TIMEZONE`.
+"""
+
+from __future__ import annotations
+
+LIMITER_TAG = "{zd}"
+
+#: Test/bench clock: unix seconds as a decimal string. Read only when TEST_CLOCK_ENABLED.
+TEST_CLOCK = f"{LIMITER_TAG}:clock"
+
+
+def hour_counter_prefix(instance: str) -> str:
+    """Sends reserved on `instance` in one local hour: `<prefix>:<hour_window>` (an integer)."""
+    return f"{LIMITER_TAG}:sent:hour:{instance}"
+
+
+def day_counter_prefix(instance: str) -> str:
+    """Sends reserved on `instance` in one local day: `<prefix>:<day_window>` (an integer)."""
+    return f"{LIMITER_TAG}:sent:day:{instance}"
+
+
+def instance_last_send(instance: str) -> str:
+    """Unix seconds (float string) of the last slot reserved on `instance` (pacing)."""
+    return f"{LIMITER_TAG}:last:instance:{instance}"
+
+
+def phone_last_send(phone: str) -> str:
+    """Unix seconds (float string) of the last slot reserved for a recipient, any instance."""
+    return f"{LIMITER_TAG}:last:phone:{phone}"
+
+
+def lock(name: str) -> str:
+    """A mutual-exclusion lock held by one process at a time (health check, sweeps)."""
+    return f"zd:lock:{name}"
+
+
+def alert_throttle(name: str) -> str:
+    """Free-form small state owned by the monitor (kept out of the limiter's slot)."""
+    return f"zd:monitor:{name}"
