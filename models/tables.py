@@ -18,7 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
-    text,
+    text as sql_text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -61,11 +61,11 @@ class Instance(Base):
     status_reason: Mapped[str | None] = mapped_column(String(200))
     hourly_cap: Mapped[int] = mapped_column(Integer)
     daily_cap: Mapped[int] = mapped_column(Integer)
-    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sql_text("true"))
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(
-        Integer, default=0, server_default=text("0")
+        Integer, default=0, server_default=sql_text("0")
     )
     circuit_opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(
@@ -115,8 +115,8 @@ class Message(Base):
     state: Mapped[MessageState] = mapped_column(_STATE, default=MessageState.QUEUED)
     instance: Mapped[str | None] = mapped_column(String(64))
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -42,3 +42,17 @@ def lock(name: str) -> str:
 def alert_throttle(name: str) -> str:
     """Free-form small state owned by the monitor (kept out of the limiter's slot)."""
     return f"zd:monitor:{name}"
+
+
+def hour_counter(instance: str, hour_window: int) -> str:
+    """The hourly counter of `instance` for one window (what reserve.lua builds from the prefix)."""
+    return f"{hour_counter_prefix(instance)}:{hour_window}"
+
+
+def day_counter(instance: str, day_window: int) -> str:
+    """The daily counter of `instance` for one window (what reserve.lua builds from the prefix)."""
+    return f"{day_counter_prefix(instance)}:{day_window}"
+
+
+#: Set once by the sweep; its absence means Redis lost its data (restart without disk).
+SENTINEL = "zd:sentinel"

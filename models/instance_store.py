@@ -1,0 +1,161 @@
+"""SQL for instances and their contacts: registration, routing candidates, status, bans."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.enums import InstanceStatus
+from models.tables import Contact, Instance, InstanceEvent
+from models.views import InstanceView, StatusChange
+
+
+class UnknownInstance(LookupError):
+    """No instance has that name."""
+
+
+class DuplicateInstance(ValueError):
+    """An instance with that name already exists."""
+
+
+def instance_view(row: Instance) -> InstanceView:
+    return InstanceView(
+        name=row.name,
+        phone=row.phone,
+        status=row.status,
+        hourly_cap=row.hourly_cap,
+        daily_cap=row.daily_cap,
+        active=row.active,
+        consecutive_failures=row.consecutive_failures,
+        circuit_opened_at=row.circuit_opened_at,
+        last_message_at=row.last_message_at,
+        status_changed_at=row.status_changed_at,
+        status_reason=row.status_reason,
+    )
+
+
+def validate_caps(hourly_cap: int | None, daily_cap: int | None) -> None:
+    """Caps are messages per hour / per day; both must be positive when given."""
+    for label, cap in (("hourly", hourly_cap), ("daily", daily_cap)):
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
+            raise ValueError(f"{label} cap must be a positive integer, got {cap!r}")
+
+
+class InstanceStore:
+    """The instances table and the contact preferences that point at it."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def add(
+        self, name: str, phone: str, hourly_cap: int, daily_cap: int, *,
+        status: InstanceStatus = InstanceStatus.DISCONNECTED,
+    ) -> InstanceView:
+        validate_caps(hourly_cap, daily_cap)
+        row = Instance(name=name, phone=phone, hourly_cap=hourly_cap, daily_cap=daily_cap,
+                       status=status, active=True, consecutive_failures=0)
+        try:
+            with self._sessions.begin() as session:
+                session.add(row)
+                session.flush()
+                return instance_view(row)
+        except IntegrityError as exc:
+            raise DuplicateInstance(f"instance {name!r} already exists") from exc
+
+    def all(self) -> list[InstanceView]:
+        with self._sessions() as session:
+            rows = session.scalars(select(Instance).order_by(Instance.name))
+            return [instance_view(r) for r in rows]
+
+    def get(self, name: str) -> InstanceView:
+        with self._sessions() as session:
+            row = session.scalar(select(Instance).where(Instance.name == name))
+            if row is None:
+                raise UnknownInstance(f"no instance named {name!r}")
+            return instance_view(row)
+
+    def routable(self) -> list[InstanceView]:
+        """Active, connected instances (the circuit breaker is applied by the caller)."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(Instance)
+                .where(Instance.active.is_(True), Instance.status == InstanceStatus.CONNECTED)
+                .order_by(Instance.name)
+            )
+            return [instance_view(r) for r in rows]
+
+    def update(
+        self, name: str, *, hourly_cap: int | None = None, daily_cap: int | None = None,
+        active: bool | None = None,
+    ) -> InstanceView:
+        validate_caps(hourly_cap, daily_cap)
+        values = {k: v for k, v in (("hourly_cap", hourly_cap), ("daily_cap", daily_cap),
+                                    ("active", active)) if v is not None}
+        with self._sessions.begin() as session:
+            row = self._locked(session, name)
+            for key, value in values.items():
+                setattr(row, key, value)
+            return instance_view(row)
+
+    def set_status(
+        self, name: str, status: InstanceStatus, reason: str | None, now: datetime
+    ) -> StatusChange | None:
+        """Record a status change and its event; None when the status did not change."""
+        with self._sessions.begin() as session:
+            row = self._locked(session, name)
+            if row.status == status:
+                return None
+            change = StatusChange(name, row.status, status, reason, now)
+            row.status, row.status_reason, row.status_changed_at = status, reason, now
+            session.add(InstanceEvent(instance=name, old_status=change.old.value,
+                                      new_status=status.value, reason=reason, created_at=now))
+            return change
+
+    def ban(self, name: str, reason: str, now: datetime) -> int:
+        """Mark banned and drop every contact's preference for it; returns contacts migrated."""
+        self.set_status(name, InstanceStatus.BANNED, reason, now)
+        return self.migrate_contacts_off(name)
+
+    def migrate_contacts_off(self, name: str) -> int:
+        """One statement: contacts on `name` lose their preference (reassigned on next send)."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Contact).where(Contact.preferred_instance == name)
+                .values(preferred_instance=None, preferred_since=None)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def contacts_assigned(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        """Contacts whose preferred instance is each name."""
+        with self._sessions() as session:
+            query = select(Contact.preferred_instance, func.count()).where(
+                Contact.preferred_instance.is_not(None)).group_by(Contact.preferred_instance)
+            if names is not None:
+                query = query.where(Contact.preferred_instance.in_(names))
+            return {str(n): int(c) for n, c in session.execute(query)}
+
+    def record_send_success(self, name: str, now: datetime) -> None:
+        """A delivered send closes the breaker and stamps last_message_at."""
+        with self._sessions.begin() as session:
+            session.execute(update(Instance).where(Instance.name == name).values(
+                last_message_at=now, consecutive_failures=0, circuit_opened_at=None))
+
+    def record_send_failure(self, name: str, now: datetime, *, threshold: int) -> int:
+        """Count a failed send; (re)open the breaker at `threshold`. Returns the new count."""
+        with self._sessions.begin() as session:
+            row = self._locked(session, name)
+            row.consecutive_failures += 1
+            if row.consecutive_failures >= threshold:
+                row.circuit_opened_at = now
+            return row.consecutive_failures
+
+    @staticmethod
+    def _locked(session: Session, name: str) -> Instance:
+        row = session.scalar(select(Instance).where(Instance.name == name).with_for_update())
+        if row is None:
+            raise UnknownInstance(f"no instance named {name!r}")
+        return row

@@ -1,0 +1,295 @@
+"""SQL for messages: acceptance (idempotent), the claim guard, outcomes and sweeps.
+
+Every state change is a conditional UPDATE on the current state, so two workers holding
+the same task can never both move one message forward (the claim is the send guard).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.enums import PENDING_STATES, TERMINAL_STATES, MessageState
+from models.tables import Contact, Message
+from models.views import MessageView
+
+
+class IdempotencyConflict(ValueError):
+    """The idempotency key was used before for a different message."""
+
+
+class UnknownMessage(LookupError):
+    """No message has that id."""
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"
+    NOT_PENDING = "not_pending"  # another worker has it, or it is already terminal
+    PREFERENCE_CHANGED = "preference_changed"  # the contact's sticky number moved meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated message, ready to be recorded."""
+
+    id: uuid.UUID
+    contact_id: str
+    phone: str
+    text: str
+    content_hash: str
+    idempotency_key: str | None
+    expires_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedMessage:
+    """Input that failed validation; recorded `failed` so nothing accepted is silently dropped."""
+
+    id: uuid.UUID
+    raw_phone: str
+    text: str
+    content_hash: str
+    idempotency_key: str | None
+    reason: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    id: uuid.UUID
+    created: bool
+    state: MessageState
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingInput:
+    """What the router needs about one message, read in one query."""
+
+    message: MessageView
+    preferred_instance: str | None
+
+
+def message_view(row: Message) -> MessageView:
+    return MessageView(
+        id=row.id, contact_id=row.contact_id, phone=row.phone, text=row.text, state=row.state,
+        instance=row.instance, provider_message_id=row.provider_message_id,
+        attempts=row.attempts, requeues=row.requeues, idempotency_key=row.idempotency_key,
+        not_before=row.not_before, expires_at=row.expires_at, created_at=row.created_at,
+        sent_at=row.sent_at, last_error=row.last_error,
+    )
+
+
+class MessageStore:
+    """The messages table and the contact rows that producers create through it."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    # -- acceptance -----------------------------------------------------------------
+    def accept(self, new: NewMessage) -> Accepted:
+        """Record a message once per idempotency key; a key reused with other content raises."""
+        with self._sessions.begin() as session:
+            self._upsert_contact(session, new.contact_id, new.phone)
+            inserted = session.scalar(
+                insert(Message).values(
+                    id=new.id, contact_id=new.contact_id, phone=new.phone, text=new.text,
+                    content_hash=new.content_hash, state=MessageState.QUEUED,
+                    idempotency_key=new.idempotency_key, expires_at=new.expires_at,
+                    created_at=new.created_at, updated_at=new.created_at,
+                ).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.id)
+            )
+            if inserted is not None:
+                return Accepted(inserted, True, MessageState.QUEUED)
+            return self._existing(session, new.idempotency_key, new.content_hash)
+
+    def reject(self, bad: RejectedMessage) -> Accepted:
+        """Record invalid input as `failed` with its reason (idempotent on the key too)."""
+        with self._sessions.begin() as session:
+            inserted = session.scalar(
+                insert(Message).values(
+                    id=bad.id, phone=bad.raw_phone[:32], text=bad.text,
+                    content_hash=bad.content_hash, state=MessageState.FAILED,
+                    idempotency_key=bad.idempotency_key, expires_at=bad.now,
+                    last_error=bad.reason, created_at=bad.now, updated_at=bad.now,
+                ).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.id)
+            )
+            if inserted is not None:
+                return Accepted(inserted, True, MessageState.FAILED)
+            return self._existing(session, bad.idempotency_key, bad.content_hash)
+
+    @staticmethod
+    def _upsert_contact(session: Session, contact_id: str, phone: str) -> None:
+        stmt = insert(Contact).values(id=contact_id, phone=phone)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["id"], set_={"phone": stmt.excluded.phone},
+            where=Contact.phone != stmt.excluded.phone))
+
+    @staticmethod
+    def _existing(session: Session, key: str | None, content_hash: str) -> Accepted:
+        row = session.scalar(select(Message).where(Message.idempotency_key == key))
+        if row is None:  # pragma: no cover - the conflict that sent us here names this key
+            raise UnknownMessage(f"idempotency key {key!r} vanished")
+        if row.content_hash != content_hash:
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was already used for a different message ({row.id})")
+        return Accepted(row.id, False, row.state)
+
+    # -- reads --------------------------------------------------------------------------
+    def get(self, message_id: uuid.UUID) -> MessageView:
+        with self._sessions() as session:
+            row = session.get(Message, message_id)
+            if row is None:
+                raise UnknownMessage(f"no message {message_id}")
+            return message_view(row)
+
+    def routing_input(self, message_id: uuid.UUID) -> RoutingInput:
+        """The message and its contact's preferred instance, in one indexed query."""
+        with self._sessions() as session:
+            found = session.execute(
+                select(Message, Contact.preferred_instance)
+                .outerjoin(Contact, Contact.id == Message.contact_id)
+                .where(Message.id == message_id)
+            ).first()
+            if found is None:
+                raise UnknownMessage(f"no message {message_id}")
+            return RoutingInput(message_view(found[0]), found[1])
+
+    def count_by_state(self) -> dict[str, int]:
+        with self._sessions() as session:
+            rows = session.execute(select(Message.state, func.count()).group_by(Message.state))
+            return {str(state): int(count) for state, count in rows}
+
+    def total_requeues(self) -> int:
+        with self._sessions() as session:
+            return int(session.scalar(select(func.coalesce(func.sum(Message.requeues), 0))) or 0)
+
+    # -- the send guard -----------------------------------------------------------------
+    def claim(
+        self, message_id: uuid.UUID, instance: str, *, contact_id: str | None,
+        seen_preference: str | None, now: datetime,
+    ) -> ClaimOutcome:
+        """Move a pending message to `sending` on `instance` and make `instance` the contact's
+        sticky number, in one transaction; only if nobody moved either since we looked."""
+        with self._sessions.begin() as session:
+            if contact_id is not None and not self._move_preference(
+                session, contact_id, seen_preference, instance, now
+            ):
+                return ClaimOutcome.PREFERENCE_CHANGED
+            claimed = self._transition(
+                session, message_id, PENDING_STATES, MessageState.SENDING, now,
+                instance=instance, attempts=Message.attempts + 1, claimed_at=now,
+                not_before=None,
+            )
+            if not claimed:
+                session.rollback()
+                return ClaimOutcome.NOT_PENDING
+            return ClaimOutcome.CLAIMED
+
+    @staticmethod
+    def _move_preference(
+        session: Session, contact_id: str, seen: str | None, instance: str, now: datetime
+    ) -> bool:
+        if seen == instance:
+            return True
+        current = Contact.preferred_instance
+        guard = current.is_(None) if seen is None else current == seen
+        result = session.execute(update(Contact).where(Contact.id == contact_id, guard)
+                                 .values(preferred_instance=instance, preferred_since=now))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- outcomes -----------------------------------------------------------------------
+    def mark_sent(self, message_id: uuid.UUID, provider_id: str, now: datetime) -> bool:
+        with self._sessions.begin() as session:
+            return self._transition(session, message_id, {MessageState.SENDING},
+                                    MessageState.SENT, now, provider_message_id=provider_id,
+                                    sent_at=now, last_error=None)
+
+    def mark_failed(self, message_id: uuid.UUID, reason: str, now: datetime) -> bool:
+        """Terminal failure from any non-terminal state."""
+        live = set(MessageState) - TERMINAL_STATES
+        with self._sessions.begin() as session:
+            return self._transition(session, message_id, live, MessageState.FAILED, now,
+                                    last_error=reason[:2000])
+
+    def mark_expired(self, message_id: uuid.UUID, now: datetime) -> bool:
+        with self._sessions.begin() as session:
+            return self._transition(session, message_id, PENDING_STATES, MessageState.EXPIRED,
+                                    now, last_error="expired: TTL passed before a send slot")
+
+    def return_to_queue(self, message_id: uuid.UUID, error: str, now: datetime) -> bool:
+        """After a transient send failure: `sending` → `queued`, error kept for the record."""
+        with self._sessions.begin() as session:
+            return self._transition(session, message_id, {MessageState.SENDING},
+                                    MessageState.QUEUED, now, last_error=error[:2000])
+
+    def note_requeue(
+        self, message_id: uuid.UUID, now: datetime, *, not_before: datetime | None = None
+    ) -> bool:
+        """Count a capacity wait. With `not_before` the message is parked as `waiting`."""
+        state = MessageState.WAITING if not_before is not None else MessageState.QUEUED
+        with self._sessions.begin() as session:
+            return self._transition(session, message_id, PENDING_STATES, state, now,
+                                    requeues=Message.requeues + 1, not_before=not_before)
+
+    @staticmethod
+    def _transition(
+        session: Session, message_id: uuid.UUID, sources: Collection[MessageState],
+        target: MessageState, now: datetime, **values: Any,
+    ) -> bool:
+        result = session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.state.in_(list(sources)))
+            .values(state=target, updated_at=now, **values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- sweeps -------------------------------------------------------------------------
+    def wake_due(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        """Parked messages whose `not_before` has come move `waiting` → `queued`; their ids
+        are returned, oldest first, for the caller to enqueue."""
+        with self._sessions.begin() as session:
+            ids = list(session.scalars(select(Message.id).where(
+                Message.state == MessageState.WAITING, Message.not_before <= now,
+            ).order_by(Message.not_before).limit(limit).with_for_update(skip_locked=True)))
+            if ids:
+                session.execute(update(Message).where(Message.id.in_(ids)).values(
+                    state=MessageState.QUEUED, updated_at=now))
+            return ids
+
+    def idle_queued(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
+        """`queued` messages untouched since `older_than`: their task may have vanished."""
+        return self._ids(select(Message.id).where(
+            Message.state == MessageState.QUEUED, Message.updated_at < older_than,
+        ).order_by(Message.updated_at).limit(limit))
+
+    def release_stuck_sending(self, older_than: datetime, now: datetime, limit: int
+                              ) -> list[uuid.UUID]:
+        """`sending` claims older than `older_than` (their worker died) go back to `queued`."""
+        with self._sessions.begin() as session:
+            ids = list(session.scalars(select(Message.id).where(
+                Message.state == MessageState.SENDING, Message.claimed_at < older_than,
+            ).limit(limit).with_for_update(skip_locked=True)))
+            if ids:
+                session.execute(update(Message).where(Message.id.in_(ids)).values(
+                    state=MessageState.QUEUED, updated_at=now,
+                    last_error="re-driven: the worker holding it stopped before recording"))
+            return ids
+
+    def touch(self, message_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        """Mark re-driven messages so the next sweep does not pick them again at once."""
+        with self._sessions.begin() as session:
+            session.execute(update(Message).where(Message.id.in_(list(message_ids)))
+                            .values(updated_at=now))
+
+    def _ids(self, query: Any) -> list[uuid.UUID]:
+        with self._sessions() as session:
+            return list(session.scalars(query))

@@ -1,0 +1,38 @@
+"""Message tasks: one-line adapters over `worker.pipeline`.
+
+Infrastructure outages (PostgreSQL or Redis unreachable) retry with capped backoff for as
+long as they last: the task may be the only copy of the message. Bad input never retries:
+it is recorded `failed`.
+"""
+
+from __future__ import annotations
+
+import redis
+from celery import Task
+from sqlalchemy.exc import DBAPIError
+
+from worker import app
+from worker.celery_app import DELIVER_MESSAGE, SEND_MESSAGE
+from worker.intake_service import message_id_from
+from worker.pipeline import pipeline
+
+INFRASTRUCTURE_ERRORS = (DBAPIError, redis.ConnectionError, redis.TimeoutError)
+RETRY = {
+    "autoretry_for": INFRASTRUCTURE_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": None,
+}
+
+
+@app.task(name=SEND_MESSAGE, bind=True, **RETRY)
+def send_message(self: Task, *args: object, **kwargs: object) -> str:
+    """Producer entry point: phone, text, contact_id, idempotency_key, ttl_seconds."""
+    return pipeline(app).send(args, kwargs, task_id=self.request.id).result.value
+
+
+@app.task(name=DELIVER_MESSAGE, **RETRY)
+def deliver_message(message_id: str) -> str:
+    """Route and send one recorded message (requeues, sweeps and `enqueue_message`)."""
+    return pipeline(app).dispatcher.deliver(message_id_from(message_id)).result.value

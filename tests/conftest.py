@@ -1,0 +1,68 @@
+"""Shared fixtures: real Redis and PostgreSQL, isolated per test. See tests/services.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine
+
+from config import Settings
+from tests import services
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    return getattr(request.config, "workerinput", {}).get("workerid", "master")
+
+
+@pytest.fixture(scope="session")
+def redis_url(worker_id: str) -> str:
+    url = services.redis_url_for(worker_id)
+    services.require(services.redis_is_up(url), f"Redis at {url}")
+    return url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A real Redis database, flushed before the test."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(worker_id: str) -> Iterator[str]:
+    services.require(services.postgres_is_up(), "PostgreSQL at 127.0.0.1:5432")
+    name = services.create_template(worker_id)
+    yield name
+    services.drop_database(name)
+
+
+@pytest.fixture
+def database_url(template_db: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test only."""
+    name = services.copy_database(template_db)
+    yield services.pg_url(name)
+    services.drop_database(name)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_engine(database_url, pool_pre_ping=True)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str) -> Settings:
+    """Settings pointing at this test's database and Redis; no outside services."""
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        evolution_api_url="http://127.0.0.1:9",
+        test_clock_enabled=True,
+        _env_file=None,  # type: ignore[call-arg]
+    )

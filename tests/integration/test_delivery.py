@@ -1,0 +1,264 @@
+"""Delivery on real PostgreSQL and Redis: sticky routing, fallback, errors, the send guard."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from models.enums import InstanceStatus, MessageState
+from models.message_store import IdempotencyConflict
+from models.tables import Contact, Message
+from tests.integration.conftest import T0, Stack, phone
+from worker.delivery import Result
+from worker.intake import InvalidMessage
+from worker.limiter import Candidate
+from worker.pipeline import Pipeline
+
+
+def preferred(stack: Stack, contact_id: str) -> str | None:
+    with stack.res.sessions() as s:
+        return s.scalar(select(Contact.preferred_instance).where(Contact.id == contact_id))
+
+
+def deliver_new(stack: Stack, i: int, **fields: object) -> uuid.UUID:
+    message_id = stack.accept(phone(i), f"message {i}", **fields)
+    stack.dispatcher.deliver(message_id)
+    return message_id
+
+
+def respond(status: int, body: object | None = None, **kw: object) -> Callable[..., httpx.Response]:
+    return lambda request: httpx.Response(status, json=body or {}, **kw)  # type: ignore[arg-type]
+
+
+def raise_(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+    return handler
+
+
+# -- S6.E2.1: sticky -------------------------------------------------------------------
+def test_new_contact_gets_least_loaded_instance_and_keeps_it(stack: Stack) -> None:
+    for name in ("a", "b", "c"):
+        stack.add_instance(name)
+    stack.res.limiter.reserve([Candidate("a", 100, 1000)], phone="x")  # a carries load
+    message_id = deliver_new(stack, 1, contact_id="doctor-1")
+    first = stack.res.messages.get(message_id)
+    assert first.state is MessageState.SENT and first.instance in {"b", "c"}
+    assert preferred(stack, "doctor-1") == first.instance
+    assert first.provider_message_id and first.provider_message_id.startswith("3EB0")
+    assert first.attempts == 1 and first.sent_at is not None
+    for _ in range(3):
+        again = stack.res.messages.get(deliver_new(stack, 1, contact_id="doctor-1"))
+        assert again.instance == first.instance
+
+
+def test_ten_new_contacts_spread_over_three_equal_instances(stack: Stack) -> None:
+    for name in ("a", "b", "c"):
+        stack.add_instance(name)
+    for contact in range(10):
+        for _ in range(3):
+            deliver_new(stack, contact, contact_id=f"doctor-{contact}")
+    per_instance = stack.evolution.by_instance()
+    contacts_per_instance = {k: len(set(v)) for k, v in per_instance.items()}
+    assert sum(contacts_per_instance.values()) == 10
+    assert max(contacts_per_instance.values()) <= 4
+    for contact in range(10):
+        numbers = {r["instance"] for r in stack.evolution.sent
+                   if r["text"] == f"message {contact}"}
+        assert len(numbers) == 1
+
+
+def test_every_send_logs_instance_and_masked_contact(stack: Stack,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    stack.add_instance("a")
+    caplog.set_level("INFO", logger="zapdispatch")
+    deliver_new(stack, 1, contact_id="5511900010001")
+    text = caplog.text
+    assert "via a" in text and "5511*******01" in text and "5511900010001" not in text
+
+
+# -- the send guard ----------------------------------------------------------------------
+def test_redelivered_task_of_a_sent_message_sends_nothing(stack: Stack) -> None:
+    stack.add_instance("a")
+    message_id = deliver_new(stack, 1)
+    assert stack.dispatcher.deliver(message_id).result is Result.SKIPPED
+    assert len(stack.evolution.sent) == 1
+
+
+def test_two_workers_delivering_one_message_send_it_once(stack: Stack) -> None:
+    stack.add_instance("a")
+    stack.add_instance("b")
+    ids = [stack.accept(phone(i)) for i in range(20)]
+    results: list[Result] = []
+    barrier = threading.Barrier(2)
+
+    def worker() -> None:
+        barrier.wait()
+        results.extend(stack.dispatcher.deliver(i).result for i in ids)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stack.evolution.sent) == 20
+    assert Counter(results)[Result.SENT] == 20
+    usage = {u.name: u.sent_hour for u in stack.res.limiter.usage(
+        [Candidate("a", 100, 1000), Candidate("b", 100, 1000)])}
+    assert sum(usage.values()) == 20  # the loser of each race gave its slot back
+
+
+# -- error classes -----------------------------------------------------------------------
+def test_recipient_not_on_whatsapp_fails_permanently_and_frees_the_slot(stack: Stack) -> None:
+    stack.add_instance("a")
+    stack.evolution.behaviour["a"] = respond(400, {"status": 400, "error": "Bad Request",
+        "response": {"message": [{"jid": "x", "exists": False, "number": "x"}]}})
+    message = stack.res.messages.get(deliver_new(stack, 1))
+    assert message.state is MessageState.FAILED
+    assert message.last_error and "WhatsApp" in message.last_error
+    assert stack.scheduler.calls == []
+    assert stack.res.limiter.usage([Candidate("a", 100, 1000)])[0].sent_hour == 0
+    assert stack.res.instances.get("a").consecutive_failures == 0
+
+
+@pytest.mark.parametrize("failure", [
+    respond(500, {"status": 500, "error": "Internal Server Error"}),
+    respond(429, {}, headers={"Retry-After": "30"}),
+    raise_(httpx.ReadTimeout("slow")),
+    raise_(httpx.ConnectError("refused")),
+    raise_(httpx.RemoteProtocolError("reset")),
+], ids=["5xx", "429", "timeout", "connection-error", "connection-reset"])
+def test_transient_errors_retry_with_backoff(stack: Stack, failure: Callable[..., httpx.Response]
+                                             ) -> None:
+    stack.add_instance("a")
+    stack.evolution.behaviour["a"] = failure
+    message_id = deliver_new(stack, 1)
+    message = stack.res.messages.get(message_id)
+    assert message.state is MessageState.QUEUED and message.attempts == 1
+    assert stack.scheduler.calls == [(message_id, 5.0)]
+    assert stack.res.limiter.usage([Candidate("a", 100, 1000)])[0].sent_hour == 0
+    assert stack.res.instances.get("a").consecutive_failures == 1
+    stack.dispatcher.deliver(message_id)
+    assert stack.scheduler.calls[-1] == (message_id, 10.0)
+
+
+def test_transient_failures_move_the_message_to_another_instance(stack: Stack) -> None:
+    stack.add_instance("a")
+    stack.add_instance("b")
+    message_id = stack.accept(phone(1), contact_id="doc")
+    with stack.res.sessions.begin() as s:
+        s.add(Contact(id="other", phone="5511900000001", preferred_instance="a"))
+    with stack.res.sessions.begin() as s:
+        s.execute(update(Contact).where(Contact.id == "doc").values(preferred_instance="a"))
+    stack.evolution.behaviour["a"] = respond(500)
+    stack.dispatcher.deliver(message_id)
+    stack.dispatcher.deliver(message_id)
+    assert stack.dispatcher.deliver(message_id).result is Result.SENT
+    assert stack.res.messages.get(message_id).instance == "b"
+
+
+def test_gives_up_after_the_attempt_budget(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(max_send_attempts=2)
+    stack.add_instance("a")
+    stack.evolution.behaviour["a"] = respond(503)
+    message_id = deliver_new(stack, 1)
+    stack.dispatcher.deliver(message_id)
+    message = stack.res.messages.get(message_id)
+    assert message.state is MessageState.FAILED and "gave up after 2 attempts" in (
+        message.last_error or "")
+
+
+def test_auth_errors_are_not_the_recipients_fault(stack: Stack) -> None:
+    stack.add_instance("a")
+    stack.evolution.behaviour["a"] = respond(401, {"status": 401, "error": "Unauthorized"})
+    message = stack.res.messages.get(deliver_new(stack, 1))
+    assert message.state is MessageState.QUEUED
+
+
+# -- input -------------------------------------------------------------------------------
+def pipeline(stack: Stack) -> Pipeline:
+    return Pipeline(stack.intake, stack.dispatcher, stack.sweeper)
+
+
+def test_bad_input_through_the_task_is_recorded_failed_without_retry(stack: Stack) -> None:
+    stack.add_instance("a")
+    result = pipeline(stack).send((), {"phone": "123", "text": "oi"}, task_id="t1")
+    assert result.result is Result.SKIPPED and stack.scheduler.calls == []
+    with stack.res.sessions() as s:
+        row = s.scalars(select(Message)).one()
+    assert row.state is MessageState.FAILED and "not a valid number" in (row.last_error or "")
+
+
+def test_redelivered_send_task_records_one_message(stack: Stack) -> None:
+    stack.add_instance("a")
+    for _ in range(2):
+        pipeline(stack).send((), {"phone": phone(1), "text": "oi"}, task_id="same-task")
+    assert len(stack.evolution.sent) == 1
+    assert sum(stack.res.messages.count_by_state().values()) == 1
+
+
+def test_enqueue_validation_raises_before_anything_is_recorded(stack: Stack) -> None:
+    with pytest.raises(InvalidMessage):
+        stack.intake.accept({"phone": phone(1), "text": ""})
+    assert stack.res.messages.count_by_state() == {}
+
+
+def test_same_idempotency_key_twice_is_one_message(stack: Stack) -> None:
+    first = stack.accept(phone(1), "oi", idempotency_key="k1")
+    assert stack.accept(phone(1), "oi", idempotency_key="k1") == first
+    with pytest.raises(IdempotencyConflict):
+        stack.accept(phone(1), "something else", idempotency_key="k1")
+    assert sum(stack.res.messages.count_by_state().values()) == 1
+
+
+def test_reused_key_with_other_content_through_the_task_is_recorded_failed(stack: Stack
+                                                                           ) -> None:
+    stack.add_instance("a")
+    pipeline(stack).send((), {"phone": phone(1), "text": "oi", "idempotency_key": "k"})
+    pipeline(stack).send((), {"phone": phone(1), "text": "other", "idempotency_key": "k"})
+    assert stack.res.messages.count_by_state() == {"sent": 1, "failed": 1}
+
+
+# -- waiting -----------------------------------------------------------------------------
+def test_nothing_online_requeues_with_capped_backoff_and_keeps_the_message(stack: Stack) -> None:
+    stack.add_instance("a", status=InstanceStatus.DISCONNECTED)
+    message_id = deliver_new(stack, 1)
+    for _ in range(8):
+        stack.dispatcher.deliver(message_id)
+    countdowns = [c for _, c in stack.scheduler.calls]
+    assert countdowns[:4] == [10.0, 20.0, 40.0, 80.0] and max(countdowns) == 300.0
+    message = stack.res.messages.get(message_id)
+    assert message.state is MessageState.QUEUED and message.requeues == 9 and message.attempts == 0
+
+
+def test_message_expires_after_its_ttl_while_nothing_is_online(stack: Stack) -> None:
+    stack.add_instance("a", status=InstanceStatus.DISCONNECTED)
+    message_id = deliver_new(stack, 1, ttl_seconds=60)
+    stack.set_clock(T0 + 61)
+    assert stack.dispatcher.deliver(message_id).result is Result.EXPIRED
+    assert stack.res.messages.get(message_id).state is MessageState.EXPIRED
+
+
+def test_saturated_pool_parks_messages_until_the_next_hour(stack: Stack) -> None:
+    stack.add_instance("a", hourly=1)
+    deliver_new(stack, 1)
+    parked = stack.res.messages.get(deliver_new(stack, 2))
+    assert parked.state is MessageState.WAITING and parked.requeues == 1
+    next_hour = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 11:00 in São Paulo
+    assert parked.not_before == next_hour
+    assert stack.scheduler.calls == []
+
+
+def test_saturated_pool_requeues_with_a_countdown_when_the_slot_is_near(stack: Stack) -> None:
+    stack.add_instance("a", hourly=1)
+    stack.set_clock(T0 + 3600 - 100)
+    deliver_new(stack, 1)
+    message_id = deliver_new(stack, 2)
+    assert stack.scheduler.calls == [(message_id, pytest.approx(100.0))]

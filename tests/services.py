@@ -1,0 +1,90 @@
+"""Where the test services live, and how tests get isolated copies of them.
+
+Redis: one logical database per pytest-xdist worker, flushed before each test.
+PostgreSQL: the schema is migrated once per session into a template database; each test
+that asks for a database gets a fresh `CREATE DATABASE ... TEMPLATE ...` copy.
+A missing service fails in CI (CI=true) and skips on a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = os.environ.get("ZD_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("ZD_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def require(ok: bool, what: str) -> None:
+    """Skip on a laptop, fail in CI, when a service the test needs is not there."""
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not reachable (CI requires it)")
+    pytest.skip(f"{what} is not reachable")
+
+
+def redis_url_for(worker_id: str) -> str:
+    """A Redis database of its own for each xdist worker (db 1..15; db 0 is for humans)."""
+    index = 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
+    return f"{REDIS_BASE}/{1 + index % 15}"
+
+
+def pg_url(dbname: str, driver: str = "postgresql+psycopg") -> str:
+    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", f"{driver}://", 1)
+    return f"{base}/{dbname}"
+
+
+def admin_execute(sql: str) -> None:
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+def postgres_is_up() -> bool:
+    try:
+        with psycopg.connect(ADMIN_DSN, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def redis_is_up(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def migrate(database_url: str) -> None:
+    """Run `alembic upgrade head` as the operator would."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )
+
+
+def create_template(worker_id: str) -> str:
+    name = f"zd_test_tpl_{worker_id}_{os.getpid()}"
+    admin_execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin_execute(f'CREATE DATABASE "{name}"')
+    migrate(pg_url(name))
+    return name
+
+
+def copy_database(template: str) -> str:
+    name = f"zd_test_{uuid.uuid4().hex[:12]}"
+    admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return name
+
+
+def drop_database(name: str) -> None:
+    admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,300 @@
+"""EvolutionClient / AsyncEvolutionClient against httpx.MockTransport (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import httpx
+import pytest
+
+from worker.evolution import (
+    AsyncEvolutionClient,
+    EvolutionAuthError,
+    EvolutionClient,
+    EvolutionError,
+    InstanceRateLimited,
+    InstanceState,
+    InstanceUnavailable,
+    RecipientNotOnWhatsApp,
+    SentText,
+    TransientEvolutionError,
+)
+from worker.phones import mask_phone
+
+BASE = "http://evolution.test"
+NUMBER = "5511999998888"
+SENT_BODY = {
+    "key": {"remoteJid": f"{NUMBER}@s.whatsapp.net", "fromMe": True, "id": "3EB0ABCDEF0123456789"},
+    "status": "PENDING",
+    "message": {"conversation": "hi"},
+    "messageType": "conversation",
+    "messageTimestamp": 1732300000,
+    "instanceId": "9b1c",
+}
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client_for(handler: Handler, api_key: str | None = "secret") -> EvolutionClient:
+    return EvolutionClient(BASE, api_key, transport=httpx.MockTransport(handler))
+
+
+def error_body(status: int, error: str, message: Any) -> dict[str, Any]:
+    return {"status": status, "error": error, "response": {"message": message}}
+
+
+def answer(status: int, body: Any = None, **kwargs: Any) -> Handler:
+    return lambda request: httpx.Response(status, json=body, **kwargs)
+
+
+def send_with(handler: Handler) -> SentText:
+    with client_for(handler) as client:
+        return client.send_text("inst-a", NUMBER, "hi")
+
+
+def test_send_text_posts_v2_body_with_apikey_and_parses_answer() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=SENT_BODY)
+
+    sent = send_with(handler)
+
+    assert sent == SentText("3EB0ABCDEF0123456789", "PENDING", f"{NUMBER}@s.whatsapp.net")
+    request = seen[0]
+    assert request.method == "POST"
+    assert request.url.path == "/message/sendText/inst-a"
+    assert request.headers["apikey"] == "secret"
+    assert json.loads(request.content) == {"number": NUMBER, "text": "hi"}
+
+
+def test_send_text_accepts_200() -> None:
+    assert send_with(answer(200, SENT_BODY)).provider_message_id == "3EB0ABCDEF0123456789"
+
+
+def test_no_apikey_header_without_key() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=SENT_BODY)
+
+    client_for(handler, api_key=None).send_text("inst-a", NUMBER, "hi")
+    assert "apikey" not in seen[0].headers
+
+
+def test_instance_name_is_quoted_in_path() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=SENT_BODY)
+
+    client_for(handler).send_text("loja 1/sp", NUMBER, "hi")
+    assert seen[0].url.raw_path == b"/message/sendText/loja%201%2Fsp"
+
+
+def test_not_on_whatsapp_is_permanent_and_masks_number() -> None:
+    body = error_body(
+        400, "Bad Request", [{"jid": f"{NUMBER}@s.whatsapp.net", "exists": False, "number": NUMBER}]
+    )
+    with pytest.raises(RecipientNotOnWhatsApp) as caught:
+        send_with(answer(400, body))
+    assert caught.value.status_code == 400
+    assert caught.value.instance == "inst-a"
+    assert NUMBER not in str(caught.value)
+    assert mask_phone(NUMBER) in str(caught.value)
+
+
+def test_other_400_means_instance_unavailable() -> None:
+    body = error_body(400, "Bad Request", ["Error: Connection Closed"])
+    with pytest.raises(InstanceUnavailable) as caught:
+        send_with(answer(400, body))
+    assert caught.value.status_code == 400
+    assert "Connection Closed" in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_errors(status: int) -> None:
+    with pytest.raises(EvolutionAuthError) as caught:
+        send_with(answer(status, error_body(status, "Unauthorized", "Unauthorized")))
+    assert caught.value.status_code == status
+    assert "secret" not in str(caught.value)
+
+
+def test_unknown_instance_is_unavailable() -> None:
+    body = error_body(404, "Not Found", ['The "inst-a" instance does not exist'])
+    with pytest.raises(InstanceUnavailable) as caught:
+        send_with(answer(404, body))
+    assert caught.value.status_code == 404
+
+
+def test_429_carries_retry_after_seconds() -> None:
+    body = error_body(429, "Too Many Requests", ["slow down"])
+    with pytest.raises(InstanceRateLimited) as caught:
+        send_with(answer(429, body, headers={"Retry-After": "7"}))
+    assert caught.value.retry_after_seconds == 7.0
+    assert caught.value.status_code == 429
+    assert isinstance(caught.value, TransientEvolutionError)
+
+
+def test_429_without_retry_after() -> None:
+    with pytest.raises(InstanceRateLimited) as caught:
+        send_with(answer(429, {}))
+    assert caught.value.retry_after_seconds is None
+
+
+def test_500_is_transient() -> None:
+    with pytest.raises(TransientEvolutionError) as caught:
+        send_with(answer(500, error_body(500, "Internal Server Error", ["boom"])))
+    assert type(caught.value) is TransientEvolutionError
+    assert caught.value.status_code == 500
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ReadTimeout("slow"),
+        httpx.ConnectTimeout("slow"),
+        httpx.ConnectError("refused"),
+        httpx.RemoteProtocolError("peer closed connection"),
+    ],
+)
+def test_transport_errors_are_transient(exc: httpx.HTTPError) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    with pytest.raises(TransientEvolutionError) as caught:
+        send_with(handler)
+    assert type(caught.value) is TransientEvolutionError
+    assert caught.value.status_code is None
+    assert isinstance(caught.value.__cause__, httpx.HTTPError)
+
+
+def test_malformed_json_is_transient() -> None:
+    with pytest.raises(TransientEvolutionError):
+        send_with(lambda request: httpx.Response(201, content=b"{not json"))
+
+
+@pytest.mark.parametrize("body", [{}, {"key": {}}, {"key": {"id": ""}}, [1, 2], "x"])
+def test_answer_without_key_id_is_transient(body: Any) -> None:
+    with pytest.raises(TransientEvolutionError):
+        send_with(answer(201, body))
+
+
+def test_errors_survive_pickling() -> None:
+    error = InstanceRateLimited("x", instance="inst-a", retry_after_seconds=3.0)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.instance, copy.status_code, copy.retry_after_seconds) == ("inst-a", 429, 3.0)
+
+
+def test_connection_state() -> None:
+    body = {"instance": {"instanceName": "inst-a", "state": "open"}}
+    with client_for(answer(200, body)) as client:
+        assert client.connection_state("inst-a") == InstanceState("inst-a", "open", None, None)
+
+
+def test_connection_state_unknown_instance() -> None:
+    client = client_for(answer(404, error_body(404, "Not Found", ["nope"])))
+    with client, pytest.raises(InstanceUnavailable):
+        client.connection_state("ghost")
+
+
+FETCH_BODY = [
+    {
+        "name": "inst-a",
+        "connectionStatus": "open",
+        "number": "5511911112222",
+        "ownerJid": "5511911112222@s.whatsapp.net",
+        "disconnectionReasonCode": None,
+        "disconnectionAt": None,
+    },
+    {
+        "name": "inst-b",
+        "connectionStatus": "close",
+        "number": None,
+        "ownerJid": "5511933334444@s.whatsapp.net",
+        "disconnectionReasonCode": 401,
+        "disconnectionAt": "2024-11-22T18:00:00.000Z",
+    },
+    {"name": "inst-c", "connectionStatus": "connecting"},
+]
+FETCH_EXPECTED = [
+    InstanceState("inst-a", "open", None, "5511911112222"),
+    InstanceState("inst-b", "close", 401, "5511933334444"),
+    InstanceState("inst-c", "connecting", None, None),
+]
+
+
+def test_fetch_instances_parses_records() -> None:
+    with client_for(answer(200, FETCH_BODY)) as client:
+        assert client.fetch_instances() == FETCH_EXPECTED
+
+
+@pytest.mark.parametrize("body", [{"name": "x"}, [{"name": "x"}], [1]])
+def test_fetch_instances_unexpected_body(body: Any) -> None:
+    with client_for(answer(200, body)) as client, pytest.raises(TransientEvolutionError):
+        client.fetch_instances()
+
+
+# --- async -------------------------------------------------------------------------------
+
+AsyncHandler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
+
+
+def async_client_for(handler: AsyncHandler) -> AsyncEvolutionClient:
+    return AsyncEvolutionClient(BASE, "secret", transport=httpx.MockTransport(handler))
+
+
+def state_body(request: httpx.Request) -> dict[str, Any]:
+    name = request.url.path.rsplit("/", 1)[-1]
+    return {"instance": {"instanceName": name, "state": "open"}}
+
+
+def test_async_fetch_instances_and_state() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["apikey"] == "secret"
+        if request.url.path == "/instance/fetchInstances":
+            return httpx.Response(200, json=FETCH_BODY)
+        return httpx.Response(200, json=state_body(request))
+
+    async def run() -> tuple[list[InstanceState], InstanceState]:
+        async with async_client_for(handler) as client:
+            return await client.fetch_instances(), await client.connection_state("inst-a")
+
+    instances, state = asyncio.run(run())
+    assert instances == FETCH_EXPECTED
+    assert state == InstanceState("inst-a", "open", None, None)
+
+
+def test_connection_states_bounds_each_call_by_its_own_timeout() -> None:
+    hanging = {f"hang-{i}" for i in range(20)}
+    names = [f"ok-{i}" for i in range(80)] + sorted(hanging) + ["gone"]
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.rsplit("/", 1)[-1]
+        if name in hanging:
+            await asyncio.sleep(30)
+        if name == "gone":
+            return httpx.Response(404, json=error_body(404, "Not Found", ["nope"]))
+        return httpx.Response(200, json=state_body(request))
+
+    async def run() -> dict[str, InstanceState | EvolutionError]:
+        async with async_client_for(handler) as client:
+            return await client.connection_states(names, timeout_seconds=0.2)
+
+    started = time.monotonic()
+    results = asyncio.run(run())
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 2.0  # 20 hanging calls in series would take 4 s
+    assert set(results) == set(names)
+    assert all(isinstance(results[name], TransientEvolutionError) for name in hanging)
+    assert isinstance(results["gone"], InstanceUnavailable)
+    assert results["ok-3"] == InstanceState("ok-3", "open", None, None)

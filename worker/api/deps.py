@@ -1,0 +1,48 @@
+"""What the status API reads, built once per process and passed to `create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+
+from config import Settings
+from models.activity_store import ActivityStore
+from models.alert_store import AlertStore, AlertView
+from models.message_store import MessageStore
+from worker.resources import Resources
+from worker.routing import BreakerPolicy
+from worker.stats import StatsReader
+
+
+class AlertSource(Protocol):
+    """Open alerts (`models.alert_store.AlertStore` satisfies it)."""
+
+    def open_alerts(self) -> Sequence[AlertView]: ...
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    """Everything the routes read. Tests build it from their own resources."""
+
+    settings: Settings
+    stats: StatsReader
+    messages: MessageStore
+    activity: ActivityStore
+    alerts: AlertSource
+    redis: redis.Redis[Any]
+
+
+def breaker_policy(settings: Settings) -> BreakerPolicy:
+    return BreakerPolicy(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds)
+
+
+def deps_from_resources(res: Resources) -> ApiDeps:
+    """The API's view of this process's resources (the same stores and limiter as routing)."""
+    activity = ActivityStore(res.sessions)
+    stats = StatsReader(res.instances, activity, res.limiter, breaker_policy(res.settings),
+                        zone=res.settings.zone, warning_pct=res.settings.capacity_alert_pct)
+    return ApiDeps(settings=res.settings, stats=stats, messages=res.messages,
+                   activity=activity, alerts=AlertStore(res.sessions), redis=res.redis)

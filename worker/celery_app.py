@@ -1,0 +1,75 @@
+"""The Celery application: JSON only, late acks, one prefetched task per process.
+
+Settings are read once, here, at import (the process's start-up); nothing reads the
+environment later. `celery -A worker worker` consumes both queues below.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from config import Settings, load_settings
+
+MESSAGES_QUEUE = "zapdispatch.messages"
+MONITOR_QUEUE = "zapdispatch.monitor"
+
+SEND_MESSAGE = "zapdispatch.send_message"
+DELIVER_MESSAGE = "zapdispatch.deliver_message"
+HEALTH_CHECK = "zapdispatch.health_check"
+SWEEP = "zapdispatch.sweep"
+
+
+def celery_config(settings: Settings) -> dict[str, object]:
+    """Every Celery setting of the project, derived from the typed settings."""
+    transport = {"visibility_timeout": settings.broker_visibility_timeout_seconds}
+    return {
+        "broker_url": settings.redis_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # ETA tasks are held in worker memory; countdowns stay far below the visibility
+        # timeout (max_countdown_seconds), and longer waits are parked in PostgreSQL.
+        "worker_eta_task_limit": 1000,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_default_queue": MESSAGES_QUEUE,
+        "task_queues": (Queue(MESSAGES_QUEUE), Queue(MONITOR_QUEUE)),
+        "task_routes": {HEALTH_CHECK: {"queue": MONITOR_QUEUE}, SWEEP: {"queue": MONITOR_QUEUE}},
+        "beat_schedule": beat_schedule(settings),
+        "timezone": settings.timezone,
+        "enable_utc": True,
+        "include": ["tasks.messages", "tasks.monitoring"],
+    }
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
+    """Per-minute health check (configurable) and the sweep that re-drives parked messages."""
+    expires = settings.health_check_interval_seconds
+    return {
+        "health-check": {"task": HEALTH_CHECK, "schedule": settings.health_check_interval_seconds,
+                         "options": {"expires": expires}},
+        "sweep": {"task": SWEEP, "schedule": settings.sweep_interval_seconds,
+                  "options": {"expires": settings.sweep_interval_seconds}},
+    }
+
+
+def make_app(settings: Settings) -> Celery:
+    if settings.max_countdown_seconds >= settings.broker_visibility_timeout_seconds:
+        raise SystemExit("invalid configuration: MAX_COUNTDOWN_SECONDS must be below "
+                         "BROKER_VISIBILITY_TIMEOUT_SECONDS")
+    app = Celery("zapdispatch")
+    app.conf.update(celery_config(settings))
+    return app
+
+
+app = make_app(load_settings())

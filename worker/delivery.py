@@ -1,0 +1,222 @@
+"""Delivery of one recorded message: route → reserve → claim → send → record.
+
+A plain class with no Celery in it. It never holds a database session across the HTTP
+call: each step is its own short transaction. Waiting (no capacity, nothing online,
+transient failures) is handed to a `Scheduler`, which the Celery layer implements with
+countdowns; long waits are parked in PostgreSQL (`waiting` + `not_before`) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from config import Settings
+from models.instance_store import InstanceStore
+from models.message_store import ClaimOutcome, MessageStore
+from models.views import MessageView, to_datetime
+from worker.evolution import (
+    EvolutionError,
+    EvolutionClient,
+    PermanentRecipientError,
+    RecipientNotOnWhatsApp,
+)
+from worker.limiter import Limiter, NoCapacity, Reservation
+from worker.phones import mask_id, mask_phone
+from worker.routing import BreakerPolicy, RoutePlan, RouteRequest, plan_route
+
+log = logging.getLogger("zapdispatch.delivery")
+
+#: How many times a message is re-routed when its contact's sticky number moved meanwhile.
+PREFERENCE_RACE_LIMIT = 3
+
+
+class Scheduler(Protocol):
+    def schedule(self, message_id: uuid.UUID, countdown_seconds: float) -> None:
+        """Run delivery of `message_id` again in `countdown_seconds`."""
+
+
+class Result(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REQUEUED = "requeued"  # waiting for capacity or for an instance to come online
+    PARKED = "parked"  # waiting in PostgreSQL until `not_before`
+    RETRYING = "retrying"  # a transient send failure; retried with backoff
+    SKIPPED = "skipped"  # terminal already, or another worker holds it
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    result: Result
+    instance: str | None = None
+    countdown_seconds: float | None = None
+    detail: str | None = None
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Capped exponential backoff: base × 2^(attempt−1), at most `cap` seconds."""
+    return float(min(cap, base * 2.0 ** max(0, attempt - 1)))
+
+
+class Dispatcher:
+    """Delivers messages; one instance per worker process."""
+
+    def __init__(
+        self, settings: Settings, messages: MessageStore, instances: InstanceStore,
+        limiter: Limiter, evolution: EvolutionClient, scheduler: Scheduler,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._s = settings
+        self._messages = messages
+        self._instances = instances
+        self._limiter = limiter
+        self._evolution = evolution
+        self._scheduler = scheduler
+        self._rng = rng or random.Random()
+        self._breaker = BreakerPolicy(settings.circuit_failure_threshold,
+                                      settings.circuit_cooldown_seconds)
+
+    def deliver(self, message_id: uuid.UUID) -> Delivered:
+        """Try once to send; every path ends in a recorded state or a scheduled retry."""
+        for _ in range(PREFERENCE_RACE_LIMIT):
+            outcome = self._attempt(message_id)
+            if outcome is not None:
+                return outcome
+        return self._requeue_soon(self._messages.get(message_id), "sticky preference race")
+
+    # -- one attempt --------------------------------------------------------------------
+    def _attempt(self, message_id: uuid.UUID) -> Delivered | None:
+        found = self._messages.routing_input(message_id)
+        message, now = found.message, self._limiter.now()
+        if message.state.terminal or message.state.value == "sending":
+            return Delivered(Result.SKIPPED, detail=f"message is {message.state}")
+        if now >= message.expires_at.timestamp():
+            return self._expire(message, now)
+        plan = plan_route(self._route_request(message, found.preferred_instance, now),
+                          self._breaker)
+        if plan.waiting_for_preferred:
+            return self._requeue(message, self._s.offline_backoff_seconds, "waiting for preferred")
+        if plan.empty:
+            return self._nothing_online(message)
+        reserved = self._limiter.reserve(plan.candidates, phone=message.phone or "",
+                                         strict=plan.strict)
+        if isinstance(reserved, NoCapacity):
+            return self._wait_for_capacity(message, reserved)
+        return self._claim_and_send(message, plan, reserved)
+
+    def _route_request(self, message: MessageView, preferred: str | None, now: float
+                       ) -> RouteRequest:
+        failed_here = message.instance if message.attempts >= 2 and message.last_error else None
+        return RouteRequest(
+            preferred=preferred, instances=self._instances.all(), now=now,
+            message_age_seconds=now - message.created_at.timestamp(),
+            sticky_patience_seconds=self._s.sticky_patience_seconds, demote=failed_here,
+        )
+
+    def _claim_and_send(self, message: MessageView, plan: RoutePlan, slot: Reservation
+                        ) -> Delivered | None:
+        claim = self._messages.claim(message.id, slot.instance, contact_id=message.contact_id,
+                                     seen_preference=plan.preferred, now=to_datetime(slot.now))
+        if claim is not ClaimOutcome.CLAIMED:
+            self._limiter.release(slot)
+            if claim is ClaimOutcome.PREFERENCE_CHANGED:
+                return None
+            return Delivered(Result.SKIPPED, detail="claimed by another worker")
+        self._log_route(message, plan, slot.instance)
+        return self._send(message, slot)
+
+    def _send(self, message: MessageView, slot: Reservation) -> Delivered:
+        try:
+            sent = self._evolution.send_text(slot.instance, message.phone or "", message.text)
+        except RecipientNotOnWhatsApp as exc:
+            self._limiter.release(slot)
+            return self._fail(message, f"recipient not on WhatsApp ({exc})")
+        except PermanentRecipientError as exc:
+            self._limiter.release(slot)
+            return self._fail(message, f"recipient rejected: {exc}")
+        except EvolutionError as exc:
+            self._limiter.release(slot)
+            return self._transient_failure(message, slot, exc)
+        self._messages.mark_sent(message.id, sent.provider_message_id, to_datetime(slot.now))
+        self._instances.record_send_success(slot.instance, to_datetime(slot.now))
+        log.info("sent message %s via %s to contact %s", message.id, slot.instance,
+                 mask_id(message.contact_id))
+        return Delivered(Result.SENT, instance=slot.instance)
+
+    # -- outcomes -----------------------------------------------------------------------
+    def _transient_failure(self, message: MessageView, slot: Reservation, exc: EvolutionError
+                           ) -> Delivered:
+        at = to_datetime(slot.now)
+        failures = self._instances.record_send_failure(
+            slot.instance, at, threshold=self._s.circuit_failure_threshold)
+        attempts = message.attempts + 1
+        error = f"{type(exc).__name__} on {slot.instance}: {exc}"
+        log.warning("send of message %s via %s failed (attempt %d, instance failures %d): %s",
+                    message.id, slot.instance, attempts, failures, error)
+        if attempts >= self._s.max_send_attempts:
+            return self._fail(message, f"gave up after {attempts} attempts; last: {error}")
+        self._messages.return_to_queue(message.id, error, at)
+        delay = backoff_seconds(attempts, self._s.retry_backoff_seconds,
+                                self._s.retry_backoff_max_seconds)
+        self._scheduler.schedule(message.id, delay)
+        return Delivered(Result.RETRYING, slot.instance, delay, error)
+
+    def _fail(self, message: MessageView, reason: str) -> Delivered:
+        self._messages.mark_failed(message.id, reason, to_datetime(self._limiter.now()))
+        log.warning("message %s to %s failed permanently: %s", message.id,
+                    mask_phone(message.phone or ""), reason)
+        return Delivered(Result.FAILED, detail=reason)
+
+    def _expire(self, message: MessageView, now: float) -> Delivered:
+        self._messages.mark_expired(message.id, to_datetime(now))
+        log.warning("message %s expired after %d requeues (TTL passed)", message.id,
+                    message.requeues)
+        return Delivered(Result.EXPIRED)
+
+    def _nothing_online(self, message: MessageView) -> Delivered:
+        delay = backoff_seconds(message.requeues + 1, self._s.offline_backoff_seconds,
+                                self._s.offline_backoff_max_seconds)
+        log.error("no instance available for message %s; retrying in %.0f s", message.id, delay)
+        return self._requeue(message, delay, "no instance online")
+
+    def _wait_for_capacity(self, message: MessageView, full: NoCapacity) -> Delivered:
+        wait = max(0.0, full.retry_at - full.now) + self._jitter()
+        until = min(full.now + wait, message.expires_at.timestamp())
+        if until - full.now > self._s.max_countdown_seconds:
+            return self._park(message, until, full)
+        return self._requeue(message, until - full.now, f"no capacity ({full.reason})")
+
+    def _park(self, message: MessageView, until: float, full: NoCapacity) -> Delivered:
+        self._messages.note_requeue(message.id, to_datetime(full.now),
+                                    not_before=to_datetime(until))
+        log.info("message %s parked until %s (%s)", message.id, to_datetime(until).isoformat(),
+                 full.reason)
+        return Delivered(Result.PARKED, countdown_seconds=until - full.now, detail=full.reason)
+
+    def _requeue(self, message: MessageView, countdown: float, why: str) -> Delivered:
+        countdown = min(countdown, float(self._s.max_countdown_seconds))
+        self._messages.note_requeue(message.id, to_datetime(self._limiter.now()))
+        self._scheduler.schedule(message.id, countdown)
+        return Delivered(Result.REQUEUED, countdown_seconds=countdown, detail=why)
+
+    def _requeue_soon(self, message: MessageView, why: str) -> Delivered:
+        return self._requeue(message, 1.0 + self._jitter(), why)
+
+    def _jitter(self) -> float:
+        return self._rng.uniform(0, self._s.requeue_jitter_seconds)
+
+    def _log_route(self, message: MessageView, plan: RoutePlan, instance: str) -> None:
+        contact = mask_id(message.contact_id)
+        if plan.preferred is None:
+            log.info("contact %s assigned to least-loaded instance %s", contact, instance)
+        elif instance != plan.preferred:
+            why = plan.fallback.value if plan.fallback else "preferred over its cap"
+            log.warning("fallback: contact %s moved from %s to %s (%s)", contact,
+                        plan.preferred, instance, why)
+        else:
+            log.info("contact %s using preferred instance %s", contact, instance)

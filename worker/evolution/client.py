@@ -1,0 +1,343 @@
+"""httpx clients for the Evolution API v2 (see shared/evolution-api.md).
+
+`EvolutionClient` (sync) sends messages from Celery workers; `AsyncEvolutionClient` polls
+connection states for the health check. Both convert every failure into the exceptions of
+`worker.evolution.errors` in one place (`_to_error`). The API key travels only in the
+`apikey` header and is never logged or put in a message; phone numbers are masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from worker.evolution.errors import (
+    EvolutionAuthError,
+    EvolutionError,
+    InstanceRateLimited,
+    InstanceUnavailable,
+    RecipientNotOnWhatsApp,
+    TransientEvolutionError,
+)
+from worker.phones import mask_phone
+
+DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+"""Seconds: 5 to connect, 15 for each read/write/pool wait."""
+
+_SEND_OK = frozenset({200, 201})
+_DIGIT_RUN = re.compile(r"\d{6,}")
+_MAX_DETAIL_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SentText:
+    """A message the server accepted. `provider_message_id` is its `key.id`."""
+
+    provider_message_id: str
+    status: str
+    remote_jid: str
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceState:
+    """One instance's connection, as the server reports it.
+
+    `state` is open/connecting/close/refused; `disconnection_reason` is the reason code of
+    the last close (401 logged out, 403 banned, 402, 406), None if unknown or not closed.
+    """
+
+    name: str
+    state: str
+    disconnection_reason: int | None
+    number: str | None
+
+
+class EvolutionClient:
+    """Synchronous client; one per worker process (it holds a connection pool)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=_headers(api_key),
+            timeout=timeout or DEFAULT_TIMEOUT,
+            transport=transport,
+        )
+
+    def send_text(self, instance: str, number: str, text: str) -> SentText:
+        """Send `text` to `number` (digits, with country code) through `instance`."""
+        with _at_edge(instance, number):
+            response = self._http.post(_send_path(instance), json={"number": number, "text": text})
+        return _parse_sent(_ok_json(response, instance, number, ok=_SEND_OK), instance)
+
+    def connection_state(self, instance: str) -> InstanceState:
+        """The state of one instance (no number or reason: this endpoint lacks them)."""
+        with _at_edge(instance):
+            response = self._http.get(_state_path(instance))
+        return _parse_connection_state(_ok_json(response, instance), instance)
+
+    def fetch_instances(self) -> list[InstanceState]:
+        """Every instance the server knows, in one call (needs the global key)."""
+        with _at_edge(None):
+            response = self._http.get("/instance/fetchInstances")
+        return _parse_instances(_ok_json(response, None))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EvolutionClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class AsyncEvolutionClient:
+    """Asynchronous client for health polls: many connection states at once."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers=_headers(api_key),
+            timeout=timeout or DEFAULT_TIMEOUT,
+            transport=transport,
+        )
+
+    async def connection_state(self, instance: str) -> InstanceState:
+        """The state of one instance (no number or reason: this endpoint lacks them)."""
+        with _at_edge(instance):
+            response = await self._http.get(_state_path(instance))
+        return _parse_connection_state(_ok_json(response, instance), instance)
+
+    async def fetch_instances(self) -> list[InstanceState]:
+        """Every instance the server knows, in one call (needs the global key)."""
+        with _at_edge(None):
+            response = await self._http.get("/instance/fetchInstances")
+        return _parse_instances(_ok_json(response, None))
+
+    async def connection_states(
+        self, names: Sequence[str], *, timeout_seconds: float
+    ) -> dict[str, InstanceState | EvolutionError]:
+        """The state of each named instance, queried concurrently.
+
+        Each call is bounded by `timeout_seconds` on its own, so the whole poll costs about
+        one timeout however many instances hang. Failures are returned, not raised.
+        """
+        unique = list(dict.fromkeys(names))
+        calls = (self._bounded_state(name, timeout_seconds) for name in unique)
+        results = await asyncio.gather(*calls)
+        return dict(zip(unique, results, strict=True))
+
+    async def _bounded_state(
+        self, instance: str, timeout_seconds: float
+    ) -> InstanceState | EvolutionError:
+        try:
+            return await asyncio.wait_for(self.connection_state(instance), timeout_seconds)
+        except TimeoutError:
+            message = f"connectionState of {instance!r}: no answer within {timeout_seconds} s"
+            return TransientEvolutionError(message, instance=instance)
+        except EvolutionError as exc:
+            return exc
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncEvolutionClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+# --- requests -------------------------------------------------------------------------
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"apikey": api_key} if api_key else {}
+
+
+def _send_path(instance: str) -> str:
+    return f"/message/sendText/{quote(instance, safe='')}"
+
+
+def _state_path(instance: str) -> str:
+    return f"/instance/connectionState/{quote(instance, safe='')}"
+
+
+@contextlib.contextmanager
+def _at_edge(instance: str | None, number: str | None = None) -> Iterator[None]:
+    """Convert httpx's transport errors (timeouts, resets, refused) into ours."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise _to_error(exc, instance, number) from exc
+
+
+def _ok_json(
+    response: httpx.Response,
+    instance: str | None,
+    number: str | None = None,
+    *,
+    ok: frozenset[int] = frozenset({200}),
+) -> Any:
+    """The decoded body of a successful answer; raise the mapped error otherwise."""
+    if response.status_code not in ok:
+        raise _to_error(response, instance, number)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise _unexpected(response, instance, "body is not JSON") from exc
+
+
+# --- error mapping ----------------------------------------------------------------------
+
+
+def _to_error(
+    failure: httpx.Response | httpx.HTTPError, instance: str | None, number: str | None
+) -> EvolutionError:
+    """The one place where an HTTP answer or an httpx error becomes an EvolutionError."""
+    if isinstance(failure, httpx.HTTPError):
+        kind = type(failure).__name__
+        return TransientEvolutionError(f"{_where(instance, number)}: {kind}", instance=instance)
+    status = failure.status_code
+    detail = f"{_where(instance, number)}: HTTP {status} {_details(failure)}".rstrip()
+    if status == 400 and _says_not_on_whatsapp(failure):
+        return RecipientNotOnWhatsApp(detail, instance=instance, status_code=status)
+    if status in (400, 404):
+        return InstanceUnavailable(detail, instance=instance, status_code=status)
+    if status in (401, 403):
+        return EvolutionAuthError(detail, instance=instance, status_code=status)
+    if status == 429:
+        retry_after = _retry_after_seconds(failure.headers.get("retry-after"), time.time())
+        return InstanceRateLimited(detail, instance=instance, retry_after_seconds=retry_after)
+    # 5xx, and statuses the contract does not name: retrying is the safe default.
+    return TransientEvolutionError(detail, instance=instance, status_code=status)
+
+
+def _unexpected(response: httpx.Response, instance: str | None, why: str) -> EvolutionError:
+    message = f"{_where(instance, None)}: unexpected answer (HTTP {response.status_code}): {why}"
+    return TransientEvolutionError(message, instance=instance, status_code=response.status_code)
+
+
+def _where(instance: str | None, number: str | None) -> str:
+    where = f"instance {instance!r}" if instance is not None else "Evolution API"
+    return f"{where} to {mask_phone(number)}" if number is not None else where
+
+
+def _server_messages(response: httpx.Response) -> list[Any]:
+    """`response.message` of the contract's error shape, as a list (empty if absent)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    inner = body.get("response") if isinstance(body, dict) else None
+    message = inner.get("message") if isinstance(inner, dict) else None
+    if message is None:
+        return []
+    return message if isinstance(message, list) else [message]
+
+
+def _says_not_on_whatsapp(response: httpx.Response) -> bool:
+    messages = _server_messages(response)
+    return any(isinstance(item, dict) and item.get("exists") is False for item in messages)
+
+
+def _details(response: httpx.Response) -> str:
+    """The server's messages, phone-like digit runs masked, cut to a sane length."""
+    text = "; ".join(str(item) for item in _server_messages(response))
+    return _DIGIT_RUN.sub(lambda match: mask_phone(match.group()), text)[:_MAX_DETAIL_CHARS]
+
+
+def _retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds from `now` (unix seconds); it may be seconds or an HTTP date."""
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(float(value), 0.0)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - now, 0.0)
+
+
+# --- bodies -------------------------------------------------------------------------------
+
+
+def _parse_sent(body: Any, instance: str) -> SentText:
+    key = body.get("key") if isinstance(body, dict) else None
+    if not isinstance(key, dict) or not isinstance(key.get("id"), str) or not key["id"]:
+        raise TransientEvolutionError(
+            f"instance {instance!r}: sendText answer has no key.id", instance=instance
+        )
+    message_id: str = key["id"]
+    status, remote_jid = body.get("status"), key.get("remoteJid")
+    return SentText(
+        provider_message_id=message_id,
+        status=status if isinstance(status, str) else "",
+        remote_jid=remote_jid if isinstance(remote_jid, str) else "",
+    )
+
+
+def _parse_connection_state(body: Any, instance: str) -> InstanceState:
+    inner = body.get("instance") if isinstance(body, dict) else None
+    state = inner.get("state") if isinstance(inner, dict) else None
+    if not isinstance(state, str) or not state:
+        raise TransientEvolutionError(
+            f"instance {instance!r}: connectionState answer has no state", instance=instance
+        )
+    return InstanceState(name=instance, state=state, disconnection_reason=None, number=None)
+
+
+def _parse_instances(body: Any) -> list[InstanceState]:
+    if not isinstance(body, list):
+        raise TransientEvolutionError("fetchInstances answer is not a JSON array")
+    return [_parse_instance_record(record) for record in body]
+
+
+def _parse_instance_record(record: Any) -> InstanceState:
+    if not isinstance(record, dict):
+        raise TransientEvolutionError("fetchInstances record is not an object")
+    name, state = record.get("name"), record.get("connectionStatus")
+    if not isinstance(name, str) or not isinstance(state, str):
+        raise TransientEvolutionError("fetchInstances record lacks name or connectionStatus")
+    reason = record.get("disconnectionReasonCode")
+    return InstanceState(
+        name=name,
+        state=state,
+        disconnection_reason=reason if type(reason) is int else None,
+        number=_record_number(record),
+    )
+
+
+def _record_number(record: dict[str, Any]) -> str | None:
+    """`number`, or the user part of `ownerJid` (`5511...@s.whatsapp.net`) when it is null."""
+    number = record.get("number")
+    if isinstance(number, str) and number:
+        return number
+    owner = record.get("ownerJid")
+    if isinstance(owner, str) and "@" in owner:
+        return owner.split("@", 1)[0] or None
+    return None

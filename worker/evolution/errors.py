@@ -1,0 +1,76 @@
+"""The Evolution API boundary's own exceptions.
+
+`worker.evolution.client` converts every httpx error and every non-success answer into
+one of these, once, at the edge; nothing above it catches `httpx.HTTPError`.
+
+    EvolutionError
+      TransientEvolutionError     5xx, timeouts, connection errors, unexpected bodies
+        InstanceRateLimited       429; retry later on this instance
+        InstanceUnavailable       404 unknown instance, 400 from a dead session
+      EvolutionAuthError          401/403: our configuration is wrong
+      PermanentRecipientError     permanent for that recipient
+        RecipientNotOnWhatsApp    400 with `exists: false`
+
+Messages never contain a full phone number or the API key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EvolutionError(Exception):
+    """Base of every Evolution API failure.
+
+    `instance` is the instance the call was about (None for calls about all of them);
+    `status_code` is the HTTP status when the server answered, None otherwise.
+    """
+
+    def __init__(
+        self, message: str, *, instance: str | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.instance = instance
+        self.status_code = status_code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the keyword-only attributes across pickling (Celery result backends).
+        return (self.__class__, self.args, self.__dict__)
+
+
+class TransientEvolutionError(EvolutionError):
+    """May succeed if retried later (on the same or another instance)."""
+
+
+class InstanceRateLimited(TransientEvolutionError):
+    """HTTP 429: this instance is rate limited now.
+
+    `retry_after_seconds` comes from the Retry-After header (seconds), None if absent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        instance: str | None = None,
+        status_code: int | None = 429,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(message, instance=instance, status_code=status_code)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class InstanceUnavailable(TransientEvolutionError):
+    """The instance cannot send now (unknown to the server, or its session is dead)."""
+
+
+class EvolutionAuthError(EvolutionError):
+    """HTTP 401/403: the API key or URL is wrong. Not the recipient's fault."""
+
+
+class PermanentRecipientError(EvolutionError):
+    """Retrying will not help for this recipient, on any instance."""
+
+
+class RecipientNotOnWhatsApp(PermanentRecipientError):
+    """The number has no WhatsApp account (HTTP 400, `exists: false`)."""

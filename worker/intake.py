@@ -1,0 +1,118 @@
+"""Producer input → a validated `NewMessage`, or `InvalidMessage` with a reason a person can read.
+
+The same rules serve `tasks.enqueue_message` (which raises before queueing anything) and the
+`zapdispatch.send_message` task (which records the message `failed` with the reason).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+
+from models.message_store import NewMessage, RejectedMessage
+from models.views import to_datetime
+from worker.phones import InvalidPhone, normalize_phone
+
+MAX_TEXT_CHARS = 4096
+MAX_CONTACT_ID_CHARS = 128
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+MAX_TTL_SECONDS = 30 * 24 * 3600
+KNOWN_FIELDS = frozenset({"phone", "text", "contact_id", "idempotency_key", "ttl_seconds"})
+
+
+class InvalidMessage(ValueError):
+    """The producer's input cannot become a message; `str(exc)` says why."""
+
+
+def validate(fields: Mapping[str, object], *, now: float, default_ttl_seconds: int) -> NewMessage:
+    """Check and normalize producer keywords; `now` is unix seconds. Raises InvalidMessage."""
+    _reject_unknown(fields)
+    phone = _phone(fields.get("phone"))
+    text = _text(fields.get("text"))
+    contact_id = _optional_str(fields.get("contact_id"), "contact_id", MAX_CONTACT_ID_CHARS)
+    key = _optional_str(fields.get("idempotency_key"), "idempotency_key",
+                        MAX_IDEMPOTENCY_KEY_CHARS)
+    ttl = _ttl(fields.get("ttl_seconds"), default_ttl_seconds)
+    contact = contact_id or phone
+    return NewMessage(
+        id=uuid.uuid4(), contact_id=contact, phone=phone, text=text,
+        content_hash=content_hash(phone, text, contact), idempotency_key=key,
+        expires_at=to_datetime(now) + timedelta(seconds=ttl), created_at=to_datetime(now),
+    )
+
+
+def rejection(fields: Mapping[str, object], reason: str, *, now: float) -> RejectedMessage:
+    """A `failed` record of input that did not validate; oversize values are cut for storage."""
+    raw_phone = fields.get("phone")
+    text = fields.get("text")
+    key = fields.get("idempotency_key")
+    return RejectedMessage(
+        id=uuid.uuid4(),
+        raw_phone=raw_phone if isinstance(raw_phone, str) else repr(raw_phone),
+        text=(text if isinstance(text, str) else repr(text))[:MAX_TEXT_CHARS],
+        content_hash=content_hash(repr(raw_phone), repr(text)[:100_000], repr(fields.get(
+            "contact_id"))),
+        idempotency_key=key if isinstance(key, str) and len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
+        else None,
+        reason=reason, now=to_datetime(now),
+    )
+
+
+def content_hash(phone: str, text: str, contact_id: str) -> str:
+    """Fingerprint of what an idempotency key promises: same recipient, contact and text."""
+    payload = json.dumps([phone, contact_id, text], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _reject_unknown(fields: Mapping[str, object]) -> None:
+    unknown = sorted(set(fields) - KNOWN_FIELDS)
+    if unknown:
+        raise InvalidMessage(f"unknown argument(s): {', '.join(unknown)}")
+
+
+def _phone(value: object) -> str:
+    if value is None:
+        raise InvalidMessage("phone is required")
+    try:
+        return normalize_phone(value)
+    except InvalidPhone as exc:
+        raise InvalidMessage(str(exc)) from None
+
+
+def _text(value: object) -> str:
+    if value is None:
+        raise InvalidMessage("text is required")
+    if not isinstance(value, str):
+        raise InvalidMessage(f"text must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidMessage("text is empty")
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidMessage(f"text has {len(value)} characters; WhatsApp allows {MAX_TEXT_CHARS}")
+    return value
+
+
+def _optional_str(value: object, name: str, max_chars: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidMessage(f"{name} must be a string, got {type(value).__name__}")
+    if not value.strip() or len(value) > max_chars:
+        raise InvalidMessage(f"{name} must have 1..{max_chars} characters")
+    return value
+
+
+def _ttl(value: object, default: int) -> int:
+    """Seconds until the message expires instead of being sent."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidMessage(f"ttl_seconds must be an integer, got {type(value).__name__}")
+    if value <= 0:
+        raise InvalidMessage(f"ttl_seconds must be positive (the message would already be "
+                             f"expired), got {value}")
+    if value > MAX_TTL_SECONDS:
+        raise InvalidMessage(f"ttl_seconds must be at most {MAX_TTL_SECONDS}")
+    return value

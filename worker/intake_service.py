@@ -1,0 +1,65 @@
+"""Acceptance of producer input: validate, record (idempotently), then deliver.
+
+Used by the `zapdispatch.send_message` task (bad input → a `failed` record, no retry) and
+by `tasks.enqueue_message` (bad input → ValueError before anything is queued).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+
+from config import Settings
+from models.message_store import Accepted, IdempotencyConflict, MessageStore
+from worker.intake import InvalidMessage, rejection, validate
+from worker.limiter import Limiter
+
+log = logging.getLogger("zapdispatch.intake")
+
+
+class Intake:
+    def __init__(self, settings: Settings, messages: MessageStore, limiter: Limiter) -> None:
+        self._s = settings
+        self._messages = messages
+        self._limiter = limiter
+
+    def accept(self, fields: Mapping[str, object]) -> Accepted:
+        """Record a valid message (or return the one its idempotency key names).
+
+        Raises InvalidMessage or IdempotencyConflict (both ValueError) for bad input.
+        """
+        new = validate(fields, now=self._limiter.now(),
+                       default_ttl_seconds=self._s.message_ttl_seconds)
+        accepted = self._messages.accept(new)
+        if not accepted.created:
+            log.info("idempotency key reused: message %s already accepted", accepted.id)
+        return accepted
+
+    def accept_or_record_failure(self, fields: Mapping[str, object]) -> Accepted:
+        """Like `accept`, but bad input is recorded as a `failed` message with its reason."""
+        try:
+            return self.accept(fields)
+        except InvalidMessage as exc:
+            return self._record_rejection(fields, str(exc))
+        except IdempotencyConflict as exc:
+            # The key belongs to another message: record this one without it.
+            return self._record_rejection({**fields, "idempotency_key": None}, str(exc))
+
+    def _record_rejection(self, fields: Mapping[str, object], reason: str) -> Accepted:
+        recorded = self._messages.reject(rejection(fields, reason, now=self._limiter.now()))
+        log.warning("rejected message %s: %s", recorded.id, reason)
+        return recorded
+
+
+def positional_fields(args: tuple[object, ...]) -> dict[str, object]:
+    """`send_message(phone, text, contact_id, ...)` called positionally, mapped to names."""
+    order = ("phone", "text", "contact_id", "idempotency_key", "ttl_seconds")
+    if len(args) > len(order):
+        raise InvalidMessage(f"too many positional arguments ({len(args)}); use keywords")
+    return dict(zip(order, args, strict=False))
+
+
+def message_id_from(value: object) -> uuid.UUID:
+    """The deliver task's argument; a malformed id is a programming error, not input."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -1,0 +1,186 @@
+"""The limiter on Redis: one EVALSHA of `reserve.lua` per reserve (two after a clock jump)."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import redis
+
+from worker import keys
+from worker.clock import RedisClock
+from worker.limiter import policy
+from worker.limiter.policy import (
+    Candidate,
+    InstanceUsage,
+    NoCapacity,
+    Reservation,
+    SpacingPolicy,
+)
+from worker.limiter.timezones import DAY_SECONDS, offset_table
+
+#: The script accepts `now` within this distance of the table's centre (seconds).
+TABLE_VALID_SECONDS = 2 * DAY_SECONDS
+#: The table itself extends a day further, so window ends past the valid range are exact.
+TABLE_SPAN_SECONDS = TABLE_VALID_SECONDS + DAY_SECONDS
+#: A cached table is rebuilt once the clock estimate is this close to its valid edge.
+TABLE_REBUILD_MARGIN_SECONDS = DAY_SECONDS
+
+
+def read_script(name: str) -> str:
+    """Text of a Lua file shipped next to this module."""
+    return files("worker.limiter").joinpath(name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class _OffsetTable:
+    """An offset table and the range of `now` (unix seconds) the script accepts with it."""
+
+    valid_from: float
+    valid_until: float
+    pairs: list[tuple[float, int]]
+
+    def fresh_for(self, estimate: float) -> bool:
+        margin = TABLE_REBUILD_MARGIN_SECONDS
+        return self.valid_from + margin <= estimate <= self.valid_until - margin
+
+    def as_args(self) -> list[str]:
+        flat = [str(part) for pair in self.pairs for part in (repr(pair[0]), pair[1])]
+        return [repr(self.valid_from), repr(self.valid_until), str(len(self.pairs)), *flat]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisLimiter:
+    """Caps and spacing enforced by `reserve.lua`; safe to share across threads and processes.
+
+    `round_trips` counts script calls made (one per reserve/usage/release in steady state).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis[Any],
+        zone: ZoneInfo,
+        spacing: SpacingPolicy,
+        *,
+        test_clock_enabled: bool = False,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._zone = zone
+        self._spacing = spacing
+        self._test_clock_enabled = test_clock_enabled
+        self._rng = rng or random.Random()
+        self._reserve_script = client.register_script(read_script("reserve.lua"))
+        self._release_script = client.register_script(read_script("release.lua"))
+        self._clock = RedisClock(client, test_clock_enabled=test_clock_enabled)
+        self._skew = 0.0  # limiter clock minus this process's clock, seconds (last seen)
+        self._table = self._build_table(time.time())
+        self.round_trips = 0
+
+    def now(self) -> float:
+        """The limiter clock (Redis server time, or the test clock), unix seconds."""
+        return self._clock.now()
+
+    def reserve(
+        self, candidates: Sequence[Candidate], *, phone: str, strict: int = 0
+    ) -> Reservation | NoCapacity:
+        """Reserve a slot on the first candidate that fits; see reserve.lua for the rules."""
+        if not candidates:
+            return NoCapacity(now=self.now(), retry_at=math.inf, reason="no_candidates")
+        head = ["reserve", str(strict), *self._spacing_args()]
+        reply = self._call(candidates, keys.phone_last_send(phone), head)
+        return self._reservation(reply, candidates) if reply[0] == "ok" else self._refusal(reply)
+
+    def release(self, reservation: Reservation) -> None:
+        """Decrement the counters the reservation incremented (never below 0)."""
+        hour = keys.hour_counter(reservation.instance, reservation.hour_window)
+        day = keys.day_counter(reservation.instance, reservation.day_window)
+        self._release_script(keys=[hour, day])
+        self.round_trips += 1
+
+    def usage(self, candidates: Sequence[Candidate]) -> list[InstanceUsage]:
+        """Counts of the current windows, read by the reserve script itself (one round trip)."""
+        if not candidates:
+            return []
+        reply = self._call(candidates, keys.TEST_CLOCK, ["usage", "0", "0", "0", "0"])
+        counts = [int(value) for value in reply[2:]]
+        return [
+            policy.usage_of(candidate, counts[2 * index], counts[2 * index + 1])
+            for index, candidate in enumerate(candidates)
+        ]
+
+    def _spacing_args(self) -> list[str]:
+        interval = policy.jittered_interval(self._spacing, self._rng)
+        gap = self._spacing.recipient_min_gap_seconds
+        return [repr(float(gap)), repr(interval), str(policy.last_send_ttl(self._spacing))]
+
+    def _call(self, candidates: Sequence[Candidate], phone_key: str, head: list[str]) -> list[Any]:
+        """Run reserve.lua; on a "stale" answer rebuild the offset table around its now, once."""
+        script_keys = [keys.TEST_CLOCK, phone_key, *self._candidate_keys(candidates)]
+        caps = [str(cap) for c in candidates for cap in (c.hourly_cap, c.daily_cap)]
+        for _ in range(2):
+            table = self._current_table()
+            args = [head[0], self._clock_flag(), *head[1:], *table.as_args(), *caps]
+            reply = [_text(part) for part in self._run(script_keys, args)]
+            self._skew = float(reply[1]) - time.time()
+            if reply[0] != "stale":
+                return reply
+            self._table = self._build_table(float(reply[1]))
+        raise RuntimeError("reserve.lua kept answering 'stale' after the table was rebuilt")
+
+    def _run(self, script_keys: list[str], args: list[str]) -> list[Any]:
+        self.round_trips += 1
+        return cast(list[Any], self._reserve_script(keys=script_keys, args=args))
+
+    def _clock_flag(self) -> str:
+        return "1" if self._test_clock_enabled else "0"
+
+    def _current_table(self) -> _OffsetTable:
+        estimate = time.time() + self._skew
+        if not self._table.fresh_for(estimate):
+            self._table = self._build_table(estimate)
+        return self._table
+
+    def _build_table(self, around: float) -> _OffsetTable:
+        pairs = offset_table(self._zone, around, TABLE_SPAN_SECONDS)
+        valid = TABLE_VALID_SECONDS
+        return _OffsetTable(around - valid, around + valid, pairs)
+
+    @staticmethod
+    def _candidate_keys(candidates: Sequence[Candidate]) -> list[str]:
+        return [
+            key
+            for c in candidates
+            for key in (
+                keys.hour_counter_prefix(c.name),
+                keys.day_counter_prefix(c.name),
+                keys.instance_last_send(c.name),
+            )
+        ]
+
+    @staticmethod
+    def _reservation(reply: list[str], candidates: Sequence[Candidate]) -> Reservation:
+        _, now, index, hour_window, day_window, hour_count, day_count = reply
+        return Reservation(
+            instance=candidates[int(index) - 1].name,
+            now=float(now),
+            hour_window=int(hour_window),
+            day_window=int(day_window),
+            hour_count=int(hour_count),
+            day_count=int(day_count),
+        )
+
+    @staticmethod
+    def _refusal(reply: list[str]) -> NoCapacity:
+        _, now, retry_at, reason = reply
+        return NoCapacity(
+            now=float(now), retry_at=float(retry_at), reason=cast(policy.Reason, reason)
+        )

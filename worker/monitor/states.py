@@ -1,0 +1,79 @@
+"""Evolution connection state → `InstanceStatus`, as `shared/interface.md` defines it.
+
+Decisions beyond the interface page:
+- Only disconnection reason 403 (forbidden) means banned. A ban migrates every contact off
+  the number, which cannot be undone, so the codes whose meaning is not documented as a ban
+  (401 logged out, 402, 406: "closed, will not reconnect by itself") map to `disconnected`
+  with the code in the reason, and raise the offline alert instead.
+- An instance Evolution does not know is `disconnected`, reason "unknown to Evolution".
+- A probe that failed (timeout, 5xx, refused key) is `disconnected` too: if the health
+  check cannot reach an instance, neither can a send. The reason names the failure.
+- An unrecognised state string is `disconnected` (never `connected` by accident).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.enums import InstanceStatus
+from worker.evolution import EvolutionAuthError, EvolutionError, InstanceState
+
+BANNED_REASON_CODE = 403
+
+#: Why Evolution closed a session for good (shared/evolution-api.md, "Disconnection reasons").
+REASON_TEXT = {
+    401: "logged out (401): the phone unlinked the device or WhatsApp logged it out",
+    402: "closed by WhatsApp (402), will not reconnect by itself",
+    403: "banned by WhatsApp (403 forbidden)",
+    406: "closed by WhatsApp (406), will not reconnect by itself",
+}
+
+UNKNOWN_TO_EVOLUTION = "unknown to Evolution"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one health check concluded about one instance."""
+
+    status: InstanceStatus
+    reason: str | None
+
+
+def map_state(state: str, disconnection_reason: int | None) -> Observation:
+    """Map Evolution's `state` (open/connecting/refused/close) and reason code to a status."""
+    if state == "open":
+        return Observation(InstanceStatus.CONNECTED, None)
+    if state in ("connecting", "refused"):
+        return Observation(InstanceStatus.CONNECTING, f"Evolution reports {state}")
+    if state == "close":
+        return _closed(disconnection_reason)
+    return Observation(InstanceStatus.DISCONNECTED, f"unrecognised Evolution state {state!r}")
+
+
+def _closed(code: int | None) -> Observation:
+    if code == BANNED_REASON_CODE:
+        return Observation(InstanceStatus.BANNED, REASON_TEXT[code])
+    if code is None:
+        return Observation(InstanceStatus.DISCONNECTED, "Evolution reports close")
+    text = REASON_TEXT.get(code, f"closed (reason {code})")
+    return Observation(InstanceStatus.DISCONNECTED, text)
+
+
+def observe(result: InstanceState | EvolutionError | None) -> Observation:
+    """One poll result (a state, the error of its probe, or None if absent) → observation."""
+    if result is None:
+        return Observation(InstanceStatus.DISCONNECTED, UNKNOWN_TO_EVOLUTION)
+    if isinstance(result, InstanceState):
+        return map_state(result.state, result.disconnection_reason)
+    return Observation(InstanceStatus.DISCONNECTED, probe_failure_reason(result))
+
+
+def probe_failure_reason(error: EvolutionError) -> str:
+    """A short reason for a failed probe; never contains the API key."""
+    if error.status_code == 404:
+        return UNKNOWN_TO_EVOLUTION
+    if isinstance(error, EvolutionAuthError):
+        return f"Evolution refused the API key (HTTP {error.status_code})"
+    if error.status_code is not None:
+        return f"health probe failed: HTTP {error.status_code}"
+    return f"health probe failed: {type(error).__name__} (no answer)"

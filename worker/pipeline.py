@@ -1,0 +1,72 @@
+"""The plain objects behind the Celery tasks, built once per process from its resources."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from celery import Celery
+
+from worker.celery_app import DELIVER_MESSAGE
+from worker.delivery import Delivered, Dispatcher, Result
+from worker.intake_service import Intake, positional_fields
+from worker.resources import Resources, resources
+from worker.sweeper import Sweeper
+
+
+class CeleryScheduler:
+    """Runs delivery again later by publishing `zapdispatch.deliver_message` with a countdown."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def schedule(self, message_id: uuid.UUID, countdown_seconds: float) -> None:
+        self._app.send_task(DELIVER_MESSAGE, args=[str(message_id)],
+                            countdown=max(0.0, countdown_seconds))
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    intake: Intake
+    dispatcher: Dispatcher
+    sweeper: Sweeper
+
+    def send(self, args: tuple[object, ...], kwargs: Mapping[str, object], *,
+             task_id: str | None = None) -> Delivered:
+        """The `send_message` task: accept (or record the failure), then deliver in-line.
+
+        Without a producer key, the task id is the idempotency key: a redelivered or retried
+        task finds its message instead of recording a second one.
+        """
+        fields = {**positional_fields(args), **kwargs}
+        if fields.get("idempotency_key") is None and task_id:
+            fields["idempotency_key"] = f"celery-task:{task_id}"
+        accepted = self.intake.accept_or_record_failure(fields)
+        if accepted.state.value != "queued":
+            return Delivered(Result.SKIPPED, detail=f"message {accepted.id} is {accepted.state}")
+        return self.dispatcher.deliver(accepted.id)
+
+
+def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:
+    return Pipeline(
+        intake=Intake(res.settings, res.messages, res.limiter),
+        dispatcher=Dispatcher(res.settings, res.messages, res.instances, res.limiter,
+                              res.evolution, scheduler),
+        sweeper=Sweeper(res.settings, res.messages, res.limiter, res.redis, scheduler),
+    )
+
+
+_lock = threading.Lock()
+_built: tuple[int, Pipeline] | None = None
+
+
+def pipeline(app: Celery) -> Pipeline:
+    """This process's pipeline; rebuilt when its resources are replaced (tests)."""
+    global _built  # noqa: PLW0603 - one pipeline per process, by design
+    res = resources()
+    with _lock:
+        if _built is None or _built[0] != id(res):
+            _built = (id(res), build_pipeline(res, CeleryScheduler(app)))
+        return _built[1]

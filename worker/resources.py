@@ -1,0 +1,98 @@
+"""Connections built once per worker process (ichnaea's habit) and handed to plain classes.
+
+In a prefork worker, `worker_process_init` opens them in each child; in thread/gevent/solo
+pools and other processes (API, CLI) they are opened lazily on first use. Tests build their
+own `Resources` and install them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery.signals import worker_process_init, worker_process_shutdown
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import Settings, load_settings
+from models.db import make_engine, make_session_factory
+from models.instance_store import InstanceStore
+from models.message_store import MessageStore
+from worker.evolution import EvolutionClient
+from worker.limiter import RedisLimiter, SpacingPolicy
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis[bytes]
+    evolution: EvolutionClient
+    limiter: RedisLimiter
+    instances: InstanceStore
+    messages: MessageStore
+
+    def close(self) -> None:
+        self.evolution.close()
+        self.redis.close()
+        self.engine.dispose()
+
+
+def spacing_policy(settings: Settings) -> SpacingPolicy:
+    return SpacingPolicy(
+        recipient_min_gap_seconds=settings.recipient_min_gap_seconds,
+        instance_min_interval_seconds=settings.instance_min_interval_seconds,
+        instance_interval_jitter_seconds=settings.instance_interval_jitter_seconds,
+    )
+
+
+def build_resources(settings: Settings, *, evolution: EvolutionClient | None = None) -> Resources:
+    """Open every connection the workers use; `evolution` may be injected (tests)."""
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10,
+                                  socket_connect_timeout=5, health_check_interval=30)
+    api_key = settings.evolution_api_key.get_secret_value() if settings.evolution_api_key else None
+    return Resources(
+        settings=settings, engine=engine, sessions=sessions, redis=client,
+        evolution=evolution or EvolutionClient(settings.evolution_api_url, api_key),
+        limiter=RedisLimiter(client, settings.zone, spacing_policy(settings),
+                             test_clock_enabled=settings.test_clock_enabled),
+        instances=InstanceStore(sessions), messages=MessageStore(sessions),
+    )
+
+
+_lock = threading.Lock()
+_current: Resources | None = None
+
+
+def resources() -> Resources:
+    """This process's resources, opened on first use."""
+    global _current  # noqa: PLW0603 - one set of connections per process, by design
+    with _lock:
+        if _current is None:
+            _current = build_resources(load_settings())
+        return _current
+
+
+def install(res: Resources | None) -> Resources | None:
+    """Replace this process's resources (tests); returns the previous ones."""
+    global _current  # noqa: PLW0603
+    with _lock:
+        previous, _current = _current, res
+        return previous
+
+
+@worker_process_init.connect
+def _open(**_: Any) -> None:
+    resources()
+
+
+@worker_process_shutdown.connect
+def _close(**_: Any) -> None:
+    previous = install(None)
+    if previous is not None:
+        previous.close()

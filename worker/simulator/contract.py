@@ -1,0 +1,202 @@
+"""The Evolution API v2 endpoints the project uses, simulated (shared/evolution-api.md).
+
+Order of checks per sendText, as in the real server: api key (401), instance exists (404),
+body valid (400); then the simulated latency, the injected failure if drawn, a dead session
+(instance not open: 400), the number check (400 `exists: false`), and success (201).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import http
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from worker.simulator.state import (
+    FailureMode,
+    ReceivedMessage,
+    SimInstance,
+    SimulatorState,
+)
+
+_POLL_SECONDS = 0.05
+
+
+class ContractError(Exception):
+    """An answer in the contract's error shape: `{"status", "error", "response"}`."""
+
+    def __init__(self, status: int, message: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+    def to_response(self) -> JSONResponse:
+        body = {
+            "status": self.status,
+            "error": http.HTTPStatus(self.status).phrase,
+            "response": {"message": self.message},
+        }
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+class DroppedConnection(Exception):
+    """Raised mid-answer so that uvicorn closes the connection: a simulated reset."""
+
+
+class _ResetResponse(Response):
+    """Starts an answer, sends half a body, then drops the connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"key": {', "more_body": True})
+        raise DroppedConnection
+
+
+def contract_router(sim: SimulatorState) -> APIRouter:
+    """Routes of the real API, behind the api key check."""
+
+    async def check_api_key(request: Request) -> None:
+        expected = sim.config.api_key
+        if expected and request.headers.get("apikey") != expected:
+            raise ContractError(401, "Unauthorized")
+
+    router = APIRouter(dependencies=[Depends(check_api_key)])
+
+    @router.post("/message/sendText/{instance}", response_model=None)
+    async def send_text(instance: str, request: Request) -> Response:
+        sim.count_request(instance)
+        try:
+            response, outcome = await _send_text(sim, instance, request)
+        except ContractError as error:
+            sim.count_outcome(instance, str(error.status))
+            raise
+        sim.count_outcome(instance, outcome)
+        return response
+
+    @router.get("/instance/connectionState/{instance}")
+    async def connection_state(instance: str, request: Request) -> dict[str, Any]:
+        found = _existing(sim, instance)
+        if found.hang_connection_state:
+            await hang(request, sim.config.hang_seconds)
+        return {"instance": {"instanceName": found.name, "state": found.state}}
+
+    @router.get("/instance/fetchInstances")
+    async def fetch_instances(
+        request: Request, instanceName: str | None = None
+    ) -> list[dict[str, Any]]:
+        chosen = [i for i in sim.instances() if instanceName in (None, i.name)]
+        if any(i.hang_connection_state for i in chosen):
+            await hang(request, sim.config.hang_seconds)
+        return [_instance_record(i) for i in chosen]
+
+    return router
+
+
+async def _send_text(sim: SimulatorState, name: str, request: Request) -> tuple[Response, str]:
+    """The answer to one sendText and its outcome label for the stats."""
+    instance = _existing(sim, name)
+    number, text, delay_ms = await _send_body(request)
+    plan = sim.plan_send(instance)
+    await asyncio.sleep((plan.latency_ms + delay_ms) / 1000)
+    instance = _existing(sim, name)  # it may have closed (or gone) meanwhile
+    if plan.failure is not None:
+        return await _injected_failure(sim, plan.failure, request)
+    if instance.state != "open":
+        raise ContractError(400, ["Error: Connection Closed"])
+    if not sim.is_on_whatsapp(number):
+        jid = f"{number}@s.whatsapp.net"
+        raise ContractError(400, [{"jid": jid, "exists": False, "number": number}])
+    return JSONResponse(_accept(sim, instance, number, text), status_code=201), "201"
+
+
+async def _send_body(request: Request) -> tuple[str, str, float]:
+    """`number`, `text` and the optional `delay` (ms) of a sendText body; 400 if invalid."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ContractError(400, ["Invalid JSON body"]) from exc
+    if not isinstance(body, dict):
+        raise ContractError(400, ['instance requires property "number"'])
+    missing = [k for k in ("number", "text") if not isinstance(body.get(k), str) or not body[k]]
+    if missing:
+        raise ContractError(400, [f'instance requires property "{key}"' for key in missing])
+    delay = body.get("delay")
+    delay_ms = float(delay) if isinstance(delay, int | float) and delay > 0 else 0.0
+    return body["number"], body["text"], delay_ms
+
+
+async def _injected_failure(
+    sim: SimulatorState, mode: FailureMode, request: Request
+) -> tuple[Response, str]:
+    if mode == "timeout":
+        await hang(request, sim.config.hang_seconds)
+        return Response(status_code=504), "timeout"
+    if mode == "reset":
+        return _ResetResponse(), "reset"
+    if mode == "429":
+        headers = {"Retry-After": f"{sim.config.retry_after_seconds:g}"}
+        raise ContractError(429, ["Rate limit exceeded"], headers)
+    if mode == "400":
+        raise ContractError(400, ["Error: Connection Closed"])
+    raise ContractError(500, ["Simulated internal server error"])
+
+
+def _accept(sim: SimulatorState, instance: SimInstance, number: str, text: str) -> dict[str, Any]:
+    """Record the message; return the contract's 201 body."""
+    message_id, now = sim.new_message_id(), time.time()
+    sim.record_message(ReceivedMessage(instance.name, number, text, message_id, now))
+    return {
+        "key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True, "id": message_id},
+        "pushName": "",
+        "status": "PENDING",
+        "message": {"conversation": text},
+        "contextInfo": None,
+        "messageType": "conversation",
+        "messageTimestamp": int(now),
+        "instanceId": instance.instance_id,
+        "source": "unknown",
+    }
+
+
+def _existing(sim: SimulatorState, name: str) -> SimInstance:
+    found = sim.instance(name)
+    if found is None:
+        raise ContractError(404, [f'The "{name}" instance does not exist'])
+    return found
+
+
+def _instance_record(instance: SimInstance) -> dict[str, Any]:
+    """One element of fetchInstances (the fields the project reads, plus a few more)."""
+    return {
+        "id": instance.instance_id,
+        "name": instance.name,
+        "connectionStatus": instance.state,
+        "ownerJid": f"{instance.number}@s.whatsapp.net",
+        "profileName": None,
+        "integration": "WHATSAPP-BAILEYS",
+        "number": instance.number,
+        "disconnectionReasonCode": instance.disconnection_reason,
+        "disconnectionAt": _iso(instance.disconnection_at),
+        "createdAt": _iso(instance.created_at),
+    }
+
+
+def _iso(unix_seconds: float | None) -> str | None:
+    if unix_seconds is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(unix_seconds, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def hang(request: Request, seconds: float) -> None:
+    """Wait up to `seconds`, returning early once the client has gone away."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not await request.is_disconnected():
+        await asyncio.sleep(_POLL_SECONDS)

@@ -1,0 +1,218 @@
+"""In-memory state of the Evolution API simulator: instances, knobs, received messages.
+
+Every read and write goes through `SimulatorState`, under one lock that is never held
+across an `await`, so the state is safe from the event loop and from other threads.
+Times are unix seconds; latencies are milliseconds.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+FailureMode = Literal["500", "timeout", "429", "reset", "400"]
+ConnectionStatus = Literal["open", "connecting", "close", "refused"]
+
+
+@dataclass
+class SimulatorConfig:
+    """Start-up settings. Per-instance knobs left unset fall back to the global ones.
+
+    `latency_ms`: added before answering each sendText. `failure_rate` (0..1) of sendText
+    calls fail with `failure_mode`. `hang_seconds`: how long a "timeout" failure or a hung
+    connectionState waits at most (it stops early when the client disconnects).
+    `retry_after_seconds`: the Retry-After of simulated 429s. `seed`: makes ids and failure
+    draws repeatable.
+    """
+
+    instances: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+    seed: int | None = None
+    api_key: str | None = None
+    not_on_whatsapp: list[str] = field(default_factory=list)
+    failure_rate: float = 0.0
+    failure_mode: FailureMode = "500"
+    retry_after_seconds: float = 1.0
+    hang_seconds: float = 60.0
+
+
+@dataclass
+class SimInstance:
+    """One simulated instance. None knobs mean "use the global setting"."""
+
+    name: str
+    instance_id: str
+    number: str
+    created_at: float
+    state: ConnectionStatus = "open"
+    disconnection_reason: int | None = None
+    disconnection_at: float | None = None
+    latency_ms: float | None = None
+    failure_rate: float | None = None
+    failure_mode: FailureMode | None = None
+    hang_connection_state: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A sendText the simulator accepted (answered 201)."""
+
+    instance: str
+    number: str
+    text: str
+    provider_message_id: str
+    received_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What to do with one sendText, decided up front: latency in ms, failure or None."""
+
+    latency_ms: float
+    failure: FailureMode | None
+
+
+class SimulatorState:
+    """The simulator's mutable world. Safe to share between threads and coroutines."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(config.seed)
+        self.config = replace(config, instances=[], not_on_whatsapp=list(config.not_on_whatsapp))
+        self._instances: dict[str, SimInstance] = {}
+        self._messages: list[ReceivedMessage] = []
+        self._requests: Counter[str] = Counter()
+        self._outcomes: dict[str, Counter[str]] = {}
+        for name in config.instances:
+            self.upsert_instance(name, {})
+
+    # --- instances ---------------------------------------------------------------------
+
+    def instance(self, name: str) -> SimInstance | None:
+        """A snapshot of the instance, or None if it does not exist."""
+        with self._lock:
+            found = self._instances.get(name)
+            return replace(found) if found else None
+
+    def instances(self) -> list[SimInstance]:
+        with self._lock:
+            return [replace(inst) for inst in self._instances.values()]
+
+    def upsert_instance(self, name: str, changes: dict[str, Any]) -> SimInstance:
+        """Create the instance if needed, then apply `changes` (field name → value)."""
+        with self._lock:
+            current = self._instances.get(name) or self._new_instance(name)
+            updated = _with_state_change(current, changes, time.time())
+            self._instances[name] = updated
+            return replace(updated)
+
+    def delete_instance(self, name: str) -> bool:
+        with self._lock:
+            return self._instances.pop(name, None) is not None
+
+    def _new_instance(self, name: str) -> SimInstance:
+        return SimInstance(
+            name=name,
+            instance_id=str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+            number=f"55119{self._rng.randrange(10**8):08d}",
+            created_at=time.time(),
+        )
+
+    # --- global settings ---------------------------------------------------------------
+
+    def update_config(self, changes: dict[str, Any]) -> SimulatorConfig:
+        with self._lock:
+            self.config = replace(self.config, **changes)
+            return replace(self.config)
+
+    def is_on_whatsapp(self, number: str) -> bool:
+        with self._lock:
+            blocked = {_digits(item) for item in self.config.not_on_whatsapp}
+        return _digits(number) not in blocked
+
+    # --- sends -------------------------------------------------------------------------
+
+    def plan_send(self, instance: SimInstance) -> SendPlan:
+        """Latency and failure draw for one sendText on `instance` (seeded randomness)."""
+        with self._lock:
+            config = self.config
+            rate = _first(instance.failure_rate, config.failure_rate)
+            mode = instance.failure_mode or config.failure_mode
+            fails = rate > 0 and self._rng.random() < rate
+            return SendPlan(_first(instance.latency_ms, config.latency_ms), mode if fails else None)
+
+    def new_message_id(self) -> str:
+        """A provider id shaped like WhatsApp Web's: "3EB0" and 16 hex digits."""
+        with self._lock:
+            return f"3EB0{self._rng.getrandbits(64):016X}"
+
+    def count_request(self, instance: str) -> None:
+        with self._lock:
+            self._requests[instance] += 1
+
+    def count_outcome(self, instance: str, outcome: str) -> None:
+        """`outcome`: the HTTP status answered ("201", "400", ...), "timeout" or "reset"."""
+        with self._lock:
+            self._outcomes.setdefault(instance, Counter())[outcome] += 1
+
+    def record_message(self, message: ReceivedMessage) -> None:
+        with self._lock:
+            self._messages.append(message)
+
+    def messages(self, instance: str | None = None) -> list[ReceivedMessage]:
+        with self._lock:
+            return [m for m in self._messages if instance is None or m.instance == instance]
+
+    def reset_messages(self) -> None:
+        """Forget received messages and request counters."""
+        with self._lock:
+            self._messages.clear()
+            self._requests.clear()
+            self._outcomes.clear()
+
+    def stats(self) -> dict[str, Any]:
+        """sendText requests per instance: total, accepted (201), failed, by outcome."""
+        with self._lock:
+            per_instance = {
+                name: _instance_stats(count, self._outcomes.get(name, Counter()))
+                for name, count in self._requests.items()
+            }
+            return {"total_requests": sum(self._requests.values()), "instances": per_instance}
+
+
+def _instance_stats(requests: int, outcomes: Counter[str]) -> dict[str, Any]:
+    accepted = outcomes.get("201", 0)
+    failed = sum(outcomes.values()) - accepted
+    return {"requests": requests, "accepted": accepted, "failed": failed, "outcomes": outcomes}
+
+
+def _with_state_change(current: SimInstance, changes: dict[str, Any], now: float) -> SimInstance:
+    """Apply `changes`; a move to close stamps `disconnection_at`, a move to open clears it."""
+    updated = replace(current, **changes)
+    if updated.state != current.state and "disconnection_at" not in changes:
+        if updated.state == "close":
+            updated.disconnection_at = now
+        elif updated.state == "open":
+            updated.disconnection_at = None
+            if "disconnection_reason" not in changes:
+                updated.disconnection_reason = None
+    return updated
+
+
+def _first(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _digits(number: str) -> str:
+    return "".join(char for char in number if char.isdigit())
