@@ -111,29 +111,39 @@ class AlertStore:
         subject: str,
         severity: AlertSeverity,
         text: AlertText,
+        *,
         now: datetime,
         channels: Iterable[Channel],
     ) -> AlertView | None:
         """Open an alert and queue its notifications; None if one is already open."""
         channels = tuple(channels)
-        values = {"kind": kind.value, "subject": subject, "severity": severity.value,
-                  "title": text.title, "message": text.body, "opened_at": now,
-                  "last_notified_at": now, "reminders": 0}
+        values = {
+            "kind": kind.value,
+            "subject": subject,
+            "severity": severity.value,
+            "title": text.title,
+            "message": text.body,
+            "opened_at": now,
+            "last_notified_at": now,
+            "reminders": 0,
+        }
         statement = (
-            insert(Alert).values(values)
-            .on_conflict_do_nothing(index_elements=["kind", "subject"],
-                                    index_where=Alert.resolved_at.is_(None))
+            insert(Alert)
+            .values(values)
+            .on_conflict_do_nothing(
+                index_elements=["kind", "subject"], index_where=Alert.resolved_at.is_(None)
+            )
             .returning(Alert)
         )
         with self._sessions.begin() as session:
             row = session.scalars(statement).one_or_none()
             if row is None:
                 return None
-            _queue(session, row.id, NotificationEvent.OPENED, text, now, channels)
+            _queue(session, row.id, NotificationEvent.OPENED, text, now=now, channels=channels)
             return alert_view(row, pending=len(channels))
 
     def remind(
-        self, alert_id: int, text: AlertText, now: datetime, channels: Iterable[Channel]
+        self, alert_id: int, text: AlertText, *, now: datetime, channels: Iterable[Channel]
     ) -> bool:
         """Queue a reminder for an open alert; False if it was resolved meanwhile."""
         statement = (
@@ -142,11 +152,12 @@ class AlertStore:
             .values(last_notified_at=now, reminders=Alert.reminders + 1, message=text.body)
             .returning(Alert.id)
         )
-        return self._transition(statement, alert_id, NotificationEvent.REMINDER, text, now,
-                                channels)
+        return self._transition(
+            statement, alert_id, NotificationEvent.REMINDER, text, now=now, channels=channels
+        )
 
     def resolve(
-        self, alert_id: int, text: AlertText, now: datetime, channels: Iterable[Channel]
+        self, alert_id: int, text: AlertText, *, now: datetime, channels: Iterable[Channel]
     ) -> bool:
         """Close an open alert and queue its "resolved" notifications; False if already closed."""
         statement = (
@@ -155,8 +166,9 @@ class AlertStore:
             .values(resolved_at=now)
             .returning(Alert.id)
         )
-        return self._transition(statement, alert_id, NotificationEvent.RESOLVED, text, now,
-                                channels)
+        return self._transition(
+            statement, alert_id, NotificationEvent.RESOLVED, text, now=now, channels=channels
+        )
 
     def pending(self, limit: int = 200) -> list[PendingNotification]:
         """Notifications not yet accepted by their channel, oldest first."""
@@ -184,8 +196,7 @@ class AlertStore:
             session.execute(
                 update(AlertNotification)
                 .where(AlertNotification.id == notification_id)
-                .values(attempts=AlertNotification.attempts + 1,
-                        last_error=error[:MAX_ERROR_CHARS])
+                .values(attempts=AlertNotification.attempts + 1, last_error=error[:MAX_ERROR_CHARS])
             )
 
     def _transition(
@@ -194,13 +205,14 @@ class AlertStore:
         alert_id: int,
         event: NotificationEvent,
         text: AlertText,
+        *,
         now: datetime,
         channels: Iterable[Channel],
     ) -> bool:
         with self._sessions.begin() as session:
             if session.execute(statement).scalar_one_or_none() is None:
                 return False
-            _queue(session, alert_id, event, text, now, channels)
+            _queue(session, alert_id, event, text, now=now, channels=channels)
             return True
 
 
@@ -209,13 +221,22 @@ def _queue(
     alert_id: int,
     event: NotificationEvent,
     text: AlertText,
+    *,
     now: datetime,
     channels: Iterable[Channel],
 ) -> None:
     for channel in channels:
-        session.add(AlertNotification(alert_id=alert_id, channel=channel.value,
-                                      event=event.value, title=text.title, body=text.body,
-                                      created_at=now, attempts=0))
+        session.add(
+            AlertNotification(
+                alert_id=alert_id,
+                channel=channel.value,
+                event=event.value,
+                title=text.title,
+                body=text.body,
+                created_at=now,
+                attempts=0,
+            )
+        )
 
 
 def _pending_view(row: AlertNotification, alert: Alert) -> PendingNotification:

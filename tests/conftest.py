@@ -18,10 +18,12 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_url(worker_id: str) -> str:
-    url = services.redis_url_for(worker_id)
-    services.require(services.redis_is_up(url), f"Redis at {url}")
-    return url
+def redis_url() -> Iterator[str]:
+    """A Redis database claimed for this test session (or xdist worker) alone."""
+    services.require(services.redis_is_up(f"{services.REDIS_BASE}/0"), "Redis")
+    db = services.claim_redis_db()
+    yield f"{services.REDIS_BASE}/{db}"
+    services.release_redis_db(db)
 
 
 @pytest.fixture

@@ -32,10 +32,23 @@ def require(ok: bool, what: str) -> None:
     pytest.skip(f"{what} is not reachable")
 
 
-def redis_url_for(worker_id: str) -> str:
-    """A Redis database of its own for each xdist worker (db 1..15; db 0 is for humans)."""
-    index = 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
-    return f"{REDIS_BASE}/{1 + index % 15}"
+CLAIM_TTL_SECONDS = 6 * 3600
+
+
+def claim_redis_db() -> int:
+    """A Redis database (1..15) no other live test session uses; db 0 holds the claims.
+
+    Claims are keys in db 0 with a TTL, so a crashed session frees its database later.
+    """
+    admin = redis.Redis.from_url(f"{REDIS_BASE}/0", socket_connect_timeout=2)
+    for db in range(1, 16):
+        if admin.set(f"zd:test-db-claim:{db}", os.getpid(), nx=True, ex=CLAIM_TTL_SECONDS):
+            return db
+    raise RuntimeError("all 15 test Redis databases are claimed by other test sessions")
+
+
+def release_redis_db(db: int) -> None:
+    redis.Redis.from_url(f"{REDIS_BASE}/0").delete(f"zd:test-db-claim:{db}")
 
 
 def pg_url(dbname: str, driver: str = "postgresql+psycopg") -> str:

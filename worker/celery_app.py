@@ -6,12 +6,16 @@ environment later. `celery -A worker worker` consumes both queues below.
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from config import Settings, load_settings
 
-MESSAGES_QUEUE = "zapdispatch.messages"
+#: Celery's default queue: a producer without this code (`send_task` by name, no routes)
+#: publishes here, so the message tasks live here too.
+MESSAGES_QUEUE = "celery"
 MONITOR_QUEUE = "zapdispatch.monitor"
 
 SEND_MESSAGE = "zapdispatch.send_message"
@@ -43,7 +47,9 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "task_default_queue": MESSAGES_QUEUE,
-        "task_queues": (Queue(MESSAGES_QUEUE), Queue(MONITOR_QUEUE)),
+        "task_queues": tuple(
+            Queue(name, Exchange(name), routing_key=name) for name in (MESSAGES_QUEUE, MONITOR_QUEUE)
+        ),
         "task_routes": {HEALTH_CHECK: {"queue": MONITOR_QUEUE}, SWEEP: {"queue": MONITOR_QUEUE}},
         "beat_schedule": beat_schedule(settings),
         "timezone": settings.timezone,
@@ -71,5 +77,8 @@ def make_app(settings: Settings) -> Celery:
     app.conf.update(celery_config(settings))
     return app
 
+
+# httpx logs every request URL at INFO; our own log lines say what matters, masked.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 app = make_app(load_settings())

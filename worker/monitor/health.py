@@ -1,0 +1,282 @@
+"""The per-minute health check (`zapdispatch.health_check`), as a plain class.
+
+One run: take the Redis lock (at most one run at a time across processes), poll every
+instance's state from Evolution (`poll.py`), record each status change on the instance and
+in `instance_events`, migrate contacts off newly banned numbers, read the limiter's loads,
+then open / remind / resolve alerts (`rules.py`) and send what is owed (`alerts.py`).
+
+Decisions: `banned` is sticky (only an operator un-bans; the health check never turns a
+banned instance back to connected); status is recorded for inactive instances too, but only
+active instances raise alerts. A channel failure never fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+import redis
+from redis.exceptions import LockError
+
+from config import Settings
+from models.alert_store import AlertStore
+from models.enums import InstanceStatus
+from models.instance_store import InstanceStore
+from models.views import InstanceView, StatusChange, to_datetime
+from worker import keys
+from worker.clock import Clock, RedisClock
+from worker.evolution import AsyncEvolutionClient
+from worker.limiter import Candidate, Limiter
+from worker.monitor.alerts import AlertManager, Applied, Delivered
+from worker.monitor.notifiers import build_notifiers
+from worker.monitor.poll import PollMode, PollPolicy, PollResult, poll_states
+from worker.monitor.rules import (
+    MonitorPolicy,
+    Snapshot,
+    Transition,
+    conditions,
+    is_online,
+    plan,
+)
+from worker.monitor.states import Observation, observe
+from worker.resources import Resources
+
+log = logging.getLogger("zapdispatch.health")
+
+#: The lock outlives any sane run (seconds); a crashed run frees it after this.
+LOCK_TTL_SECONDS = 300
+#: Longest a health probe may wait for one answer (seconds).
+MAX_PROBE_TIMEOUT_SECONDS = 10.0
+LAST_RUN_KEY = keys.alert_throttle("health:last_run")
+RUNS_KEY = keys.alert_throttle("health:runs")
+
+EvolutionFactory = Callable[[], AsyncEvolutionClient]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """What one run did. `ran` is False when another run held the lock."""
+
+    ran: bool
+    mode: PollMode | None = None
+    checked: int = 0
+    online: int = 0
+    changes: tuple[StatusChange, ...] = ()
+    migrated: Mapping[str, int] = field(default_factory=dict)
+    alerts: Applied = field(default_factory=Applied)
+    notifications: Delivered = field(default_factory=Delivered)
+    poll_seconds: float = 0.0
+
+
+def policy_from(settings: Settings) -> MonitorPolicy:
+    return MonitorPolicy(
+        capacity_alert_pct=settings.capacity_alert_pct,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown_seconds=settings.circuit_cooldown_seconds,
+        repeat_seconds=settings.alert_repeat_minutes * 60.0,
+    )
+
+
+def poll_policy_from(settings: Settings) -> PollPolicy:
+    return PollPolicy(
+        timeout_seconds=min(settings.evolution_timeout_seconds, MAX_PROBE_TIMEOUT_SECONDS)
+    )
+
+
+class HealthMonitor:
+    """Run with `.run()`; safe to call from many processes at once (one wins the lock)."""
+
+    def __init__(
+        self,
+        *,
+        policy: MonitorPolicy,
+        instances: InstanceStore,
+        alerts: AlertManager,
+        evolution: EvolutionFactory,
+        limiter: Limiter,
+        client: redis.Redis[bytes],
+        clock: Clock,
+        poll: PollPolicy | None = None,
+    ) -> None:
+        self._policy = policy
+        self._instances = instances
+        self._alerts = alerts
+        self._evolution = evolution
+        self._limiter = limiter
+        self._redis = client
+        self._clock = clock
+        self._poll = poll or PollPolicy()
+
+    def run(self) -> HealthReport:
+        lock = self._redis.lock(keys.lock("health"), timeout=LOCK_TTL_SECONDS, blocking=False)
+        if not lock.acquire(blocking=False):
+            log.info("health check skipped: another run holds the lock")
+            return HealthReport(ran=False)
+        try:
+            return self._run_locked()
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                log.warning("health check outlived its lock (%d s)", LOCK_TTL_SECONDS)
+
+    def _run_locked(self) -> HealthReport:
+        views = self._instances.all()
+        started = time.monotonic()
+        polled = asyncio.run(self._read_states([v.name for v in views]))
+        poll_seconds = time.monotonic() - started
+        now = self._clock.now()
+        changes, migrated = self._record(views, polled, to_datetime(now))
+        snapshot = self._snapshot(now, migrated)
+        applied = self._alerts.apply(self._transitions(snapshot), now)
+        delivered = self._alerts.deliver_pending(now)
+        self._mark_run(now)
+        online = sum(is_online(v, now, self._policy) for v in snapshot.instances)
+        report = HealthReport(
+            True,
+            polled.mode,
+            len(views),
+            online,
+            tuple(changes),
+            migrated,
+            applied,
+            delivered,
+            poll_seconds,
+        )
+        _log_report(report)
+        return report
+
+    async def _read_states(self, names: Sequence[str]) -> PollResult:
+        async with self._evolution() as client:
+            return await poll_states(client, names, self._poll)
+
+    # -- statuses -------------------------------------------------------------------------
+
+    def _record(
+        self, views: Sequence[InstanceView], polled: PollResult, at: datetime
+    ) -> tuple[list[StatusChange], dict[str, int]]:
+        changes: list[StatusChange] = []
+        migrated: dict[str, int] = {}
+        for view in views:
+            if view.status is InstanceStatus.BANNED:
+                continue  # sticky: only an operator un-bans
+            seen = observe(polled.states.get(view.name))
+            change = self._instances.set_status(view.name, seen.status, seen.reason, at)
+            if change is not None:
+                changes.append(change)
+                _log_change(change)
+            if seen.status is InstanceStatus.BANNED:
+                migrated[view.name] = self._migrate(view.name, seen)
+        return changes, migrated
+
+    def _migrate(self, name: str, seen: Observation) -> int:
+        moved = self._instances.migrate_contacts_off(name)
+        log.critical(
+            "instance %s banned (%s): %d contacts lose their preference", name, seen.reason, moved
+        )
+        return moved
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    def _snapshot(self, now: float, migrated: Mapping[str, int]) -> Snapshot:
+        views = self._instances.all()
+        return Snapshot(now, views, self._loads(views), migrated)
+
+    def _loads(self, views: Sequence[InstanceView]) -> dict[str, float]:
+        """load_pct per active, not banned instance (percent, from the limiter)."""
+        candidates = [
+            Candidate(v.name, v.hourly_cap, v.daily_cap)
+            for v in views
+            if v.active and v.status is not InstanceStatus.BANNED
+        ]
+        return {u.name: u.load_pct for u in self._limiter.usage(candidates)}
+
+    def _transitions(self, snapshot: Snapshot) -> list[Transition]:
+        holding = conditions(snapshot, self._policy)
+        return plan(holding, self._alerts.open_alerts(), snapshot, self._policy)
+
+    def _mark_run(self, now: float) -> None:
+        """Stamp the run (unix seconds) and count it: dashboards and the beat test read these."""
+        pipe = self._redis.pipeline()
+        pipe.set(LAST_RUN_KEY, repr(now))
+        pipe.incr(RUNS_KEY)
+        pipe.execute()
+
+
+def _log_change(change: StatusChange) -> None:
+    level = logging.INFO if change.new is InstanceStatus.CONNECTED else logging.WARNING
+    log.log(
+        level,
+        "instance %s: %s → %s (%s)",
+        change.instance,
+        change.old,
+        change.new,
+        change.reason or "-",
+    )
+
+
+def _log_report(report: HealthReport) -> None:
+    log.info(
+        "health check: %d instances via %s in %.2f s, %d online, %d changes; alerts "
+        "+%d opened %d reminded %d resolved; notifications %d sent %d pending-failed",
+        report.checked,
+        report.mode,
+        report.poll_seconds,
+        report.online,
+        len(report.changes),
+        report.alerts.opened,
+        report.alerts.reminded,
+        report.alerts.resolved,
+        report.notifications.sent,
+        report.notifications.failed,
+    )
+
+
+# --- one per process -------------------------------------------------------------------
+
+
+def evolution_factory(settings: Settings) -> EvolutionFactory:
+    """A new async client per run (an httpx.AsyncClient belongs to one event loop)."""
+    key = settings.evolution_api_key.get_secret_value() if settings.evolution_api_key else None
+    timeout = httpx.Timeout(
+        poll_policy_from(settings).timeout_seconds,
+        connect=settings.evolution_connect_timeout_seconds,
+    )
+    return lambda: AsyncEvolutionClient(settings.evolution_api_url, key, timeout=timeout)
+
+
+def build_monitor(res: Resources) -> HealthMonitor:
+    """The health check of this process, from its resources (notifiers built here, once)."""
+    settings = res.settings
+    alerts = AlertManager(AlertStore(res.sessions), build_notifiers(settings))
+    clock = RedisClock(res.redis, test_clock_enabled=settings.test_clock_enabled)
+    return HealthMonitor(
+        policy=policy_from(settings),
+        instances=res.instances,
+        alerts=alerts,
+        evolution=evolution_factory(settings),
+        limiter=res.limiter,
+        client=res.redis,
+        clock=clock,
+        poll=poll_policy_from(settings),
+    )
+
+
+_lock = threading.Lock()
+_built: tuple[int, HealthMonitor] | None = None
+
+
+def run_health_check(res: Resources) -> HealthReport:
+    """The task's body: this process's monitor (rebuilt if its resources were replaced)."""
+    global _built  # noqa: PLW0603 - one monitor per process, by design
+    with _lock:
+        if _built is None or _built[0] != id(res):
+            _built = (id(res), build_monitor(res))
+        monitor = _built[1]
+    return monitor.run()

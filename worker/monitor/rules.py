@@ -1,0 +1,264 @@
+"""Alert policy, pure: which conditions hold now, and what to do about the open alerts.
+
+The seed's table (S6.E3.2), with this project's reading of it:
+
+| kind             | condition (active instances only)       | severity | channels            |
+|------------------|-----------------------------------------|----------|---------------------|
+| instance_offline | status connecting or disconnected       | error    | log, Slack          |
+| instance_banned  | status banned                           | critical | log, Slack, email ¹ |
+| capacity_high    | load_pct > capacity_alert_pct           | warning  | log, Slack          |
+| all_offline      | instances exist, none online            | critical | log, Slack ²        |
+| circuit_open     | consecutive send failures ≥ threshold   | error    | log, Slack          |
+
+¹ email when the ban alert opens; reminders and resolution go to Slack only.
+² urgent: the Slack message mentions <!channel>.
+
+"Online" counts deliverability, not just Evolution's word: connected, active, and its
+circuit breaker not open (`is_online`). Deactivating an instance resolves its alerts.
+An alert opens when its condition starts, is re-sent at most every `repeat_seconds` while
+it lasts (never while an earlier notification of it is still pending), and resolves when
+the condition clears. All times are unix seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from models.alert_store import AlertText, AlertView
+from models.alerts import POOL_SUBJECT, AlertKind, AlertSeverity, Channel, NotificationEvent
+from models.enums import InstanceStatus
+from models.views import CircuitState, InstanceView
+from worker.phones import mask_phone
+
+STATUS_EMOJI = {
+    InstanceStatus.CONNECTED: "🟢",
+    InstanceStatus.DISCONNECTED: "🔴",
+    InstanceStatus.BANNED: "⛔",
+    InstanceStatus.CONNECTING: "🟡",
+}
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(AlertSeverity)}
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorPolicy:
+    """Thresholds: percent of capacity, failures in a row, seconds."""
+
+    capacity_alert_pct: float = 80.0
+    failure_threshold: int = 5
+    cooldown_seconds: float = 120.0
+    repeat_seconds: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one health check saw: instances after its status changes, loads in percent,
+    and contacts migrated off instances it found banned."""
+
+    now: float
+    instances: Sequence[InstanceView]
+    load_pct: Mapping[str, float] = field(default_factory=dict)
+    migrated: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """An alert condition that holds now."""
+
+    kind: AlertKind
+    subject: str
+    severity: AlertSeverity
+    text: AlertText
+
+    @property
+    def key(self) -> tuple[AlertKind, str]:
+        return (self.kind, self.subject)
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    condition: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class Remind:
+    alert: AlertView
+    condition: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    alert: AlertView
+    text: AlertText
+
+
+Transition = Open | Remind | Resolve
+
+
+def at_least(severity: AlertSeverity, floor: AlertSeverity) -> bool:
+    return _SEVERITY_RANK[severity] >= _SEVERITY_RANK[floor]
+
+
+def circuit_of(view: InstanceView, now: float, policy: MonitorPolicy) -> CircuitState:
+    return view.circuit(
+        now, threshold=policy.failure_threshold, cooldown_seconds=policy.cooldown_seconds
+    )
+
+
+def is_online(view: InstanceView, now: float, policy: MonitorPolicy) -> bool:
+    """Can deliver: active, connected, and its breaker not open (`open` alone is no proof)."""
+    return view.active and view.connected and circuit_of(view, now, policy) is not CircuitState.OPEN
+
+
+def conditions(snapshot: Snapshot, policy: MonitorPolicy) -> list[Condition]:
+    """Every alert condition that holds in `snapshot`."""
+    found: list[Condition] = []
+    for view in snapshot.instances:
+        if view.active:
+            found.extend(_instance_conditions(view, snapshot, policy))
+    pool = _all_offline(snapshot, policy)
+    return found + ([pool] if pool else [])
+
+
+def _instance_conditions(
+    view: InstanceView, snapshot: Snapshot, policy: MonitorPolicy
+) -> list[Condition]:
+    if view.status is InstanceStatus.BANNED:
+        return [_banned(view, snapshot.migrated.get(view.name))]
+    found = [] if view.connected else [_offline(view)]
+    load = snapshot.load_pct.get(view.name, 0.0)
+    if load > policy.capacity_alert_pct:
+        found.append(_capacity(view, load, policy))
+    if view.consecutive_failures >= policy.failure_threshold:
+        found.append(_failing(view, circuit_of(view, snapshot.now, policy), policy))
+    return found
+
+
+def _offline(view: InstanceView) -> Condition:
+    why = f" ({view.status_reason})" if view.status_reason else ""
+    return Condition(
+        AlertKind.INSTANCE_OFFLINE,
+        view.name,
+        AlertSeverity.ERROR,
+        AlertText(
+            f"Instance {view.name} offline",
+            f"WhatsApp instance '{view.name}' is {STATUS_EMOJI[view.status]} {view.status}{why}. "
+            "Check its session (QR code).",
+        ),
+    )
+
+
+def _banned(view: InstanceView, migrated: int | None) -> Condition:
+    moved = (
+        f" {migrated} contacts were moved off it; each gets a new number on its next message."
+        if migrated is not None
+        else ""
+    )
+    return Condition(
+        AlertKind.INSTANCE_BANNED,
+        view.name,
+        AlertSeverity.CRITICAL,
+        AlertText(
+            f"Instance {view.name} BANNED",
+            f"Instance '{view.name}' ({mask_phone(view.phone)}) was banned by WhatsApp "
+            f"({view.status_reason or 'reason unknown'}).{moved}",
+        ),
+    )
+
+
+def _capacity(view: InstanceView, load: float, policy: MonitorPolicy) -> Condition:
+    return Condition(
+        AlertKind.CAPACITY_HIGH,
+        view.name,
+        AlertSeverity.WARNING,
+        AlertText(
+            f"High capacity: {view.name}",
+            f"Instance '{view.name}' is at {load:.0f}% of its capacity "
+            f"(alert above {policy.capacity_alert_pct:.0f}%).",
+        ),
+    )
+
+
+def _failing(view: InstanceView, circuit: CircuitState, policy: MonitorPolicy) -> Condition:
+    return Condition(
+        AlertKind.CIRCUIT_OPEN,
+        view.name,
+        AlertSeverity.ERROR,
+        AlertText(
+            f"Send failures on {view.name}",
+            f"Instance '{view.name}' failed {view.consecutive_failures} sends in a row "
+            f"(threshold {policy.failure_threshold}); circuit {circuit}: it is out of routing "
+            "until a trial send succeeds.",
+        ),
+    )
+
+
+def _all_offline(snapshot: Snapshot, policy: MonitorPolicy) -> Condition | None:
+    total = len(snapshot.instances)
+    if total == 0 or any(is_online(v, snapshot.now, policy) for v in snapshot.instances):
+        return None
+    return Condition(
+        AlertKind.ALL_OFFLINE,
+        POOL_SUBJECT,
+        AlertSeverity.CRITICAL,
+        AlertText(
+            "SYSTEM CRITICAL: no instance online",
+            f"None of the {total} WhatsApp instances can send. Messages wait until one is back.",
+        ),
+    )
+
+
+def plan(
+    holding: Sequence[Condition],
+    open_alerts: Sequence[AlertView],
+    snapshot: Snapshot,
+    policy: MonitorPolicy,
+) -> list[Transition]:
+    """Open new conditions, remind lasting ones when due, resolve the ones that cleared."""
+    by_key = {(a.kind, a.subject): a for a in open_alerts}
+    steps: list[Transition] = []
+    for condition in holding:
+        alert = by_key.pop(condition.key, None)
+        if alert is None:
+            steps.append(Open(condition))
+        elif reminder_due(alert, snapshot.now, policy.repeat_seconds):
+            steps.append(Remind(alert, condition))
+    names = {v.name: v for v in snapshot.instances}
+    steps.extend(Resolve(a, resolved_text(a, names.get(a.subject))) for a in by_key.values())
+    return steps
+
+
+def reminder_due(alert: AlertView, now: float, repeat_seconds: float) -> bool:
+    """At most one reminder per `repeat_seconds`, and none while a notification is pending."""
+    return alert.pending == 0 and now - alert.last_notified_at.timestamp() >= repeat_seconds
+
+
+def resolved_text(alert: AlertView, view: InstanceView | None) -> AlertText:
+    if alert.subject == POOL_SUBJECT:
+        now_is = "at least one instance is online again"
+    elif view is None:
+        now_is = f"instance '{alert.subject}' was removed"
+    elif not view.active:
+        now_is = f"instance '{alert.subject}' was deactivated"
+    else:
+        now_is = f"instance '{alert.subject}' is now {STATUS_EMOJI[view.status]} {view.status}"
+    return AlertText(f"Resolved: {alert.title}", f"{alert.title}: cleared; {now_is}.")
+
+
+def channels_for(
+    kind: AlertKind, severity: AlertSeverity, event: NotificationEvent
+) -> tuple[Channel, ...]:
+    """Slack for warning and above; email for bans, when they open (reminders stay on Slack)."""
+    slack = (Channel.SLACK,) if at_least(severity, AlertSeverity.WARNING) else ()
+    email = (
+        (Channel.EMAIL,)
+        if kind is AlertKind.INSTANCE_BANNED and event is NotificationEvent.OPENED
+        else ()
+    )
+    return slack + email
+
+
+def urgent(kind: AlertKind, event: NotificationEvent) -> bool:
+    """Urgent notifications mention the whole Slack channel."""
+    return kind is AlertKind.ALL_OFFLINE and event is not NotificationEvent.RESOLVED
