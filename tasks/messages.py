@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from worker import app
 from worker.celery_app import DELIVER_MESSAGE, SEND_MESSAGE
 from worker.intake_service import message_id_from
+from worker.masking import MaskedRequest
 from worker.pipeline import pipeline
 
 INFRASTRUCTURE_ERRORS = (DBAPIError, redis.ConnectionError, redis.TimeoutError)
@@ -26,7 +27,7 @@ RETRY = {
 }
 
 
-@app.task(name=SEND_MESSAGE, bind=True, **RETRY)
+@app.task(name=SEND_MESSAGE, bind=True, Request=MaskedRequest, **RETRY)
 def send_message(self: Task, *args: object, **kwargs: object) -> str:
     """Producer entry point: phone, text, contact_id, idempotency_key, ttl_seconds."""
     return pipeline(app).send(args, kwargs, task_id=self.request.id).result.value

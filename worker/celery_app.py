@@ -7,11 +7,13 @@ environment later. `celery -A worker worker` consumes both queues below.
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Celery
 from kombu import Exchange, Queue
 
 from config import Settings, load_settings
+from worker.flower_config import export_flower_env
 
 #: Celery's default queue: a producer without this code (`send_task` by name, no routes)
 #: publishes here, so the message tasks live here too.
@@ -82,3 +84,7 @@ def make_app(settings: Settings) -> Celery:
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 app = make_app(load_settings())
+
+# `celery -A worker flower` reads FLOWER_BASIC_AUTH from the environment; a value set only
+# in `.env` is exported here so Flower sees it too (worker/flower_config.py).
+export_flower_env(load_settings(), os.environ)

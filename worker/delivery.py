@@ -26,6 +26,7 @@ from worker.evolution import (
     RecipientNotOnWhatsApp,
 )
 from worker.limiter import Limiter, NoCapacity, Reservation
+from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
 from worker.phones import mask_id, mask_phone
 from worker.routing import BreakerPolicy, RoutePlan, RouteRequest, plan_route
 
@@ -100,13 +101,15 @@ class Dispatcher:
         plan = plan_route(self._route_request(message, found.preferred_instance, now),
                           self._breaker)
         if plan.waiting_for_preferred:
-            return self._requeue(message, self._s.offline_backoff_seconds, "waiting for preferred")
+            patience_ends = message.created_at.timestamp() + self._s.sticky_patience_seconds
+            wait = min(self._s.offline_backoff_seconds, max(1.0, patience_ends - now))
+            return self._requeue(message, wait, "waiting for the preferred instance")
         if plan.empty:
             return self._nothing_online(message)
         reserved = self._limiter.reserve(plan.candidates, phone=message.phone or "",
                                          strict=plan.strict)
         if isinstance(reserved, NoCapacity):
-            return self._wait_for_capacity(message, reserved)
+            return self._wait_for_capacity(message, plan, reserved)
         return self._claim_and_send(message, plan, reserved)
 
     def _route_request(self, message: MessageView, preferred: str | None, now: float
@@ -184,12 +187,37 @@ class Dispatcher:
         log.error("no instance available for message %s; retrying in %.0f s", message.id, delay)
         return self._requeue(message, delay, "no instance online")
 
-    def _wait_for_capacity(self, message: MessageView, full: NoCapacity) -> Delivered:
+    def _wait_for_capacity(self, message: MessageView, plan: RoutePlan, full: NoCapacity
+                           ) -> Delivered:
         wait = max(0.0, full.retry_at - full.now) + self._jitter()
-        until = min(full.now + wait, message.expires_at.timestamp())
-        if until - full.now > self._s.max_countdown_seconds:
-            return self._park(message, until, full)
-        return self._requeue(message, until - full.now, f"no capacity ({full.reason})")
+        if plan.waiting_for_preferred or self._patience_only(plan):
+            patience_ends = message.created_at.timestamp() + self._s.sticky_patience_seconds
+            wait = min(wait, max(1.0, patience_ends - full.now))
+        if wait <= self._s.max_countdown_seconds:
+            return self._requeue(message, wait, f"no capacity ({full.reason})")
+        until = min(self._parking_time(plan, full), message.expires_at.timestamp())
+        return self._park(message, until, full)
+
+    def _patience_only(self, plan: RoutePlan) -> bool:
+        """True when the plan holds only the preferred instance because of sticky patience."""
+        return plan.strict == 1 and len(plan.candidates) == 1 and self._s.sticky_patience_seconds > 0
+
+    def _parking_time(self, plan: RoutePlan, full: NoCapacity) -> float:
+        """When a parked message should wake (unix seconds): the window where it should fit.
+
+        Messages book wake-ups at the window start that `full.retry_at` names; once that
+        window's capacity (the candidates' summed caps) is booked, later bookings go to the
+        following windows. So each window wakes about as many messages as it can send,
+        instead of all of them waking at the next boundary and most parking again.
+        """
+        if full.reason != "caps":
+            return full.retry_at + self._jitter()
+        window = DAY_SECONDS if full.retry_at - full.now > HOUR_SECONDS else HOUR_SECONDS
+        capacity = sum(c.daily_cap if window == DAY_SECONDS else c.hourly_cap
+                       for c in plan.candidates)
+        ttl = int(full.retry_at - full.now) + 2 * DAY_SECONDS
+        position = self._limiter.book_wake(full.retry_at, ttl)
+        return full.retry_at + (position - 1) // max(1, capacity) * window + self._jitter()
 
     def _park(self, message: MessageView, until: float, full: NoCapacity) -> Delivered:
         self._messages.note_requeue(message.id, to_datetime(full.now),

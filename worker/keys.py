@@ -56,3 +56,12 @@ def day_counter(instance: str, day_window: int) -> str:
 
 #: Set once by the sweep; its absence means Redis lost its data (restart without disk).
 SENTINEL = "zd:sentinel"
+
+
+def wake_bookings(retry_at: float) -> str:
+    """How many parked messages were booked to wake at `retry_at` (unix seconds, a window start).
+
+    Parking spreads messages over future windows by this count, so a window wakes only as
+    many messages as it can send (see worker/delivery.py `_parking_time`).
+    """
+    return f"{LIMITER_TAG}:wake:{int(retry_at)}"

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 import redis
 import schemathesis
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis.internal.conjecture import utils as cu
 from schemathesis.checks import not_a_server_error
 
 from config import Settings
@@ -21,8 +23,6 @@ def _restore_many_more() -> None:
     (6.170) replaced by a context manager plus iteration. Rebuild `more()` on top of the new
     protocol. Delete this once hypothesis is pinned below that change or Schemathesis moves on.
     """
-    from hypothesis.internal.conjecture import utils as cu
-
     if hasattr(cu.many, "more"):
         return
 

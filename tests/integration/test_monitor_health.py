@@ -26,6 +26,7 @@ from tests.simulator_server import SimulatorHandle, running_simulator
 from worker.clock import FixedClock, set_test_clock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate
+from worker.monitor import notifiers as notifiers_module
 from worker.monitor.alerts import AlertManager
 from worker.monitor.health import HealthMonitor, HealthReport, policy_from
 from worker.monitor.notifiers import (
@@ -384,12 +385,14 @@ def test_store_opens_one_alert_per_condition_even_when_racing(world: World) -> N
 
 
 def test_no_slack_configured_logs_and_records_only(
-    world: World, caplog: pytest.LogCaptureFixture
+    world: World, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.add("a")
     world.sim.configure_instance("a", state="close")
+    monkeypatch.setattr(notifiers_module, "_announced", False)  # a fresh process
     with caplog.at_level("WARNING"):
         notifiers = build_notifiers(world.res.settings)
+        build_notifiers(world.res.settings)  # e.g. a monitor rebuilt: says nothing new
     assert notifiers == {}
     assert sum("Slack is not configured" in r.message for r in caplog.records) == 1
     sim = world.sim

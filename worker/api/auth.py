@@ -27,9 +27,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def configured_token(settings: Settings) -> str | None:
+    """API_TOKEN, or None when unset or empty."""
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    return token or None
+
+
 def check_bind(settings: Settings, host: str) -> None:
     """Raise `InsecureBind` when there is no API_TOKEN and `host` is not loopback."""
-    if settings.api_token is None and not is_loopback(host):
+    if configured_token(settings) is None and not is_loopback(host):
         raise InsecureBind(
             f"refusing to bind the status API to {host!r} without API_TOKEN: set API_TOKEN "
             "or bind to 127.0.0.1")
@@ -45,7 +51,7 @@ def token_matches(header: str | None, token: str) -> bool:
 
 def bearer_guard(settings: Settings) -> Callable[[Request], None]:
     """A FastAPI dependency: with API_TOKEN set, a missing or wrong token is a 401."""
-    token = settings.api_token.get_secret_value() if settings.api_token else None
+    token = configured_token(settings)
 
     def require_token(request: Request) -> None:
         if token is None or token_matches(request.headers.get("authorization"), token):

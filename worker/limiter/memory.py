@@ -68,6 +68,13 @@ class MemoryLimiter:
             for key in (hour, day):
                 self._decrement(key)
 
+    def book_wake(self, retry_at: float, ttl_seconds: int) -> int:
+        """Book one wake-up at `retry_at`; returns the booking's 1-based position."""
+        now = self.now()
+        with self._lock:
+            self._expire(now)
+            return self._increment(keys.wake_bookings(retry_at), now + max(1, ttl_seconds))
+
     def usage(self, candidates: Sequence[Candidate]) -> list[InstanceUsage]:
         """Counts of the current windows, in the given order."""
         now = self.now()

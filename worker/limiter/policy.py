@@ -88,6 +88,10 @@ class Limiter(Protocol):
         """Current counts of the candidates, in the given order."""
         ...
 
+    def book_wake(self, retry_at: float, ttl_seconds: int) -> int:
+        """Book one wake-up at `retry_at` (unix seconds); returns the booking's 1-based position."""
+        ...
+
     def now(self) -> float:
         """The limiter clock, unix seconds."""
         ...

@@ -74,6 +74,7 @@ class RedisLimiter:
         test_clock_enabled: bool = False,
         rng: random.Random | None = None,
     ) -> None:
+        self._client = client
         self._zone = zone
         self._spacing = spacing
         self._test_clock_enabled = test_clock_enabled
@@ -105,6 +106,14 @@ class RedisLimiter:
         day = keys.day_counter(reservation.instance, reservation.day_window)
         self._release_script(keys=[hour, day])
         self.round_trips += 1
+
+    def book_wake(self, retry_at: float, ttl_seconds: int) -> int:
+        """INCR + EXPIRE in one transaction (one round trip); the count is the position."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.incr(keys.wake_bookings(retry_at))
+        pipe.expire(keys.wake_bookings(retry_at), max(1, ttl_seconds))
+        position, _ = pipe.execute()
+        return int(position)
 
     def usage(self, candidates: Sequence[Candidate]) -> list[InstanceUsage]:
         """Counts of the current windows, read by the reserve script itself (one round trip)."""

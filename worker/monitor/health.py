@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import httpx
 import redis
+from celery.signals import worker_init
 from redis.exceptions import LockError
 
-from config import Settings
+from config import Settings, load_settings
 from models.alert_store import AlertStore
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
@@ -34,7 +36,7 @@ from worker.clock import Clock, RedisClock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate, Limiter
 from worker.monitor.alerts import AlertManager, Applied, Delivered
-from worker.monitor.notifiers import build_notifiers
+from worker.monitor.notifiers import announce_channels, build_notifiers
 from worker.monitor.poll import PollMode, PollPolicy, PollResult, poll_states
 from worker.monitor.rules import (
     MonitorPolicy,
@@ -280,3 +282,9 @@ def run_health_check(res: Resources) -> HealthReport:
             _built = (id(res), build_monitor(res))
         monitor = _built[1]
     return monitor.run()
+
+
+@worker_init.connect
+def _announce_channels(**_: Any) -> None:
+    """Say at worker start-up, once, which alert channels are off."""
+    announce_channels(load_settings())

@@ -171,9 +171,11 @@ class EmailNotifier:
         try:
             with self._connect() as smtp:
                 smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({code for code, _ in exc.recipients.values()})
+            raise _smtp_error(codes, f"SMTP server refused the recipients ({codes})") from None
         except smtplib.SMTPResponseException as exc:
-            kind = ChannelRejected if 500 <= exc.smtp_code < 600 else ChannelUnavailable
-            raise kind(f"SMTP server answered {exc.smtp_code}") from None
+            raise _smtp_error([exc.smtp_code], f"SMTP server answered {exc.smtp_code}") from None
         except (smtplib.SMTPException, OSError) as exc:
             raise ChannelUnavailable(f"SMTP unreachable: {type(exc).__name__}") from None
 
@@ -195,17 +197,49 @@ class EmailNotifier:
         return smtp
 
 
+def _smtp_error(codes: list[int], detail: str) -> NotifierError:
+    """5xx replies are permanent (rejected); 4xx and others may pass later."""
+    permanent = bool(codes) and all(500 <= code < 600 for code in codes)
+    return ChannelRejected(detail) if permanent else ChannelUnavailable(detail)
+
+
 # --- from settings ----------------------------------------------------------------------
 
 
-def build_notifiers(settings: Settings) -> Mapping[Channel, Notifier]:
-    """The configured channels. Logs once (per call: call it once per process) what is off."""
-    notifiers: dict[Channel, Notifier] = {}
+_announced = False
+
+
+def channel_warnings(settings: Settings) -> list[str]:
+    """What is switched off, in words (no secrets)."""
+    warnings = []
     if settings.slack_bot_token is None:
-        log.warning(
+        warnings.append(
             "Slack is not configured (SLACK_BOT_TOKEN unset): alerts are logged and recorded only"
         )
-    else:
+    if not settings.smtp_url or not settings.alert_email_to:
+        warnings.append(
+            "email alerts are off (SMTP_URL or ALERT_EMAIL_TO unset): ban alerts "
+            "go to Slack and the log only"
+        )
+    return warnings
+
+
+def announce_channels(settings: Settings) -> None:
+    """Log once per process what is off. A prefork worker calls it before forking
+    (`worker_init`), so its children inherit the flag and stay quiet."""
+    global _announced  # noqa: PLW0603 - once per process, by design
+    if _announced:
+        return
+    _announced = True
+    for warning in channel_warnings(settings):
+        log.warning(warning)
+
+
+def build_notifiers(settings: Settings) -> Mapping[Channel, Notifier]:
+    """The configured channels (announcing, once per process, the ones that are off)."""
+    announce_channels(settings)
+    notifiers: dict[Channel, Notifier] = {}
+    if settings.slack_bot_token is not None:
         client = slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
         notifiers[Channel.SLACK] = SlackNotifier(client, settings.slack_channel)
     email = _email_notifier(settings)
@@ -216,10 +250,6 @@ def build_notifiers(settings: Settings) -> Mapping[Channel, Notifier]:
 
 def _email_notifier(settings: Settings) -> EmailNotifier | None:
     if not settings.smtp_url or not settings.alert_email_to:
-        log.warning(
-            "email alerts are off (SMTP_URL or ALERT_EMAIL_TO unset): ban alerts go "
-            "to Slack and the log only"
-        )
         return None
     try:
         target = parse_smtp_url(settings.smtp_url)

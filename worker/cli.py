@@ -1,0 +1,258 @@
+"""`zapdispatch`: the operator's command line (Click).
+
+Every command with `--json` prints one JSON document for scripts; without it, a readable
+table. Unknown names and bad values print one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from config import Settings, load_settings
+from models.activity_store import ActivityStore
+from models.instance_store import DuplicateInstance, UnknownInstance
+from models.views import MessageView
+from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
+from worker.resources import Resources, resources
+from worker.stats import StatsReader, iso, message_counts
+
+RECENT_MESSAGES = 10
+TEXT_PREVIEW_CHARS = 40
+
+
+class BadInput(click.ClickException):
+    """A clear one-line error with exit status 2 (unknown names, bad values)."""
+
+    exit_code = 2
+
+
+def emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned columns, two spaces apart."""
+    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def stats_of(res: Resources) -> StatsReader:
+    """The read model over this process's resources (the API's, imported late: FastAPI)."""
+    from worker.api.deps import deps_from_resources  # noqa: PLC0415
+
+    return deps_from_resources(res).stats
+
+
+@click.group()
+def cli() -> None:
+    """zapdispatch: WhatsApp sends over a pool of Evolution API instances."""
+
+
+# -- instances --------------------------------------------------------------------------
+@cli.group()
+def instances() -> None:
+    """Register, list, tune and ban instances."""
+
+
+@instances.command("add")
+@click.argument("name")
+@click.option("--phone", required=True, help="The instance's own number, any common format.")
+@click.option("--hourly", type=click.IntRange(min=1), required=True, help="Cap, sends per hour.")
+@click.option("--daily", type=click.IntRange(min=1), required=True, help="Cap, sends per day.")
+def instances_add(name: str, phone: str, hourly: int, daily: int) -> None:
+    """Register instance NAME (status `disconnected` until the health check sees it)."""
+    try:
+        number = normalize_phone(phone)
+        view = resources().instances.add(name, number, hourly, daily)
+    except (InvalidPhone, DuplicateInstance) as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(f"added {view.name} ({view.phone}): {view.hourly_cap}/hour, "
+               f"{view.daily_cap}/day, status {view.status.value}")
+
+
+@instances.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def instances_list(as_json: bool) -> None:
+    """Every instance with its usage of the current hour and day."""
+    res = resources()
+    rows = [row.to_json() for row in stats_of(res).overview().rows]
+    contacts = res.instances.contacts_assigned()
+    for row in rows:
+        row["contacts_assigned"] = contacts.get(row["name"], 0)
+    if as_json:
+        emit_json(rows)
+        return
+    click.echo(instance_table(rows) if rows else "no instances")
+
+
+def instance_table(rows: Sequence[dict[str, Any]]) -> str:
+    headers = ["", "NAME", "PHONE", "STATUS", "ACTIVE", "HOUR", "DAY", "LOAD", "AVAILABLE",
+               "CONTACTS"]
+    return table(headers, [
+        [r["status_emoji"], r["name"], r["phone"], r["status"], "yes" if r["active"] else "no",
+         f"{r['messages_hour']}/{r['capacity_hour']}", f"{r['messages_day']}/{r['capacity_day']}",
+         f"{r['load_pct']:.1f}%", "yes" if r["available"] else "no",
+         r.get("contacts_assigned", "")]
+        for r in rows])
+
+
+@instances.command("set")
+@click.argument("name")
+@click.option("--hourly", type=click.IntRange(min=1), help="Cap, sends per hour.")
+@click.option("--daily", type=click.IntRange(min=1), help="Cap, sends per day.")
+@click.option("--active/--inactive", default=None, help="Take part in routing or not.")
+def instances_set(name: str, hourly: int | None, daily: int | None, active: bool | None) -> None:
+    """Change caps or take instance NAME in or out of routing."""
+    if hourly is None and daily is None and active is None:
+        raise BadInput("nothing to change: give --hourly, --daily, --active or --inactive")
+    try:
+        view = resources().instances.update(name, hourly_cap=hourly, daily_cap=daily,
+                                            active=active)
+    except UnknownInstance as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(f"{view.name}: {view.hourly_cap}/hour, {view.daily_cap}/day, "
+               f"{'active' if view.active else 'inactive'}")
+
+
+@instances.command("ban")
+@click.argument("name")
+def instances_ban(name: str) -> None:
+    """Mark NAME banned and move its contacts off it (they are reassigned on their next send)."""
+    try:
+        moved = resources().instances.ban(name, "banned by operator (zapdispatch instances ban)",
+                                          datetime.now(tz=UTC))
+    except UnknownInstance as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(f"{name} banned; {moved} contact(s) migrated off it")
+
+
+# -- messages ---------------------------------------------------------------------------
+@cli.command("send")
+@click.argument("phone")
+@click.argument("text")
+@click.option("--contact", "contact_id", help="Stickiness key (defaults to the phone).")
+def send(phone: str, text: str, contact_id: str | None) -> None:
+    """Queue TEXT for PHONE; prints the message id."""
+    from tasks import enqueue_message  # noqa: PLC0415 - needs the Celery app and resources
+
+    try:
+        message_id = enqueue_message(phone=phone, text=text, contact_id=contact_id)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(str(message_id))
+
+
+def message_json(message: MessageView) -> dict[str, Any]:
+    """A message for people: phone masked, text shortened."""
+    text = message.text
+    return {
+        "id": str(message.id), "state": message.state.value, "instance": message.instance,
+        "phone": mask_phone(message.phone or ""), "contact_id": mask_id(message.contact_id),
+        "text": text if len(text) <= TEXT_PREVIEW_CHARS else text[:TEXT_PREVIEW_CHARS] + "…",
+        "attempts": message.attempts, "requeues": message.requeues,
+        "created_at": iso(message.created_at), "sent_at": iso(message.sent_at),
+        "last_error": message.last_error,
+    }
+
+
+def status_document(res: Resources) -> dict[str, Any]:
+    """Overview, message counts by state, and the most recent messages."""
+    body: dict[str, Any] = stats_of(res).overview().to_json()
+    recent = ActivityStore(res.sessions).recent_messages(RECENT_MESSAGES)
+    body["messages"] = {
+        "by_state": message_counts(res.messages.count_by_state()),
+        "requeues": res.messages.total_requeues(),
+        "recent": [message_json(m) for m in recent],
+    }
+    return body
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Pool status, instances, messages by state and the latest messages."""
+    document = status_document(resources())
+    if as_json:
+        emit_json(document)
+        return
+    click.echo(status_text(document))
+
+
+def status_text(doc: dict[str, Any]) -> str:
+    s = doc["summary"]
+    counts = doc["messages"]["by_state"]
+    parts = [
+        f"status: {doc['status']}  ({s['online']}/{s['total_instances']} online, "
+        f"{s['banned']} banned; sent today {s['sent_today']}/{s['capacity_day']}, "
+        f"{s['capacity_used_pct']:.1f}% used)",
+        "",
+        instance_table(doc["instances"]) if doc["instances"] else "no instances",
+        "",
+        "messages: " + ", ".join(f"{state} {n}" for state, n in counts.items()),
+        "",
+        table(["ID", "STATE", "INSTANCE", "PHONE", "CREATED", "SENT"], [
+            [m["id"], m["state"], m["instance"] or "-", m["phone"], m["created_at"],
+             m["sent_at"] or "-"] for m in doc["messages"]["recent"]]),
+    ]
+    return "\n".join(parts)
+
+
+# -- processes ----------------------------------------------------------------------------
+@cli.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+def api(host: str, port: int) -> None:
+    """Serve the status API, `/metrics` and the page."""
+    from worker.api import InsecureBind, serve  # noqa: PLC0415
+
+    try:
+        serve(load_settings(), host, port)
+    except InsecureBind as exc:
+        raise BadInput(str(exc)) from None
+
+
+@cli.command("simulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8081, show_default=True)
+@click.option("--instances", "names", default="inst-a,inst-b,inst-c", show_default=True,
+              help="Comma-separated instance names, all connected (`open`).")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Added before answering each sendText, milliseconds.")
+def simulator(host: str, port: int, names: str, latency_ms: float) -> None:
+    """Serve the Evolution API simulator."""
+    from worker.simulator import SimulatorConfig, serve  # noqa: PLC0415
+
+    instance_names = [n.strip() for n in names.split(",") if n.strip()]
+    serve(host, port, SimulatorConfig(instances=instance_names, latency_ms=latency_ms))
+
+
+@cli.command("up")
+@click.option("--api-port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--flower-port", type=click.IntRange(1, 65535), default=5555, show_default=True)
+@click.option("--simulator-port", type=click.IntRange(1, 65535), default=8081,
+              show_default=True)
+def up(api_port: int, flower_port: int, simulator_port: int) -> None:
+    """Run the whole stack (simulator when EVOLUTION_API_URL is unset, worker, beat, Flower,
+    API) with prefixed output, until Ctrl-C or SIGTERM."""
+    from worker.devstack import Ports, run  # noqa: PLC0415
+
+    settings: Settings = load_settings()
+    sys.exit(run(settings, Ports(api=api_port, flower=flower_port, simulator=simulator_port)))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="zapdispatch")
+
+
+if __name__ == "__main__":
+    main()
