@@ -14,6 +14,7 @@ the figure is hedge + one probe timeout, plus the database and Slack work of the
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -47,6 +48,7 @@ from worker.resources import build_resources  # noqa: E402
 
 def main() -> None:
     args = parse_args()
+    logging.disable(logging.CRITICAL)  # one [ALERT] line per hung instance otherwise
     database = f"zd_bench_health_{uuid.uuid4().hex[:8]}"
     services.admin_execute(f'CREATE DATABASE "{database}"')
     try:

@@ -52,12 +52,24 @@ class InstanceStore:
         self._sessions = sessions
 
     def add(
-        self, name: str, phone: str, hourly_cap: int, daily_cap: int, *,
+        self,
+        name: str,
+        phone: str,
+        hourly_cap: int,
+        daily_cap: int,
+        *,
         status: InstanceStatus = InstanceStatus.DISCONNECTED,
     ) -> InstanceView:
         validate_caps(hourly_cap, daily_cap)
-        row = Instance(name=name, phone=phone, hourly_cap=hourly_cap, daily_cap=daily_cap,
-                       status=status, active=True, consecutive_failures=0)
+        row = Instance(
+            name=name,
+            phone=phone,
+            hourly_cap=hourly_cap,
+            daily_cap=daily_cap,
+            status=status,
+            active=True,
+            consecutive_failures=0,
+        )
         try:
             with self._sessions.begin() as session:
                 session.add(row)
@@ -89,12 +101,19 @@ class InstanceStore:
             return [instance_view(r) for r in rows]
 
     def update(
-        self, name: str, *, hourly_cap: int | None = None, daily_cap: int | None = None,
+        self,
+        name: str,
+        *,
+        hourly_cap: int | None = None,
+        daily_cap: int | None = None,
         active: bool | None = None,
     ) -> InstanceView:
         validate_caps(hourly_cap, daily_cap)
-        values = {k: v for k, v in (("hourly_cap", hourly_cap), ("daily_cap", daily_cap),
-                                    ("active", active)) if v is not None}
+        values = {
+            k: v
+            for k, v in (("hourly_cap", hourly_cap), ("daily_cap", daily_cap), ("active", active))
+            if v is not None
+        }
         with self._sessions.begin() as session:
             row = self._locked(session, name)
             for key, value in values.items():
@@ -111,8 +130,15 @@ class InstanceStore:
                 return None
             change = StatusChange(name, row.status, status, reason, now)
             row.status, row.status_reason, row.status_changed_at = status, reason, now
-            session.add(InstanceEvent(instance=name, old_status=change.old.value,
-                                      new_status=status.value, reason=reason, created_at=now))
+            session.add(
+                InstanceEvent(
+                    instance=name,
+                    old_status=change.old.value,
+                    new_status=status.value,
+                    reason=reason,
+                    created_at=now,
+                )
+            )
             return change
 
     def ban(self, name: str, reason: str, now: datetime) -> int:
@@ -124,7 +150,8 @@ class InstanceStore:
         """One statement: contacts on `name` lose their preference (reassigned on next send)."""
         with self._sessions.begin() as session:
             result = session.execute(
-                update(Contact).where(Contact.preferred_instance == name)
+                update(Contact)
+                .where(Contact.preferred_instance == name)
                 .values(preferred_instance=None, preferred_since=None)
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -132,8 +159,11 @@ class InstanceStore:
     def contacts_assigned(self, names: Sequence[str] | None = None) -> dict[str, int]:
         """Contacts whose preferred instance is each name."""
         with self._sessions() as session:
-            query = select(Contact.preferred_instance, func.count()).where(
-                Contact.preferred_instance.is_not(None)).group_by(Contact.preferred_instance)
+            query = (
+                select(Contact.preferred_instance, func.count())
+                .where(Contact.preferred_instance.is_not(None))
+                .group_by(Contact.preferred_instance)
+            )
             if names is not None:
                 query = query.where(Contact.preferred_instance.in_(names))
             return {str(n): int(c) for n, c in session.execute(query)}
@@ -141,8 +171,11 @@ class InstanceStore:
     def record_send_success(self, name: str, now: datetime) -> None:
         """A delivered send closes the breaker and stamps last_message_at."""
         with self._sessions.begin() as session:
-            session.execute(update(Instance).where(Instance.name == name).values(
-                last_message_at=now, consecutive_failures=0, circuit_opened_at=None))
+            session.execute(
+                update(Instance)
+                .where(Instance.name == name)
+                .values(last_message_at=now, consecutive_failures=0, circuit_opened_at=None)
+            )
 
     def record_send_failure(self, name: str, now: datetime, *, threshold: int) -> int:
         """Count a failed send; (re)open the breaker at `threshold`. Returns the new count."""

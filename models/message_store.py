@@ -80,11 +80,21 @@ class RoutingInput:
 
 def message_view(row: Message) -> MessageView:
     return MessageView(
-        id=row.id, contact_id=row.contact_id, phone=row.phone, text=row.text, state=row.state,
-        instance=row.instance, provider_message_id=row.provider_message_id,
-        attempts=row.attempts, requeues=row.requeues, idempotency_key=row.idempotency_key,
-        not_before=row.not_before, expires_at=row.expires_at, created_at=row.created_at,
-        sent_at=row.sent_at, last_error=row.last_error,
+        id=row.id,
+        contact_id=row.contact_id,
+        phone=row.phone,
+        text=row.text,
+        state=row.state,
+        instance=row.instance,
+        provider_message_id=row.provider_message_id,
+        attempts=row.attempts,
+        requeues=row.requeues,
+        idempotency_key=row.idempotency_key,
+        not_before=row.not_before,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        last_error=row.last_error,
     )
 
 
@@ -100,12 +110,21 @@ class MessageStore:
         with self._sessions.begin() as session:
             self._upsert_contact(session, new.contact_id, new.phone)
             inserted = session.scalar(
-                insert(Message).values(
-                    id=new.id, contact_id=new.contact_id, phone=new.phone, text=new.text,
-                    content_hash=new.content_hash, state=MessageState.QUEUED,
-                    idempotency_key=new.idempotency_key, expires_at=new.expires_at,
-                    created_at=new.created_at, updated_at=new.created_at,
-                ).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.id)
+                insert(Message)
+                .values(
+                    id=new.id,
+                    contact_id=new.contact_id,
+                    phone=new.phone,
+                    text=new.text,
+                    content_hash=new.content_hash,
+                    state=MessageState.QUEUED,
+                    idempotency_key=new.idempotency_key,
+                    expires_at=new.expires_at,
+                    created_at=new.created_at,
+                    updated_at=new.created_at,
+                )
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(Message.id)
             )
             if inserted is not None:
                 return Accepted(inserted, True, MessageState.QUEUED)
@@ -115,12 +134,21 @@ class MessageStore:
         """Record invalid input as `failed` with its reason (idempotent on the key too)."""
         with self._sessions.begin() as session:
             inserted = session.scalar(
-                insert(Message).values(
-                    id=bad.id, phone=bad.raw_phone[:32], text=bad.text,
-                    content_hash=bad.content_hash, state=MessageState.FAILED,
-                    idempotency_key=bad.idempotency_key, expires_at=bad.now,
-                    last_error=bad.reason, created_at=bad.now, updated_at=bad.now,
-                ).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.id)
+                insert(Message)
+                .values(
+                    id=bad.id,
+                    phone=bad.raw_phone[:32],
+                    text=bad.text,
+                    content_hash=bad.content_hash,
+                    state=MessageState.FAILED,
+                    idempotency_key=bad.idempotency_key,
+                    expires_at=bad.now,
+                    last_error=bad.reason,
+                    created_at=bad.now,
+                    updated_at=bad.now,
+                )
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(Message.id)
             )
             if inserted is not None:
                 return Accepted(inserted, True, MessageState.FAILED)
@@ -129,9 +157,13 @@ class MessageStore:
     @staticmethod
     def _upsert_contact(session: Session, contact_id: str, phone: str) -> None:
         stmt = insert(Contact).values(id=contact_id, phone=phone)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["id"], set_={"phone": stmt.excluded.phone},
-            where=Contact.phone != stmt.excluded.phone))
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={"phone": stmt.excluded.phone},
+                where=Contact.phone != stmt.excluded.phone,
+            )
+        )
 
     @staticmethod
     def _existing(session: Session, key: str | None, content_hash: str) -> Accepted:
@@ -140,7 +172,8 @@ class MessageStore:
             raise UnknownMessage(f"idempotency key {key!r} vanished")
         if row.content_hash != content_hash:
             raise IdempotencyConflict(
-                f"idempotency key {key!r} was already used for a different message ({row.id})")
+                f"idempotency key {key!r} was already used for a different message ({row.id})"
+            )
         return Accepted(row.id, False, row.state)
 
     # -- reads --------------------------------------------------------------------------
@@ -174,8 +207,13 @@ class MessageStore:
 
     # -- the send guard -----------------------------------------------------------------
     def claim(
-        self, message_id: uuid.UUID, instance: str, *, contact_id: str | None,
-        seen_preference: str | None, now: datetime,
+        self,
+        message_id: uuid.UUID,
+        instance: str,
+        *,
+        contact_id: str | None,
+        seen_preference: str | None,
+        now: datetime,
     ) -> ClaimOutcome:
         """Move a pending message to `sending` on `instance` and make `instance` the contact's
         sticky number, in one transaction; only if nobody moved either since we looked."""
@@ -185,8 +223,14 @@ class MessageStore:
             ):
                 return ClaimOutcome.PREFERENCE_CHANGED
             claimed = self._transition(
-                session, message_id, PENDING_STATES, MessageState.SENDING, now,
-                instance=instance, attempts=Message.attempts + 1, claimed_at=now,
+                session,
+                message_id,
+                PENDING_STATES,
+                MessageState.SENDING,
+                now,
+                instance=instance,
+                attempts=Message.attempts + 1,
+                claimed_at=now,
                 not_before=None,
             )
             if not claimed:
@@ -202,34 +246,57 @@ class MessageStore:
             return True
         current = Contact.preferred_instance
         guard = current.is_(None) if seen is None else current == seen
-        result = session.execute(update(Contact).where(Contact.id == contact_id, guard)
-                                 .values(preferred_instance=instance, preferred_since=now))
+        result = session.execute(
+            update(Contact)
+            .where(Contact.id == contact_id, guard)
+            .values(preferred_instance=instance, preferred_since=now)
+        )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # -- outcomes -----------------------------------------------------------------------
     def mark_sent(self, message_id: uuid.UUID, provider_id: str, now: datetime) -> bool:
         with self._sessions.begin() as session:
-            return self._transition(session, message_id, {MessageState.SENDING},
-                                    MessageState.SENT, now, provider_message_id=provider_id,
-                                    sent_at=now, last_error=None)
+            return self._transition(
+                session,
+                message_id,
+                {MessageState.SENDING},
+                MessageState.SENT,
+                now,
+                provider_message_id=provider_id,
+                sent_at=now,
+                last_error=None,
+            )
 
     def mark_failed(self, message_id: uuid.UUID, reason: str, now: datetime) -> bool:
         """Terminal failure from any non-terminal state."""
         live = set(MessageState) - TERMINAL_STATES
         with self._sessions.begin() as session:
-            return self._transition(session, message_id, live, MessageState.FAILED, now,
-                                    last_error=reason[:2000])
+            return self._transition(
+                session, message_id, live, MessageState.FAILED, now, last_error=reason[:2000]
+            )
 
     def mark_expired(self, message_id: uuid.UUID, now: datetime) -> bool:
         with self._sessions.begin() as session:
-            return self._transition(session, message_id, PENDING_STATES, MessageState.EXPIRED,
-                                    now, last_error="expired: TTL passed before a send slot")
+            return self._transition(
+                session,
+                message_id,
+                PENDING_STATES,
+                MessageState.EXPIRED,
+                now,
+                last_error="expired: TTL passed before a send slot",
+            )
 
     def return_to_queue(self, message_id: uuid.UUID, error: str, now: datetime) -> bool:
         """After a transient send failure: `sending` → `queued`, error kept for the record."""
         with self._sessions.begin() as session:
-            return self._transition(session, message_id, {MessageState.SENDING},
-                                    MessageState.QUEUED, now, last_error=error[:2000])
+            return self._transition(
+                session,
+                message_id,
+                {MessageState.SENDING},
+                MessageState.QUEUED,
+                now,
+                last_error=error[:2000],
+            )
 
     def note_requeue(
         self, message_id: uuid.UUID, now: datetime, *, not_before: datetime | None = None
@@ -237,13 +304,24 @@ class MessageStore:
         """Count a capacity wait. With `not_before` the message is parked as `waiting`."""
         state = MessageState.WAITING if not_before is not None else MessageState.QUEUED
         with self._sessions.begin() as session:
-            return self._transition(session, message_id, PENDING_STATES, state, now,
-                                    requeues=Message.requeues + 1, not_before=not_before)
+            return self._transition(
+                session,
+                message_id,
+                PENDING_STATES,
+                state,
+                now,
+                requeues=Message.requeues + 1,
+                not_before=not_before,
+            )
 
     @staticmethod
     def _transition(
-        session: Session, message_id: uuid.UUID, sources: Collection[MessageState],
-        target: MessageState, now: datetime, **values: Any,
+        session: Session,
+        message_id: uuid.UUID,
+        sources: Collection[MessageState],
+        target: MessageState,
+        now: datetime,
+        **values: Any,
     ) -> bool:
         result = session.execute(
             update(Message)
@@ -257,38 +335,72 @@ class MessageStore:
         """Parked messages whose `not_before` has come move `waiting` → `queued`; their ids
         are returned, oldest first, for the caller to enqueue."""
         with self._sessions.begin() as session:
-            ids = list(session.scalars(select(Message.id).where(
-                Message.state == MessageState.WAITING, Message.not_before <= now,
-            ).order_by(Message.not_before).limit(limit).with_for_update(skip_locked=True)))
+            ids = list(
+                session.scalars(
+                    select(Message.id)
+                    .where(
+                        Message.state == MessageState.WAITING,
+                        Message.not_before <= now,
+                    )
+                    .order_by(Message.not_before)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
             if ids:
-                session.execute(update(Message).where(Message.id.in_(ids)).values(
-                    state=MessageState.QUEUED, updated_at=now))
+                session.execute(
+                    update(Message)
+                    .where(Message.id.in_(ids))
+                    .values(state=MessageState.QUEUED, updated_at=now)
+                )
             return ids
 
     def idle_queued(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
         """`queued` messages untouched since `older_than`: their task may have vanished."""
-        return self._ids(select(Message.id).where(
-            Message.state == MessageState.QUEUED, Message.updated_at < older_than,
-        ).order_by(Message.updated_at).limit(limit))
+        return self._ids(
+            select(Message.id)
+            .where(
+                Message.state == MessageState.QUEUED,
+                Message.updated_at < older_than,
+            )
+            .order_by(Message.updated_at)
+            .limit(limit)
+        )
 
-    def release_stuck_sending(self, older_than: datetime, now: datetime, limit: int
-                              ) -> list[uuid.UUID]:
+    def release_stuck_sending(
+        self, older_than: datetime, now: datetime, limit: int
+    ) -> list[uuid.UUID]:
         """`sending` claims older than `older_than` (their worker died) go back to `queued`."""
         with self._sessions.begin() as session:
-            ids = list(session.scalars(select(Message.id).where(
-                Message.state == MessageState.SENDING, Message.claimed_at < older_than,
-            ).limit(limit).with_for_update(skip_locked=True)))
+            ids = list(
+                session.scalars(
+                    select(Message.id)
+                    .where(
+                        Message.state == MessageState.SENDING,
+                        Message.claimed_at < older_than,
+                    )
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
             if ids:
-                session.execute(update(Message).where(Message.id.in_(ids)).values(
-                    state=MessageState.QUEUED, updated_at=now,
-                    last_error="re-driven: the worker holding it stopped before recording"))
+                session.execute(
+                    update(Message)
+                    .where(Message.id.in_(ids))
+                    .values(
+                        state=MessageState.QUEUED,
+                        updated_at=now,
+                        last_error="re-driven: the worker holding it stopped before recording",
+                    )
+                )
             return ids
 
     def touch(self, message_ids: Sequence[uuid.UUID], now: datetime) -> None:
         """Mark re-driven messages so the next sweep does not pick them again at once."""
         with self._sessions.begin() as session:
-            session.execute(update(Message).where(Message.id.in_(list(message_ids)))
-                            .values(updated_at=now))
+            session.execute(
+                update(Message).where(Message.id.in_(list(message_ids))).values(updated_at=now)
+            )
 
     def _ids(self, query: Any) -> list[uuid.UUID]:
         with self._sessions() as session:

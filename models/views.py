@@ -38,7 +38,7 @@ class InstanceView:
     status_reason: str | None = None
 
     def circuit(self, now: float, *, threshold: int, cooldown_seconds: float) -> CircuitState:
-        """Breaker state at `now` (unix seconds) for a failure `threshold` and `cooldown_seconds`."""
+        """Breaker state at `now` (unix seconds), opened at `threshold` failures."""
         if self.consecutive_failures < threshold:
             return CircuitState.CLOSED
         opened = self.circuit_opened_at.timestamp() if self.circuit_opened_at else 0.0

@@ -22,8 +22,13 @@ def enqueue_message(
     ttl_seconds: int | None = None,
 ) -> uuid.UUID:
     """Accept a message for delivery; a reused idempotency key returns the first message's id."""
-    fields = {"phone": phone, "text": text, "contact_id": contact_id,
-              "idempotency_key": idempotency_key, "ttl_seconds": ttl_seconds}
+    fields = {
+        "phone": phone,
+        "text": text,
+        "contact_id": contact_id,
+        "idempotency_key": idempotency_key,
+        "ttl_seconds": ttl_seconds,
+    }
     accepted = pipeline(app).intake.accept(fields)
     if accepted.created:
         app.send_task(DELIVER_MESSAGE, args=[str(accepted.id)])

@@ -50,7 +50,8 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "task_send_sent_event": True,
         "task_default_queue": MESSAGES_QUEUE,
         "task_queues": tuple(
-            Queue(name, Exchange(name), routing_key=name) for name in (MESSAGES_QUEUE, MONITOR_QUEUE)
+            Queue(name, Exchange(name), routing_key=name)
+            for name in (MESSAGES_QUEUE, MONITOR_QUEUE)
         ),
         "task_routes": {HEALTH_CHECK: {"queue": MONITOR_QUEUE}, SWEEP: {"queue": MONITOR_QUEUE}},
         "beat_schedule": beat_schedule(settings),
@@ -64,17 +65,25 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
     """Per-minute health check (configurable) and the sweep that re-drives parked messages."""
     expires = settings.health_check_interval_seconds
     return {
-        "health-check": {"task": HEALTH_CHECK, "schedule": settings.health_check_interval_seconds,
-                         "options": {"expires": expires}},
-        "sweep": {"task": SWEEP, "schedule": settings.sweep_interval_seconds,
-                  "options": {"expires": settings.sweep_interval_seconds}},
+        "health-check": {
+            "task": HEALTH_CHECK,
+            "schedule": settings.health_check_interval_seconds,
+            "options": {"expires": expires},
+        },
+        "sweep": {
+            "task": SWEEP,
+            "schedule": settings.sweep_interval_seconds,
+            "options": {"expires": settings.sweep_interval_seconds},
+        },
     }
 
 
 def make_app(settings: Settings) -> Celery:
     if settings.max_countdown_seconds >= settings.broker_visibility_timeout_seconds:
-        raise SystemExit("invalid configuration: MAX_COUNTDOWN_SECONDS must be below "
-                         "BROKER_VISIBILITY_TIMEOUT_SECONDS")
+        raise SystemExit(
+            "invalid configuration: MAX_COUNTDOWN_SECONDS must be below "
+            "BROKER_VISIBILITY_TIMEOUT_SECONDS"
+        )
     app = Celery("zapdispatch")
     app.conf.update(celery_config(settings))
     return app

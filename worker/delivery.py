@@ -20,8 +20,8 @@ from models.instance_store import InstanceStore
 from models.message_store import ClaimOutcome, MessageStore
 from models.views import MessageView, to_datetime
 from worker.evolution import (
-    EvolutionError,
     EvolutionClient,
+    EvolutionError,
     PermanentRecipientError,
     RecipientNotOnWhatsApp,
 )
@@ -68,8 +68,13 @@ class Dispatcher:
     """Delivers messages; one instance per worker process."""
 
     def __init__(
-        self, settings: Settings, messages: MessageStore, instances: InstanceStore,
-        limiter: Limiter, evolution: EvolutionClient, scheduler: Scheduler,
+        self,
+        settings: Settings,
+        messages: MessageStore,
+        instances: InstanceStore,
+        limiter: Limiter,
+        evolution: EvolutionClient,
+        scheduler: Scheduler,
         rng: random.Random | None = None,
     ) -> None:
         self._s = settings
@@ -79,8 +84,9 @@ class Dispatcher:
         self._evolution = evolution
         self._scheduler = scheduler
         self._rng = rng or random.Random()
-        self._breaker = BreakerPolicy(settings.circuit_failure_threshold,
-                                      settings.circuit_cooldown_seconds)
+        self._breaker = BreakerPolicy(
+            settings.circuit_failure_threshold, settings.circuit_cooldown_seconds
+        )
 
     def deliver(self, message_id: uuid.UUID) -> Delivered:
         """Try once to send; every path ends in a recorded state or a scheduled retry."""
@@ -98,33 +104,45 @@ class Dispatcher:
             return Delivered(Result.SKIPPED, detail=f"message is {message.state}")
         if now >= message.expires_at.timestamp():
             return self._expire(message, now)
-        plan = plan_route(self._route_request(message, found.preferred_instance, now),
-                          self._breaker)
+        plan = plan_route(
+            self._route_request(message, found.preferred_instance, now), self._breaker
+        )
         if plan.waiting_for_preferred:
             patience_ends = message.created_at.timestamp() + self._s.sticky_patience_seconds
             wait = min(self._s.offline_backoff_seconds, max(1.0, patience_ends - now))
             return self._requeue(message, wait, "waiting for the preferred instance")
         if plan.empty:
             return self._nothing_online(message)
-        reserved = self._limiter.reserve(plan.candidates, phone=message.phone or "",
-                                         strict=plan.strict)
+        reserved = self._limiter.reserve(
+            plan.candidates, phone=message.phone or "", strict=plan.strict
+        )
         if isinstance(reserved, NoCapacity):
             return self._wait_for_capacity(message, plan, reserved)
         return self._claim_and_send(message, plan, reserved)
 
-    def _route_request(self, message: MessageView, preferred: str | None, now: float
-                       ) -> RouteRequest:
+    def _route_request(
+        self, message: MessageView, preferred: str | None, now: float
+    ) -> RouteRequest:
         failed_here = message.instance if message.attempts >= 2 and message.last_error else None
         return RouteRequest(
-            preferred=preferred, instances=self._instances.all(), now=now,
+            preferred=preferred,
+            instances=self._instances.all(),
+            now=now,
             message_age_seconds=now - message.created_at.timestamp(),
-            sticky_patience_seconds=self._s.sticky_patience_seconds, demote=failed_here,
+            sticky_patience_seconds=self._s.sticky_patience_seconds,
+            demote=failed_here,
         )
 
-    def _claim_and_send(self, message: MessageView, plan: RoutePlan, slot: Reservation
-                        ) -> Delivered | None:
-        claim = self._messages.claim(message.id, slot.instance, contact_id=message.contact_id,
-                                     seen_preference=plan.preferred, now=to_datetime(slot.now))
+    def _claim_and_send(
+        self, message: MessageView, plan: RoutePlan, slot: Reservation
+    ) -> Delivered | None:
+        claim = self._messages.claim(
+            message.id,
+            slot.instance,
+            contact_id=message.contact_id,
+            seen_preference=plan.preferred,
+            now=to_datetime(slot.now),
+        )
         if claim is not ClaimOutcome.CLAIMED:
             self._limiter.release(slot)
             if claim is ClaimOutcome.PREFERENCE_CHANGED:
@@ -147,48 +165,70 @@ class Dispatcher:
             return self._transient_failure(message, slot, exc)
         self._messages.mark_sent(message.id, sent.provider_message_id, to_datetime(slot.now))
         self._instances.record_send_success(slot.instance, to_datetime(slot.now))
-        log.info("sent message %s via %s to contact %s", message.id, slot.instance,
-                 mask_id(message.contact_id))
+        log.info(
+            "sent message %s via %s to contact %s",
+            message.id,
+            slot.instance,
+            mask_id(message.contact_id),
+        )
         return Delivered(Result.SENT, instance=slot.instance)
 
     # -- outcomes -----------------------------------------------------------------------
-    def _transient_failure(self, message: MessageView, slot: Reservation, exc: EvolutionError
-                           ) -> Delivered:
+    def _transient_failure(
+        self, message: MessageView, slot: Reservation, exc: EvolutionError
+    ) -> Delivered:
         at = to_datetime(slot.now)
         failures = self._instances.record_send_failure(
-            slot.instance, at, threshold=self._s.circuit_failure_threshold)
+            slot.instance, at, threshold=self._s.circuit_failure_threshold
+        )
         attempts = message.attempts + 1
         error = f"{type(exc).__name__} on {slot.instance}: {exc}"
-        log.warning("send of message %s via %s failed (attempt %d, instance failures %d): %s",
-                    message.id, slot.instance, attempts, failures, error)
+        log.warning(
+            "send of message %s via %s failed (attempt %d, instance failures %d): %s",
+            message.id,
+            slot.instance,
+            attempts,
+            failures,
+            error,
+        )
         if attempts >= self._s.max_send_attempts:
             return self._fail(message, f"gave up after {attempts} attempts; last: {error}")
         self._messages.return_to_queue(message.id, error, at)
-        delay = backoff_seconds(attempts, self._s.retry_backoff_seconds,
-                                self._s.retry_backoff_max_seconds)
+        delay = backoff_seconds(
+            attempts, self._s.retry_backoff_seconds, self._s.retry_backoff_max_seconds
+        )
         self._scheduler.schedule(message.id, delay)
         return Delivered(Result.RETRYING, slot.instance, delay, error)
 
     def _fail(self, message: MessageView, reason: str) -> Delivered:
         self._messages.mark_failed(message.id, reason, to_datetime(self._limiter.now()))
-        log.warning("message %s to %s failed permanently: %s", message.id,
-                    mask_phone(message.phone or ""), reason)
+        log.warning(
+            "message %s to %s failed permanently: %s",
+            message.id,
+            mask_phone(message.phone or ""),
+            reason,
+        )
         return Delivered(Result.FAILED, detail=reason)
 
     def _expire(self, message: MessageView, now: float) -> Delivered:
         self._messages.mark_expired(message.id, to_datetime(now))
-        log.warning("message %s expired after %d requeues (TTL passed)", message.id,
-                    message.requeues)
+        log.warning(
+            "message %s expired after %d requeues (TTL passed)", message.id, message.requeues
+        )
         return Delivered(Result.EXPIRED)
 
     def _nothing_online(self, message: MessageView) -> Delivered:
-        delay = backoff_seconds(message.requeues + 1, self._s.offline_backoff_seconds,
-                                self._s.offline_backoff_max_seconds)
+        delay = backoff_seconds(
+            message.requeues + 1,
+            self._s.offline_backoff_seconds,
+            self._s.offline_backoff_max_seconds,
+        )
         log.error("no instance available for message %s; retrying in %.0f s", message.id, delay)
         return self._requeue(message, delay, "no instance online")
 
-    def _wait_for_capacity(self, message: MessageView, plan: RoutePlan, full: NoCapacity
-                           ) -> Delivered:
+    def _wait_for_capacity(
+        self, message: MessageView, plan: RoutePlan, full: NoCapacity
+    ) -> Delivered:
         wait = max(0.0, full.retry_at - full.now) + self._jitter()
         if plan.waiting_for_preferred or self._patience_only(plan):
             patience_ends = message.created_at.timestamp() + self._s.sticky_patience_seconds
@@ -200,7 +240,9 @@ class Dispatcher:
 
     def _patience_only(self, plan: RoutePlan) -> bool:
         """True when the plan holds only the preferred instance because of sticky patience."""
-        return plan.strict == 1 and len(plan.candidates) == 1 and self._s.sticky_patience_seconds > 0
+        return (
+            plan.strict == 1 and len(plan.candidates) == 1 and self._s.sticky_patience_seconds > 0
+        )
 
     def _parking_time(self, plan: RoutePlan, full: NoCapacity) -> float:
         """When a parked message should wake (unix seconds): the window where it should fit.
@@ -213,17 +255,23 @@ class Dispatcher:
         if full.reason != "caps":
             return full.retry_at + self._jitter()
         window = DAY_SECONDS if full.retry_at - full.now > HOUR_SECONDS else HOUR_SECONDS
-        capacity = sum(c.daily_cap if window == DAY_SECONDS else c.hourly_cap
-                       for c in plan.candidates)
+        capacity = sum(
+            c.daily_cap if window == DAY_SECONDS else c.hourly_cap for c in plan.candidates
+        )
         ttl = int(full.retry_at - full.now) + 2 * DAY_SECONDS
         position = self._limiter.book_wake(full.retry_at, ttl)
         return full.retry_at + (position - 1) // max(1, capacity) * window + self._jitter()
 
     def _park(self, message: MessageView, until: float, full: NoCapacity) -> Delivered:
-        self._messages.note_requeue(message.id, to_datetime(full.now),
-                                    not_before=to_datetime(until))
-        log.info("message %s parked until %s (%s)", message.id, to_datetime(until).isoformat(),
-                 full.reason)
+        self._messages.note_requeue(
+            message.id, to_datetime(full.now), not_before=to_datetime(until)
+        )
+        log.info(
+            "message %s parked until %s (%s)",
+            message.id,
+            to_datetime(until).isoformat(),
+            full.reason,
+        )
         return Delivered(Result.PARKED, countdown_seconds=until - full.now, detail=full.reason)
 
     def _requeue(self, message: MessageView, countdown: float, why: str) -> Delivered:
@@ -244,7 +292,12 @@ class Dispatcher:
             log.info("contact %s assigned to least-loaded instance %s", contact, instance)
         elif instance != plan.preferred:
             why = plan.fallback.value if plan.fallback else "preferred over its cap"
-            log.warning("fallback: contact %s moved from %s to %s (%s)", contact,
-                        plan.preferred, instance, why)
+            log.warning(
+                "fallback: contact %s moved from %s to %s (%s)",
+                contact,
+                plan.preferred,
+                instance,
+                why,
+            )
         else:
             log.info("contact %s using preferred instance %s", contact, instance)

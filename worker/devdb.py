@@ -16,8 +16,9 @@ def ensure_database(database_url: str) -> bool:
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                 {"n": url.database})
+            exists = conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+            )
             if not exists:
                 conn.execute(text(f'CREATE DATABASE "{url.database}"'))
             return not exists

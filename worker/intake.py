@@ -33,14 +33,18 @@ def validate(fields: Mapping[str, object], *, now: float, default_ttl_seconds: i
     phone = _phone(fields.get("phone"))
     text = _text(fields.get("text"))
     contact_id = _optional_str(fields.get("contact_id"), "contact_id", MAX_CONTACT_ID_CHARS)
-    key = _optional_str(fields.get("idempotency_key"), "idempotency_key",
-                        MAX_IDEMPOTENCY_KEY_CHARS)
+    key = _optional_str(fields.get("idempotency_key"), "idempotency_key", MAX_IDEMPOTENCY_KEY_CHARS)
     ttl = _ttl(fields.get("ttl_seconds"), default_ttl_seconds)
     contact = contact_id or phone
     return NewMessage(
-        id=uuid.uuid4(), contact_id=contact, phone=phone, text=text,
-        content_hash=content_hash(phone, text, contact), idempotency_key=key,
-        expires_at=to_datetime(now) + timedelta(seconds=ttl), created_at=to_datetime(now),
+        id=uuid.uuid4(),
+        contact_id=contact,
+        phone=phone,
+        text=text,
+        content_hash=content_hash(phone, text, contact),
+        idempotency_key=key,
+        expires_at=to_datetime(now) + timedelta(seconds=ttl),
+        created_at=to_datetime(now),
     )
 
 
@@ -53,11 +57,14 @@ def rejection(fields: Mapping[str, object], reason: str, *, now: float) -> Rejec
         id=uuid.uuid4(),
         raw_phone=raw_phone if isinstance(raw_phone, str) else repr(raw_phone),
         text=(text if isinstance(text, str) else repr(text))[:MAX_TEXT_CHARS],
-        content_hash=content_hash(repr(raw_phone), repr(text)[:100_000], repr(fields.get(
-            "contact_id"))),
-        idempotency_key=key if isinstance(key, str) and len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
+        content_hash=content_hash(
+            repr(raw_phone), repr(text)[:100_000], repr(fields.get("contact_id"))
+        ),
+        idempotency_key=key
+        if isinstance(key, str) and len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
         else None,
-        reason=reason, now=to_datetime(now),
+        reason=reason,
+        now=to_datetime(now),
     )
 
 
@@ -111,8 +118,9 @@ def _ttl(value: object, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidMessage(f"ttl_seconds must be an integer, got {type(value).__name__}")
     if value <= 0:
-        raise InvalidMessage(f"ttl_seconds must be positive (the message would already be "
-                             f"expired), got {value}")
+        raise InvalidMessage(
+            f"ttl_seconds must be positive (the message would already be expired), got {value}"
+        )
     if value > MAX_TTL_SECONDS:
         raise InvalidMessage(f"ttl_seconds must be at most {MAX_TTL_SECONDS}")
     return value

@@ -29,8 +29,9 @@ class Intake:
 
         Raises InvalidMessage or IdempotencyConflict (both ValueError) for bad input.
         """
-        new = validate(fields, now=self._limiter.now(),
-                       default_ttl_seconds=self._s.message_ttl_seconds)
+        new = validate(
+            fields, now=self._limiter.now(), default_ttl_seconds=self._s.message_ttl_seconds
+        )
         accepted = self._messages.accept(new)
         if not accepted.created:
             log.info("idempotency key reused: message %s already accepted", accepted.id)

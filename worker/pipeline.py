@@ -23,8 +23,9 @@ class CeleryScheduler:
         self._app = app
 
     def schedule(self, message_id: uuid.UUID, countdown_seconds: float) -> None:
-        self._app.send_task(DELIVER_MESSAGE, args=[str(message_id)],
-                            countdown=max(0.0, countdown_seconds))
+        self._app.send_task(
+            DELIVER_MESSAGE, args=[str(message_id)], countdown=max(0.0, countdown_seconds)
+        )
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,9 @@ class Pipeline:
     dispatcher: Dispatcher
     sweeper: Sweeper
 
-    def send(self, args: tuple[object, ...], kwargs: Mapping[str, object], *,
-             task_id: str | None = None) -> Delivered:
+    def send(
+        self, args: tuple[object, ...], kwargs: Mapping[str, object], *, task_id: str | None = None
+    ) -> Delivered:
         """The `send_message` task: accept (or record the failure), then deliver in-line.
 
         Without a producer key, the task id is the idempotency key: a redelivered or retried
@@ -52,8 +54,9 @@ class Pipeline:
 def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:
     return Pipeline(
         intake=Intake(res.settings, res.messages, res.limiter),
-        dispatcher=Dispatcher(res.settings, res.messages, res.instances, res.limiter,
-                              res.evolution, scheduler),
+        dispatcher=Dispatcher(
+            res.settings, res.messages, res.instances, res.limiter, res.evolution, scheduler
+        ),
         sweeper=Sweeper(res.settings, res.messages, res.limiter, res.redis, scheduler),
     )
 

@@ -53,15 +53,24 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
     """Open every connection the workers use; `evolution` may be injected (tests)."""
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10,
-                                  socket_connect_timeout=5, health_check_interval=30)
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+    )
     api_key = settings.evolution_api_key.get_secret_value() if settings.evolution_api_key else None
     return Resources(
-        settings=settings, engine=engine, sessions=sessions, redis=client,
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        redis=client,
         evolution=evolution or EvolutionClient(settings.evolution_api_url, api_key),
-        limiter=RedisLimiter(client, settings.zone, spacing_policy(settings),
-                             test_clock_enabled=settings.test_clock_enabled),
-        instances=InstanceStore(sessions), messages=MessageStore(sessions),
+        limiter=RedisLimiter(
+            client,
+            settings.zone,
+            spacing_policy(settings),
+            test_clock_enabled=settings.test_clock_enabled,
+        ),
+        instances=InstanceStore(sessions),
+        messages=MessageStore(sessions),
     )
 
 
@@ -80,7 +89,7 @@ def resources() -> Resources:
 
 def install(res: Resources | None) -> Resources | None:
     """Replace this process's resources (tests); returns the previous ones."""
-    global _current  # noqa: PLW0603
+    global _current
     with _lock:
         previous, _current = _current, res
         return previous

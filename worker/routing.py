@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from models.views import CircuitState, InstanceView
 from models.enums import InstanceStatus
+from models.views import CircuitState, InstanceView
 from worker.limiter import Candidate
 
 
@@ -54,12 +54,20 @@ class RouteRequest:
     demote: str | None = None  # the instance this message just failed on, tried last
 
 
-def available(instances: Sequence[InstanceView], now: float, breaker: BreakerPolicy
-              ) -> list[InstanceView]:
+def available(
+    instances: Sequence[InstanceView], now: float, breaker: BreakerPolicy
+) -> list[InstanceView]:
     """Active, connected instances whose breaker is not open at `now` (unix seconds)."""
-    return [i for i in instances if i.active and i.connected
-            and i.circuit(now, threshold=breaker.failure_threshold,
-                          cooldown_seconds=breaker.cooldown_seconds) is not CircuitState.OPEN]
+    return [
+        i
+        for i in instances
+        if i.active
+        and i.connected
+        and i.circuit(
+            now, threshold=breaker.failure_threshold, cooldown_seconds=breaker.cooldown_seconds
+        )
+        is not CircuitState.OPEN
+    ]
 
 
 def plan_route(request: RouteRequest, breaker: BreakerPolicy) -> RoutePlan:
@@ -71,8 +79,9 @@ def plan_route(request: RouteRequest, breaker: BreakerPolicy) -> RoutePlan:
         return _sticky(preferred, usable, request)
     if _patient(request):
         return RoutePlan((), 0, preferred, None, waiting_for_preferred=True)
-    return RoutePlan(_ordered(usable, request.demote), 0, preferred,
-                     _fallback_reason(request, names))
+    return RoutePlan(
+        _ordered(usable, request.demote), 0, preferred, _fallback_reason(request, names)
+    )
 
 
 def _sticky(preferred: str, usable: Sequence[InstanceView], request: RouteRequest) -> RoutePlan:

@@ -44,8 +44,14 @@ class SweepReport:
 
 
 class Sweeper:
-    def __init__(self, settings: Settings, messages: MessageStore, limiter: Limiter,
-                 client: redis.Redis[bytes], scheduler: Scheduler) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        messages: MessageStore,
+        limiter: Limiter,
+        client: redis.Redis[bytes],
+        scheduler: Scheduler,
+    ) -> None:
         self._s = settings
         self._messages = messages
         self._limiter = limiter

@@ -27,7 +27,10 @@ class CeleryProcess:
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker", *args],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -82,13 +85,28 @@ def start_celery(tmp_path: Path) -> Iterator[Callable[..., CeleryProcess]]:
         process.stop()
 
 
-def start_worker(start: Callable[..., CeleryProcess], env: dict[str, str], *,
-                 concurrency: int = 4, pool: str = "prefork", name: str = "worker"
-                 ) -> CeleryProcess:
+def start_worker(
+    start: Callable[..., CeleryProcess],
+    env: dict[str, str],
+    *,
+    concurrency: int = 4,
+    pool: str = "prefork",
+    name: str = "worker",
+) -> CeleryProcess:
     """`celery -A worker worker` consuming every queue; returns once it is ready."""
-    worker = start(["worker", "--loglevel=INFO", f"--concurrency={concurrency}", f"--pool={pool}",
-                    f"--hostname={name}-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
-                   env, name)
+    worker = start(
+        [
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            f"--hostname={name}-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        env,
+        name,
+    )
     worker.wait_for("ready.")
     return worker
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Engine, text
 
-from models.enums import InstanceStatus
 from models.db import make_session_factory
+from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
 from tests.e2e.conftest import (
     CeleryProcess,
@@ -32,23 +32,29 @@ def states(engine: Engine) -> dict[str, int]:
 
 
 def test_ten_contacts_three_messages_each_stick_to_one_instance_and_spread(
-    engine: Engine, database_url: str, redis_url: str, redis_client: object,
+    engine: Engine,
+    database_url: str,
+    redis_url: str,
+    redis_client: object,
     start_celery: Callable[..., CeleryProcess],
 ) -> None:
     store = InstanceStore(make_session_factory(engine))
     for name in INSTANCES:
         store.add(name, "5511900000000", 1000, 10000, status=InstanceStatus.CONNECTED)
     with running_simulator(INSTANCES) as sim:
-        env = service_env(DATABASE_URL=database_url, REDIS_URL=redis_url,
-                          EVOLUTION_API_URL=sim.url)
+        env = service_env(DATABASE_URL=database_url, REDIS_URL=redis_url, EVOLUTION_API_URL=sim.url)
         start_worker(start_celery, env, concurrency=4)
         app = producer(redis_url)
         for round_ in range(3):
             for contact in range(10):
-                app.send_task("zapdispatch.send_message", kwargs={
-                    "phone": f"+55 11 98{contact:03d}-{contact:04d}",
-                    "text": f"round {round_} for doctor {contact}",
-                    "contact_id": f"doctor-{contact}"})
+                app.send_task(
+                    "zapdispatch.send_message",
+                    kwargs={
+                        "phone": f"+55 11 98{contact:03d}-{contact:04d}",
+                        "text": f"round {round_} for doctor {contact}",
+                        "contact_id": f"doctor-{contact}",
+                    },
+                )
         wait_until(lambda: states(engine).get("sent", 0) == 30, 60, "30 messages sent")
         received = sim.messages()
     assert len(received) == 30

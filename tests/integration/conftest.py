@@ -43,9 +43,17 @@ class FakeEvolution:
         body = json.loads(request.content)
         message_id = f"3EB0{next(self._ids):016X}"
         self.sent.append({"instance": instance, **body, "id": message_id})
-        return httpx.Response(201, json={
-            "key": {"remoteJid": f"{body['number']}@s.whatsapp.net", "fromMe": True,
-                    "id": message_id}, "status": "PENDING"})
+        return httpx.Response(
+            201,
+            json={
+                "key": {
+                    "remoteJid": f"{body['number']}@s.whatsapp.net",
+                    "fromMe": True,
+                    "id": message_id,
+                },
+                "status": "PENDING",
+            },
+        )
 
     def by_instance(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -72,8 +80,13 @@ class Stack:
     sweeper: Sweeper
     redis: redis.Redis[bytes]
 
-    def add_instance(self, name: str, hourly: int = 100, daily: int = 1000,
-                     status: InstanceStatus = InstanceStatus.CONNECTED) -> None:
+    def add_instance(
+        self,
+        name: str,
+        hourly: int = 100,
+        daily: int = 1000,
+        status: InstanceStatus = InstanceStatus.CONNECTED,
+    ) -> None:
         self.res.instances.add(name, "5511900000000", hourly, daily, status=status)
 
     def set_clock(self, now: float) -> None:
@@ -89,21 +102,25 @@ def phone(i: int) -> str:
 
 
 @pytest.fixture
-def make_stack(settings: Settings, redis_client: redis.Redis[bytes]
-               ) -> Iterator[Callable[..., Stack]]:
+def make_stack(
+    settings: Settings, redis_client: redis.Redis[bytes]
+) -> Iterator[Callable[..., Stack]]:
     built: list[Resources] = []
 
     def make(**overrides: Any) -> Stack:
         s = settings.model_copy(update={"requeue_jitter_seconds": 0.0, **overrides})
         fake = FakeEvolution()
-        client = EvolutionClient("http://evolution.test", "key",
-                                 transport=httpx.MockTransport(fake))
+        client = EvolutionClient(
+            "http://evolution.test", "key", transport=httpx.MockTransport(fake)
+        )
         res = build_resources(s, evolution=client)
         built.append(res)
         scheduler = RecordingScheduler()
         set_test_clock(redis_client, T0)
         return Stack(
-            res=res, evolution=fake, scheduler=scheduler,
+            res=res,
+            evolution=fake,
+            scheduler=scheduler,
             dispatcher=Dispatcher(s, res.messages, res.instances, res.limiter, client, scheduler),
             intake=Intake(s, res.messages, res.limiter),
             sweeper=Sweeper(s, res.messages, res.limiter, res.redis, scheduler),

@@ -40,6 +40,7 @@ def respond(status: int, body: object | None = None, **kw: object) -> Callable[.
 def raise_(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
+
     return handler
 
 
@@ -70,13 +71,13 @@ def test_ten_new_contacts_spread_over_three_equal_instances(stack: Stack) -> Non
     assert sum(contacts_per_instance.values()) == 10
     assert max(contacts_per_instance.values()) <= 4
     for contact in range(10):
-        numbers = {r["instance"] for r in stack.evolution.sent
-                   if r["text"] == f"message {contact}"}
+        numbers = {r["instance"] for r in stack.evolution.sent if r["text"] == f"message {contact}"}
         assert len(numbers) == 1
 
 
-def test_every_send_logs_instance_and_masked_contact(stack: Stack,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_every_send_logs_instance_and_masked_contact(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     stack.add_instance("a")
     caplog.set_level("INFO", logger="zapdispatch")
     deliver_new(stack, 1, contact_id="5511900010001")
@@ -110,16 +111,24 @@ def test_two_workers_delivering_one_message_send_it_once(stack: Stack) -> None:
         t.join()
     assert len(stack.evolution.sent) == 20
     assert Counter(results)[Result.SENT] == 20
-    usage = {u.name: u.sent_hour for u in stack.res.limiter.usage(
-        [Candidate("a", 100, 1000), Candidate("b", 100, 1000)])}
+    usage = {
+        u.name: u.sent_hour
+        for u in stack.res.limiter.usage([Candidate("a", 100, 1000), Candidate("b", 100, 1000)])
+    }
     assert sum(usage.values()) == 20  # the loser of each race gave its slot back
 
 
 # -- error classes -----------------------------------------------------------------------
 def test_recipient_not_on_whatsapp_fails_permanently_and_frees_the_slot(stack: Stack) -> None:
     stack.add_instance("a")
-    stack.evolution.behaviour["a"] = respond(400, {"status": 400, "error": "Bad Request",
-        "response": {"message": [{"jid": "x", "exists": False, "number": "x"}]}})
+    stack.evolution.behaviour["a"] = respond(
+        400,
+        {
+            "status": 400,
+            "error": "Bad Request",
+            "response": {"message": [{"jid": "x", "exists": False, "number": "x"}]},
+        },
+    )
     message = stack.res.messages.get(deliver_new(stack, 1))
     assert message.state is MessageState.FAILED
     assert message.last_error and "WhatsApp" in message.last_error
@@ -128,15 +137,20 @@ def test_recipient_not_on_whatsapp_fails_permanently_and_frees_the_slot(stack: S
     assert stack.res.instances.get("a").consecutive_failures == 0
 
 
-@pytest.mark.parametrize("failure", [
-    respond(500, {"status": 500, "error": "Internal Server Error"}),
-    respond(429, {}, headers={"Retry-After": "30"}),
-    raise_(httpx.ReadTimeout("slow")),
-    raise_(httpx.ConnectError("refused")),
-    raise_(httpx.RemoteProtocolError("reset")),
-], ids=["5xx", "429", "timeout", "connection-error", "connection-reset"])
-def test_transient_errors_retry_with_backoff(stack: Stack, failure: Callable[..., httpx.Response]
-                                             ) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        respond(500, {"status": 500, "error": "Internal Server Error"}),
+        respond(429, {}, headers={"Retry-After": "30"}),
+        raise_(httpx.ReadTimeout("slow")),
+        raise_(httpx.ConnectError("refused")),
+        raise_(httpx.RemoteProtocolError("reset")),
+    ],
+    ids=["5xx", "429", "timeout", "connection-error", "connection-reset"],
+)
+def test_transient_errors_retry_with_backoff(
+    stack: Stack, failure: Callable[..., httpx.Response]
+) -> None:
     stack.add_instance("a")
     stack.evolution.behaviour["a"] = failure
     message_id = deliver_new(stack, 1)
@@ -172,7 +186,8 @@ def test_gives_up_after_the_attempt_budget(make_stack: Callable[..., Stack]) -> 
     stack.dispatcher.deliver(message_id)
     message = stack.res.messages.get(message_id)
     assert message.state is MessageState.FAILED and "gave up after 2 attempts" in (
-        message.last_error or "")
+        message.last_error or ""
+    )
 
 
 def test_auth_errors_are_not_the_recipients_fault(stack: Stack) -> None:
@@ -218,8 +233,7 @@ def test_same_idempotency_key_twice_is_one_message(stack: Stack) -> None:
     assert sum(stack.res.messages.count_by_state().values()) == 1
 
 
-def test_reused_key_with_other_content_through_the_task_is_recorded_failed(stack: Stack
-                                                                           ) -> None:
+def test_reused_key_with_other_content_through_the_task_is_recorded_failed(stack: Stack) -> None:
     stack.add_instance("a")
     pipeline(stack).send((), {"phone": phone(1), "text": "oi", "idempotency_key": "k"})
     pipeline(stack).send((), {"phone": phone(1), "text": "other", "idempotency_key": "k"})

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from models.enums import InstanceStatus, MessageState
+from models.enums import InstanceStatus
 from models.tables import Contact
 from models.views import to_datetime
 from tests.integration.conftest import T0, Stack, phone
@@ -34,8 +34,9 @@ def sticky(stack: Stack, contact: str, instance: str) -> None:
 
 
 # -- the fallback table ------------------------------------------------------------------
-def test_preferred_offline_uses_the_next_available(stack: Stack,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_preferred_offline_uses_the_next_available(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     stack.add_instance("a")
     stack.add_instance("b")
     sticky(stack, "doc", "a")
@@ -46,9 +47,9 @@ def test_preferred_offline_uses_the_next_available(stack: Stack,
     assert "fallback: contact doc moved from a to b (preferred_unavailable)" in caplog.text
 
 
-def test_preferred_over_its_cap_uses_another_and_saves_it(stack: Stack,
-                                                          caplog: pytest.LogCaptureFixture
-                                                          ) -> None:
+def test_preferred_over_its_cap_uses_another_and_saves_it(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     stack.add_instance("a", hourly=1)
     stack.add_instance("b")
     sticky(stack, "doc", "a")
@@ -107,8 +108,7 @@ def usage(stack: Stack, name: str) -> tuple[int, int]:
     return row.sent_hour, row.sent_day
 
 
-def test_instance_without_capacity_is_not_chosen_and_counters_are_separate(stack: Stack
-                                                                            ) -> None:
+def test_instance_without_capacity_is_not_chosen_and_counters_are_separate(stack: Stack) -> None:
     stack.add_instance("a", hourly=2)
     stack.add_instance("b", hourly=3)
     results = [send(stack, f"d{i}", i) for i in range(6)]

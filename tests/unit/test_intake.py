@@ -19,16 +19,19 @@ def check(**fields: object) -> str:
 
 @pytest.mark.parametrize(
     ("raw", "normalized"),
-    [("+55 11 99999-8888", "5511999998888"), ("(11) 99999-8888", "5511999998888"),
-     ("5511999998888", "5511999998888"), ("+1 650 253 0000", "16502530000")],
+    [
+        ("+55 11 99999-8888", "5511999998888"),
+        ("(11) 99999-8888", "5511999998888"),
+        ("5511999998888", "5511999998888"),
+        ("+1 650 253 0000", "16502530000"),
+    ],
 )
 def test_phones_in_common_formats_are_normalized(raw: str, normalized: str) -> None:
     assert normalize_phone(raw) == normalized
 
 
 def test_valid_message_defaults_contact_to_phone_and_ttl() -> None:
-    new = validate({"phone": "+55 11 99999-8888", "text": "oi"}, now=NOW,
-                   default_ttl_seconds=3600)
+    new = validate({"phone": "+55 11 99999-8888", "text": "oi"}, now=NOW, default_ttl_seconds=3600)
     assert new.contact_id == "5511999998888"
     assert new.expires_at.timestamp() == NOW + 3600
     assert new.content_hash == content_hash("5511999998888", "oi", "5511999998888")
@@ -59,8 +62,7 @@ def test_bad_input_is_rejected_with_a_clear_reason(fields: dict[str, object], re
 
 
 def test_text_of_exactly_4096_characters_is_accepted() -> None:
-    new = validate({"phone": "+5511999998888", "text": "x" * 4096}, now=NOW,
-                   default_ttl_seconds=60)
+    new = validate({"phone": "+5511999998888", "text": "x" * 4096}, now=NOW, default_ttl_seconds=60)
     assert len(new.text) == 4096
 
 
@@ -70,8 +72,7 @@ def test_rejection_keeps_oversized_input_bounded() -> None:
 
 
 def test_positional_arguments_map_to_the_documented_order() -> None:
-    assert positional_fields(("+5511999998888", "oi")) == {"phone": "+5511999998888",
-                                                            "text": "oi"}
+    assert positional_fields(("+5511999998888", "oi")) == {"phone": "+5511999998888", "text": "oi"}
     with pytest.raises(InvalidMessage):
         positional_fields(tuple(range(6)))
 

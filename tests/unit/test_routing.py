@@ -12,12 +12,25 @@ NOW = 1_790_000_000.0
 BREAKER = BreakerPolicy(failure_threshold=5, cooldown_seconds=120)
 
 
-def inst(name: str, status: InstanceStatus = InstanceStatus.CONNECTED, *, active: bool = True,
-         failures: int = 0, opened_ago: float | None = None) -> InstanceView:
+def inst(
+    name: str,
+    status: InstanceStatus = InstanceStatus.CONNECTED,
+    *,
+    active: bool = True,
+    failures: int = 0,
+    opened_ago: float | None = None,
+) -> InstanceView:
     opened = datetime.fromtimestamp(NOW - opened_ago, UTC) if opened_ago is not None else None
-    return InstanceView(name=name, phone="5511900000000", status=status, hourly_cap=10,
-                        daily_cap=100, active=active, consecutive_failures=failures,
-                        circuit_opened_at=opened)
+    return InstanceView(
+        name=name,
+        phone="5511900000000",
+        status=status,
+        hourly_cap=10,
+        daily_cap=100,
+        active=active,
+        consecutive_failures=failures,
+        circuit_opened_at=opened,
+    )
 
 
 def names(request: RouteRequest) -> list[str]:
