@@ -11,6 +11,9 @@ from sqlalchemy import Engine, create_engine
 from config import Settings
 from tests import services
 
+# Celery's in-process worker fixtures (pytest-celery 1.x needs Docker; see pyproject addopts).
+pytest_plugins = ("celery.contrib.pytest",)
+
 
 @pytest.fixture(scope="session")
 def worker_id(request: pytest.FixtureRequest) -> str:
