@@ -85,11 +85,12 @@ def bench(args: argparse.Namespace, database_url: str) -> None:
             sim.configure_instance(name, hang_connection_state=True)
         client: redis.Redis[bytes] = res.redis
         client.delete(keys.lock("health"))
+        poll = PollPolicy(args.timeout, args.hedge)
         monitor = HealthMonitor(
             policy=policy_from(settings), instances=res.instances,
             alerts=AlertManager(AlertStore(res.sessions), build_notifiers(settings)),
-            evolution=evolution_factory(settings), limiter=res.limiter, client=client,
-            clock=SystemClock(), poll=PollPolicy(args.timeout, args.hedge),
+            evolution=evolution_factory(settings, poll), limiter=res.limiter, client=client,
+            clock=SystemClock(), poll=poll,
         )
         print(f"{args.instances} instances, {args.hung} hanging, probe timeout "
               f"{args.timeout} s, hedge {args.hedge} s (pid {os.getpid()})")

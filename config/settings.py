@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     offline_backoff_max_seconds: float = Field(default=300.0, gt=0)
     sending_stuck_after_seconds: int = Field(default=300, gt=0)
     broker_visibility_timeout_seconds: int = Field(default=3600, gt=0)
+    # Longest pause between retries of a task that found PostgreSQL or Redis unreachable.
+    infrastructure_retry_max_seconds: int = Field(default=120, gt=0)
     default_hourly_cap: int = Field(default=60, gt=0)
     default_daily_cap: int = Field(default=500, gt=0)
 

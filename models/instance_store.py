@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +41,42 @@ def instance_view(row: Instance) -> InstanceView:
     )
 
 
+#: The columns of `InstanceView`, in its field order: routing reads every row for each message,
+#: and plain rows cost a fraction of ORM objects (bench/: 1,000 instances).
+_VIEW_COLUMNS = (
+    Instance.name,
+    Instance.phone,
+    Instance.status,
+    Instance.hourly_cap,
+    Instance.daily_cap,
+    Instance.active,
+    Instance.consecutive_failures,
+    Instance.circuit_opened_at,
+    Instance.last_message_at,
+    Instance.status_changed_at,
+    Instance.status_reason,
+)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _drops_snapshot(
+    method: Callable[Concatenate[InstanceStore, _P], _R],
+) -> Callable[Concatenate[InstanceStore, _P], _R]:
+    """A write to instances: the routing snapshot is dropped once it has committed."""
+
+    @functools.wraps(method)
+    def wrapper(self: InstanceStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._forget_snapshot()
+
+    return wrapper
+
+
 def validate_caps(hourly_cap: int | None, daily_cap: int | None) -> None:
     """Caps are messages per hour / per day; both must be positive when given."""
     for label, cap in (("hourly", hourly_cap), ("daily", daily_cap)):
@@ -48,9 +87,12 @@ def validate_caps(hourly_cap: int | None, daily_cap: int | None) -> None:
 class InstanceStore:
     """The instances table and the contact preferences that point at it."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, snapshot_seconds: float = 0.0) -> None:
         self._sessions = sessions
+        self._snapshot_seconds = snapshot_seconds
+        self._snapshot: tuple[float, tuple[InstanceView, ...]] | None = None
 
+    @_drops_snapshot
     def add(
         self,
         name: str,
@@ -80,8 +122,31 @@ class InstanceStore:
 
     def all(self) -> list[InstanceView]:
         with self._sessions() as session:
-            rows = session.scalars(select(Instance).order_by(Instance.name))
-            return [instance_view(r) for r in rows]
+            rows = session.execute(select(*_VIEW_COLUMNS).order_by(Instance.name))
+            return [InstanceView(*row) for row in rows]
+
+    def snapshot(self) -> Sequence[InstanceView]:
+        """`all()`, reused for up to `snapshot_seconds` (monotonic) for routing, which reads
+        it for every message. Changes made through this store drop it at once; changes made
+        elsewhere (the health check in another process, the API) show within that time."""
+        cached = self._snapshot
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self._snapshot_seconds:
+            return cached[1]
+        fresh = tuple(self.all())
+        self._snapshot = (now, fresh)
+        return fresh
+
+    def _forget_snapshot(self) -> None:
+        self._snapshot = None
+
+    def _failing_in_snapshot(self, name: str) -> bool:
+        """Whether the snapshot shows `name` with failures a success has just cleared."""
+        cached = self._snapshot
+        return cached is not None and any(
+            v.name == name and (v.consecutive_failures or v.circuit_opened_at is not None)
+            for v in cached[1]
+        )
 
     def get(self, name: str) -> InstanceView:
         with self._sessions() as session:
@@ -100,6 +165,7 @@ class InstanceStore:
             )
             return [instance_view(r) for r in rows]
 
+    @_drops_snapshot
     def update(
         self,
         name: str,
@@ -120,6 +186,7 @@ class InstanceStore:
                 setattr(row, key, value)
             return instance_view(row)
 
+    @_drops_snapshot
     def set_status(
         self, name: str, status: InstanceStatus, reason: str | None, now: datetime
     ) -> StatusChange | None:
@@ -176,7 +243,10 @@ class InstanceStore:
                 .where(Instance.name == name)
                 .values(last_message_at=now, consecutive_failures=0, circuit_opened_at=None)
             )
+        if self._failing_in_snapshot(name):
+            self._forget_snapshot()
 
+    @_drops_snapshot
     def record_send_failure(self, name: str, now: datetime, *, threshold: int) -> int:
         """Count a failed send; (re)open the breaker at `threshold`. Returns the new count."""
         with self._sessions.begin() as session:

@@ -11,6 +11,7 @@ import redis
 from celery import Task
 from sqlalchemy.exc import DBAPIError
 
+from config import load_settings
 from worker import app
 from worker.celery_app import DELIVER_MESSAGE, SEND_MESSAGE
 from worker.intake_service import message_id_from
@@ -21,7 +22,7 @@ INFRASTRUCTURE_ERRORS = (DBAPIError, redis.ConnectionError, redis.TimeoutError)
 RETRY = {
     "autoretry_for": INFRASTRUCTURE_ERRORS,
     "retry_backoff": 2,
-    "retry_backoff_max": 120,
+    "retry_backoff_max": load_settings().infrastructure_retry_max_seconds,
     "retry_jitter": True,
     "max_retries": None,
 }

@@ -9,7 +9,7 @@ from worker.pipeline import pipeline
 from worker.resources import resources
 
 
-@app.task(name=SWEEP, ignore_result=True)  # type: ignore[misc]
+@app.task(name=SWEEP, ignore_result=True)
 def sweep() -> None:
     """Re-drive parked, orphaned and stuck messages (see worker/sweeper.py)."""
     pipeline(app).sweeper.run()

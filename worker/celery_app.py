@@ -13,6 +13,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from config import Settings, load_settings
+from worker import threads_pool
 from worker.flower_config import export_flower_env
 
 #: Celery's default queue: a producer without this code (`send_task` by name, no routes)
@@ -86,6 +87,7 @@ def make_app(settings: Settings) -> Celery:
         )
     app = Celery("zapdispatch")
     app.conf.update(celery_config(settings))
+    threads_pool.install(app)
     return app
 
 

@@ -40,8 +40,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned columns, two spaces apart."""
     cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
@@ -75,8 +77,10 @@ def instances_add(name: str, phone: str, hourly: int, daily: int) -> None:
         view = resources().instances.add(name, number, hourly, daily)
     except (InvalidPhone, DuplicateInstance) as exc:
         raise BadInput(str(exc)) from None
-    click.echo(f"added {view.name} ({view.phone}): {view.hourly_cap}/hour, "
-               f"{view.daily_cap}/day, status {view.status.value}")
+    click.echo(
+        f"added {view.name} ({view.phone}): {view.hourly_cap}/hour, "
+        f"{view.daily_cap}/day, status {view.status.value}"
+    )
 
 
 @instances.command("list")
@@ -95,14 +99,36 @@ def instances_list(as_json: bool) -> None:
 
 
 def instance_table(rows: Sequence[dict[str, Any]]) -> str:
-    headers = ["", "NAME", "PHONE", "STATUS", "ACTIVE", "HOUR", "DAY", "LOAD", "AVAILABLE",
-               "CONTACTS"]
-    return table(headers, [
-        [r["status_emoji"], r["name"], r["phone"], r["status"], "yes" if r["active"] else "no",
-         f"{r['messages_hour']}/{r['capacity_hour']}", f"{r['messages_day']}/{r['capacity_day']}",
-         f"{r['load_pct']:.1f}%", "yes" if r["available"] else "no",
-         r.get("contacts_assigned", "")]
-        for r in rows])
+    headers = [
+        "",
+        "NAME",
+        "PHONE",
+        "STATUS",
+        "ACTIVE",
+        "HOUR",
+        "DAY",
+        "LOAD",
+        "AVAILABLE",
+        "CONTACTS",
+    ]
+    return table(
+        headers,
+        [
+            [
+                r["status_emoji"],
+                r["name"],
+                r["phone"],
+                r["status"],
+                "yes" if r["active"] else "no",
+                f"{r['messages_hour']}/{r['capacity_hour']}",
+                f"{r['messages_day']}/{r['capacity_day']}",
+                f"{r['load_pct']:.1f}%",
+                "yes" if r["available"] else "no",
+                r.get("contacts_assigned", ""),
+            ]
+            for r in rows
+        ],
+    )
 
 
 @instances.command("set")
@@ -115,12 +141,13 @@ def instances_set(name: str, hourly: int | None, daily: int | None, active: bool
     if hourly is None and daily is None and active is None:
         raise BadInput("nothing to change: give --hourly, --daily, --active or --inactive")
     try:
-        view = resources().instances.update(name, hourly_cap=hourly, daily_cap=daily,
-                                            active=active)
+        view = resources().instances.update(name, hourly_cap=hourly, daily_cap=daily, active=active)
     except UnknownInstance as exc:
         raise BadInput(str(exc)) from None
-    click.echo(f"{view.name}: {view.hourly_cap}/hour, {view.daily_cap}/day, "
-               f"{'active' if view.active else 'inactive'}")
+    click.echo(
+        f"{view.name}: {view.hourly_cap}/hour, {view.daily_cap}/day, "
+        f"{'active' if view.active else 'inactive'}"
+    )
 
 
 @instances.command("ban")
@@ -128,8 +155,9 @@ def instances_set(name: str, hourly: int | None, daily: int | None, active: bool
 def instances_ban(name: str) -> None:
     """Mark NAME banned and move its contacts off it (they are reassigned on their next send)."""
     try:
-        moved = resources().instances.ban(name, "banned by operator (zapdispatch instances ban)",
-                                          datetime.now(tz=UTC))
+        moved = resources().instances.ban(
+            name, "banned by operator (zapdispatch instances ban)", datetime.now(tz=UTC)
+        )
     except UnknownInstance as exc:
         raise BadInput(str(exc)) from None
     click.echo(f"{name} banned; {moved} contact(s) migrated off it")
@@ -155,11 +183,16 @@ def message_json(message: MessageView) -> dict[str, Any]:
     """A message for people: phone masked, text shortened."""
     text = message.text
     return {
-        "id": str(message.id), "state": message.state.value, "instance": message.instance,
-        "phone": mask_phone(message.phone or ""), "contact_id": mask_id(message.contact_id),
+        "id": str(message.id),
+        "state": message.state.value,
+        "instance": message.instance,
+        "phone": mask_phone(message.phone or ""),
+        "contact_id": mask_id(message.contact_id),
         "text": text if len(text) <= TEXT_PREVIEW_CHARS else text[:TEXT_PREVIEW_CHARS] + "…",
-        "attempts": message.attempts, "requeues": message.requeues,
-        "created_at": iso(message.created_at), "sent_at": iso(message.sent_at),
+        "attempts": message.attempts,
+        "requeues": message.requeues,
+        "created_at": iso(message.created_at),
+        "sent_at": iso(message.sent_at),
         "last_error": message.last_error,
     }
 
@@ -199,9 +232,20 @@ def status_text(doc: dict[str, Any]) -> str:
         "",
         "messages: " + ", ".join(f"{state} {n}" for state, n in counts.items()),
         "",
-        table(["ID", "STATE", "INSTANCE", "PHONE", "CREATED", "SENT"], [
-            [m["id"], m["state"], m["instance"] or "-", m["phone"], m["created_at"],
-             m["sent_at"] or "-"] for m in doc["messages"]["recent"]]),
+        table(
+            ["ID", "STATE", "INSTANCE", "PHONE", "CREATED", "SENT"],
+            [
+                [
+                    m["id"],
+                    m["state"],
+                    m["instance"] or "-",
+                    m["phone"],
+                    m["created_at"],
+                    m["sent_at"] or "-",
+                ]
+                for m in doc["messages"]["recent"]
+            ],
+        ),
     ]
     return "\n".join(parts)
 
@@ -223,10 +267,20 @@ def api(host: str, port: int) -> None:
 @cli.command("simulator")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8081, show_default=True)
-@click.option("--instances", "names", default="inst-a,inst-b,inst-c", show_default=True,
-              help="Comma-separated instance names, all connected (`open`).")
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Added before answering each sendText, milliseconds.")
+@click.option(
+    "--instances",
+    "names",
+    default="inst-a,inst-b,inst-c",
+    show_default=True,
+    help="Comma-separated instance names, all connected (`open`).",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Added before answering each sendText, milliseconds.",
+)
 def simulator(host: str, port: int, names: str, latency_ms: float) -> None:
     """Serve the Evolution API simulator."""
     from worker.simulator import SimulatorConfig, serve  # noqa: PLC0415
@@ -238,8 +292,7 @@ def simulator(host: str, port: int, names: str, latency_ms: float) -> None:
 @cli.command("up")
 @click.option("--api-port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--flower-port", type=click.IntRange(1, 65535), default=5555, show_default=True)
-@click.option("--simulator-port", type=click.IntRange(1, 65535), default=8081,
-              show_default=True)
+@click.option("--simulator-port", type=click.IntRange(1, 65535), default=8081, show_default=True)
 def up(api_port: int, flower_port: int, simulator_port: int) -> None:
     """Run the whole stack (simulator when EVOLUTION_API_URL is unset, worker, beat, Flower,
     API) with prefixed output, until Ctrl-C or SIGTERM."""

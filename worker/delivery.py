@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from sqlalchemy.exc import DBAPIError
 
 from config import Settings
 from models.instance_store import InstanceStore
@@ -31,6 +34,10 @@ from worker.phones import mask_id, mask_phone
 from worker.routing import BreakerPolicy, RoutePlan, RouteRequest, plan_route
 
 log = logging.getLogger("zapdispatch.delivery")
+
+#: Pauses between attempts to record `sent` while the database is away (seconds).
+RECORD_RETRY_FIRST_SECONDS = 0.25
+RECORD_RETRY_MAX_SECONDS = 5.0
 
 #: How many times a message is re-routed when its contact's sticky number moved meanwhile.
 PREFERENCE_RACE_LIMIT = 3
@@ -126,7 +133,7 @@ class Dispatcher:
         failed_here = message.instance if message.attempts >= 2 and message.last_error else None
         return RouteRequest(
             preferred=preferred,
-            instances=self._instances.all(),
+            instances=self._instances.snapshot(),
             now=now,
             message_age_seconds=now - message.created_at.timestamp(),
             sticky_patience_seconds=self._s.sticky_patience_seconds,
@@ -163,7 +170,7 @@ class Dispatcher:
         except EvolutionError as exc:
             self._limiter.release(slot)
             return self._transient_failure(message, slot, exc)
-        self._messages.mark_sent(message.id, sent.provider_message_id, to_datetime(slot.now))
+        self._record_sent(message.id, sent.provider_message_id, slot.now)
         self._instances.record_send_success(slot.instance, to_datetime(slot.now))
         log.info(
             "sent message %s via %s to contact %s",
@@ -172,6 +179,31 @@ class Dispatcher:
             mask_id(message.contact_id),
         )
         return Delivered(Result.SENT, instance=slot.instance)
+
+    def _record_sent(self, message_id: uuid.UUID, provider_id: str, at: float) -> None:
+        """Commit `sent` for a message Evolution accepted. The send cannot be undone, so a
+        database outage here is retried in place, for at most half of
+        SENDING_STUCK_AFTER_SECONDS: giving up sooner leaves the claim for the sweep, which
+        re-sends it (a duplicate), or records it `expired` when no slot is left."""
+        deadline = time.monotonic() + self._s.sending_stuck_after_seconds / 2
+        pause = RECORD_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                self._messages.mark_sent(message_id, provider_id, to_datetime(at))
+                return
+            except DBAPIError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                pause = min(pause, left)
+                log.warning(
+                    "message %s was sent but not recorded yet (%s); retrying in %.1f s",
+                    message_id,
+                    type(exc).__name__,
+                    pause,
+                )
+                time.sleep(pause)
+                pause = min(pause * 2, RECORD_RETRY_MAX_SECONDS)
 
     # -- outcomes -----------------------------------------------------------------------
     def _transient_failure(

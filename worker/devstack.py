@@ -62,8 +62,12 @@ def simulator_url(ports: Ports) -> str:
 
 def child_env(settings: Settings, ports: Ports, base: dict[str, str]) -> dict[str, str]:
     """The children's environment: ours, plus what they must agree on."""
-    env = {**base, "PYTHONUNBUFFERED": "1", "DATABASE_URL": settings.database_url,
-           "REDIS_URL": settings.redis_url}
+    env = {
+        **base,
+        "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+    }
     if wants_simulator(settings):
         env["EVOLUTION_API_URL"] = simulator_url(ports)
     if settings.flower_basic_auth is not None:
@@ -76,33 +80,55 @@ def child_specs(settings: Settings, ports: Ports, state_dir: Path) -> list[Child
     py, celery = sys.executable, [sys.executable, "-m", "celery", "-A", "worker"]
     specs = [
         ChildSpec("worker", [*celery, "worker", "--loglevel=INFO", "--concurrency=2"]),
-        ChildSpec("beat", [*celery, "beat", "--loglevel=INFO",
-                           f"--schedule={state_dir / 'celerybeat-schedule'}"]),
-        ChildSpec("flower", [*celery, "flower", f"--address={LOOPBACK}",
-                             f"--port={ports.flower}"]),
-        ChildSpec("api", [py, "-m", "worker.cli", "api", "--host", LOOPBACK,
-                          "--port", str(ports.api)]),
+        ChildSpec(
+            "beat",
+            [*celery, "beat", "--loglevel=INFO", f"--schedule={state_dir / 'celerybeat-schedule'}"],
+        ),
+        ChildSpec("flower", [*celery, "flower", f"--address={LOOPBACK}", f"--port={ports.flower}"]),
+        ChildSpec(
+            "api", [py, "-m", "worker.cli", "api", "--host", LOOPBACK, "--port", str(ports.api)]
+        ),
     ]
     if wants_simulator(settings):
-        simulator = ChildSpec("simulator", [
-            py, "-m", "worker.cli", "simulator", "--host", LOOPBACK, "--port",
-            str(ports.simulator), "--instances", ",".join(SIMULATED_INSTANCES)])
+        simulator = ChildSpec(
+            "simulator",
+            [
+                py,
+                "-m",
+                "worker.cli",
+                "simulator",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(ports.simulator),
+                "--instances",
+                ",".join(SIMULATED_INSTANCES),
+            ],
+        )
         specs.insert(0, simulator)
     return specs
 
 
-def register_simulated_instances(store: InstanceStore, settings: Settings, now: datetime
-                                 ) -> list[str]:
+def register_simulated_instances(
+    store: InstanceStore, settings: Settings, now: datetime
+) -> list[str]:
     """Add inst-a/b/c with the default caps if missing and mark them connected (the health
-    check keeps them in sync afterwards). Returns the names added."""
+    check keeps them in sync afterwards); an operator's ban is left alone. Returns the names
+    added."""
     added = []
     for index, name in enumerate(SIMULATED_INSTANCES, start=1):
         try:
-            store.add(name, f"55119000000{index:02d}", settings.default_hourly_cap,
-                      settings.default_daily_cap, status=InstanceStatus.CONNECTED)
+            store.add(
+                name,
+                f"55119000000{index:02d}",
+                settings.default_hourly_cap,
+                settings.default_daily_cap,
+                status=InstanceStatus.CONNECTED,
+            )
             added.append(name)
         except DuplicateInstance:
-            store.set_status(name, InstanceStatus.CONNECTED, "zapdispatch up (simulator)", now)
+            if store.get(name).status is not InstanceStatus.BANNED:
+                store.set_status(name, InstanceStatus.CONNECTED, "zapdispatch up (simulator)", now)
     return added
 
 
@@ -124,11 +150,17 @@ class Child:
     def __init__(self, spec: ChildSpec, env: dict[str, str], out: Output) -> None:
         self.name = spec.name
         # argv is built by child_specs from our own interpreter and fixed arguments.
-        self.proc = subprocess.Popen(spec.argv, env=env, stdout=subprocess.PIPE,  # noqa: S603
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(  # noqa: S603
+            spec.argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         assert self.proc.stdout is not None
-        self._pump = threading.Thread(target=out.copy, args=(self.name, self.proc.stdout),
-                                      daemon=True)
+        self._pump = threading.Thread(
+            target=out.copy, args=(self.name, self.proc.stdout), daemon=True
+        )
         self._pump.start()
 
     def stop(self, grace: float) -> int:
@@ -203,14 +235,16 @@ def stop_all(children: Sequence[Child], out: Output) -> None:
         out.say("up", f"{child.name} (pid {child.proc.pid}) stopped, status {code}")
 
 
-def start_children(specs: Sequence[ChildSpec], env: dict[str, str], ports: Ports,
-                   out: Output) -> list[Child]:
+def start_children(
+    specs: Sequence[ChildSpec], env: dict[str, str], ports: Ports, out: Output
+) -> list[Child]:
     children: list[Child] = []
     for spec in specs:
         children.append(Child(spec, env, out))
         out.say("up", f"started {spec.name} (pid {children[-1].proc.pid})")
-        if spec.name == "simulator" and not wait_for_port(LOOPBACK, ports.simulator,
-                                                          SIMULATOR_START_SECONDS):
+        if spec.name == "simulator" and not wait_for_port(
+            LOOPBACK, ports.simulator, SIMULATOR_START_SECONDS
+        ):
             out.say("up", "the simulator did not start listening")
             break
     return children
@@ -233,13 +267,14 @@ def run(settings: Settings, ports: Ports, stream: IO[str] = sys.stdout) -> int:
     """Run the stack until Ctrl-C/SIGTERM (exit status 0) or a child's death (1)."""
     out = Output(stream)
     prepare(settings, out)
-    with tempfile.TemporaryDirectory(prefix="zapdispatch-up-") as state, \
-            stop_requested() as stop:
+    with tempfile.TemporaryDirectory(prefix="zapdispatch-up-") as state, stop_requested() as stop:
         specs = child_specs(settings, ports, Path(state))
-        children = start_children(specs, child_env(settings, ports, dict(os.environ)), ports,
-                                  out)
-        out.say("up", f"status API http://{LOOPBACK}:{ports.api}/  Flower "
-                      f"http://{LOOPBACK}:{ports.flower}/  (Ctrl-C stops everything)")
+        children = start_children(specs, child_env(settings, ports, dict(os.environ)), ports, out)
+        out.say(
+            "up",
+            f"status API http://{LOOPBACK}:{ports.api}/  Flower "
+            f"http://{LOOPBACK}:{ports.flower}/  (Ctrl-C stops everything)",
+        )
         try:
             code = supervise(children, stop, out) if len(children) == len(specs) else 1
         finally:

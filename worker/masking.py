@@ -70,8 +70,9 @@ class MaskedRequest(Request):  # type: ignore[misc]
 
 
 @before_task_publish.connect  # type: ignore[untyped-decorator]
-def _mask_published_headers(body: Any = None, headers: dict[str, Any] | None = None,
-                            **_: Any) -> None:
+def _mask_published_headers(
+    body: Any = None, headers: dict[str, Any] | None = None, **_: Any
+) -> None:
     """Protocol 2 messages: body is (args, kwargs, embed); rewrite the repr headers."""
     if not headers or not str(headers.get("task", "")).startswith(MASKED_TASK_PREFIX):
         return

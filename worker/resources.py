@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import redis
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import Engine
@@ -22,6 +23,10 @@ from models.instance_store import InstanceStore
 from models.message_store import MessageStore
 from worker.evolution import EvolutionClient
 from worker.limiter import RedisLimiter, SpacingPolicy
+
+#: How long a worker routes on its last read of the instances table (seconds): one SELECT of
+#: every instance per message cost more than the rest of routing at 1,000 instances (bench/).
+ROUTING_SNAPSHOT_SECONDS = 1.0
 
 
 @dataclass
@@ -49,6 +54,14 @@ def spacing_policy(settings: Settings) -> SpacingPolicy:
     )
 
 
+def evolution_timeout(settings: Settings) -> httpx.Timeout:
+    """EVOLUTION_TIMEOUT_SECONDS per read/write/pool wait, EVOLUTION_CONNECT_TIMEOUT_SECONDS
+    to connect."""
+    return httpx.Timeout(
+        settings.evolution_timeout_seconds, connect=settings.evolution_connect_timeout_seconds
+    )
+
+
 def build_resources(settings: Settings, *, evolution: EvolutionClient | None = None) -> Resources:
     """Open every connection the workers use; `evolution` may be injected (tests)."""
     engine = make_engine(settings.database_url)
@@ -57,19 +70,22 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
         settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
     )
     api_key = settings.evolution_api_key.get_secret_value() if settings.evolution_api_key else None
+    evolution = evolution or EvolutionClient(
+        settings.evolution_api_url, api_key, timeout=evolution_timeout(settings)
+    )
     return Resources(
         settings=settings,
         engine=engine,
         sessions=sessions,
         redis=client,
-        evolution=evolution or EvolutionClient(settings.evolution_api_url, api_key),
+        evolution=evolution,
         limiter=RedisLimiter(
             client,
             settings.zone,
             spacing_policy(settings),
             test_clock_enabled=settings.test_clock_enabled,
         ),
-        instances=InstanceStore(sessions),
+        instances=InstanceStore(sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
         messages=MessageStore(sessions),
     )
 

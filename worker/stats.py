@@ -73,22 +73,27 @@ def is_available(view: InstanceView, has_capacity: bool, circuit: CircuitState) 
     return view.active and view.connected and circuit is not CircuitState.OPEN and has_capacity
 
 
-def local_hour_starts(now: datetime, zone: ZoneInfo, hours: int = HOURS_OF_HISTORY
-                      ) -> list[datetime]:
+def local_hour_starts(
+    now: datetime, zone: ZoneInfo, hours: int = HOURS_OF_HISTORY
+) -> list[datetime]:
     """The starts (aware, in `zone`) of the last `hours` local hours, oldest first; the last
     one is the hour that contains `now`."""
     current = now.astimezone(zone).replace(minute=0, second=0, microsecond=0)
     current_utc = current.astimezone(UTC)
-    return [(current_utc - timedelta(hours=back)).astimezone(zone)
-            for back in range(hours - 1, -1, -1)]
+    return [
+        (current_utc - timedelta(hours=back)).astimezone(zone) for back in range(hours - 1, -1, -1)
+    ]
 
 
-def hourly_series(starts: Sequence[datetime], counts: Mapping[datetime, int]
-                  ) -> list[dict[str, Any]]:
+def hourly_series(
+    starts: Sequence[datetime], counts: Mapping[datetime, int]
+) -> list[dict[str, Any]]:
     """Zero-filled `{"hour": ISO local start, "sent": n}` per hour; `counts` is keyed by
     naive local hour starts (what `ActivityStore.sends_per_hour` returns)."""
-    return [{"hour": start.isoformat(), "sent": counts.get(start.replace(tzinfo=None), 0)}
-            for start in starts]
+    return [
+        {"hour": start.isoformat(), "sent": counts.get(start.replace(tzinfo=None), 0)}
+        for start in starts
+    ]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -115,19 +120,34 @@ class InstanceRow:
         """The dashboard row (interface.md keys)."""
         v = self.view
         return {
-            "name": v.name, "phone": v.phone, "status": v.status.value,
-            "status_emoji": status_emoji(v.status.value), "active": v.active,
-            "messages_hour": self.messages_hour, "capacity_hour": v.hourly_cap,
-            "messages_day": self.messages_day, "capacity_day": v.daily_cap,
-            "load_pct": self.load_pct, "available": self.available,
-            "circuit": self.circuit.value, "last_message_at": iso(v.last_message_at),
+            "name": v.name,
+            "phone": v.phone,
+            "status": v.status.value,
+            "status_emoji": status_emoji(v.status.value),
+            "active": v.active,
+            "messages_hour": self.messages_hour,
+            "capacity_hour": v.hourly_cap,
+            "messages_day": self.messages_day,
+            "capacity_day": v.daily_cap,
+            "load_pct": self.load_pct,
+            "available": self.available,
+            "circuit": self.circuit.value,
+            "last_message_at": iso(v.last_message_at),
         }
 
     def to_stats_json(self) -> dict[str, Any]:
         """The `/stats/instances` row (seed S6.E2.3)."""
         row = self.to_json()
-        keys = ("name", "status", "messages_hour", "capacity_hour", "messages_day",
-                "capacity_day", "load_pct", "available")
+        keys = (
+            "name",
+            "status",
+            "messages_hour",
+            "capacity_hour",
+            "messages_day",
+            "capacity_day",
+            "load_pct",
+            "available",
+        )
         return {key: row[key] for key in keys}
 
 
@@ -143,9 +163,13 @@ class Summary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "total_instances": self.total_instances, "online": self.online,
-            "offline": self.offline, "banned": self.banned, "capacity_day": self.capacity_day,
-            "sent_today": self.sent_today, "capacity_used_pct": self.capacity_used_pct,
+            "total_instances": self.total_instances,
+            "online": self.online,
+            "offline": self.offline,
+            "banned": self.banned,
+            "capacity_day": self.capacity_day,
+            "sent_today": self.sent_today,
+            "capacity_used_pct": self.capacity_used_pct,
         }
 
 
@@ -156,8 +180,12 @@ def summarize(rows: Sequence[InstanceRow]) -> Summary:
     capacity = sum(r.view.daily_cap for r in online)
     sent = sum(r.messages_day for r in rows)
     return Summary(
-        total_instances=len(rows), online=len(online), offline=len(rows) - len(online) - banned,
-        banned=banned, capacity_day=capacity, sent_today=sent,
+        total_instances=len(rows),
+        online=len(online),
+        offline=len(rows) - len(online) - banned,
+        banned=banned,
+        capacity_day=capacity,
+        sent_today=sent,
         capacity_used_pct=capacity_used_pct(sent, capacity),
     )
 
@@ -208,8 +236,14 @@ class StatsReader:
     """Builds rows, overview and detail from the instances table and the limiter counters."""
 
     def __init__(
-        self, instances: InstanceStore, activity: ActivityStore, limiter: UsageSource,
-        breaker: BreakerPolicy, *, zone: ZoneInfo, warning_pct: float = DEFAULT_WARNING_PCT,
+        self,
+        instances: InstanceStore,
+        activity: ActivityStore,
+        limiter: UsageSource,
+        breaker: BreakerPolicy,
+        *,
+        zone: ZoneInfo,
+        warning_pct: float = DEFAULT_WARNING_PCT,
     ) -> None:
         self._instances = instances
         self._activity = activity
@@ -223,8 +257,9 @@ class StatsReader:
         now = self._limiter.now()
         rows = self._rows(self._instances.all(), now)
         summary = summarize(rows)
-        status = overall_status(summary.total_instances, summary.online,
-                                summary.capacity_used_pct, self._warning_pct)
+        status = overall_status(
+            summary.total_instances, summary.online, summary.capacity_used_pct, self._warning_pct
+        )
         return Overview(now, rows, summary, status)
 
     def detail(self, name: str) -> dict[str, Any]:
@@ -249,24 +284,32 @@ class StatsReader:
         return [self._row(view, usage, now) for view, usage in zip(views, usages, strict=True)]
 
     def _row(self, view: InstanceView, usage: InstanceUsage, now: float) -> InstanceRow:
-        circuit = view.circuit(now, threshold=self._breaker.failure_threshold,
-                               cooldown_seconds=self._breaker.cooldown_seconds)
+        circuit = view.circuit(
+            now,
+            threshold=self._breaker.failure_threshold,
+            cooldown_seconds=self._breaker.cooldown_seconds,
+        )
         return InstanceRow(
-            view=view, messages_hour=usage.sent_hour, messages_day=usage.sent_day,
+            view=view,
+            messages_hour=usage.sent_hour,
+            messages_day=usage.sent_day,
             load_pct=load_pct(usage.sent_hour, view.hourly_cap, usage.sent_day, view.daily_cap),
-            has_capacity=usage.has_capacity, circuit=circuit,
+            has_capacity=usage.has_capacity,
+            circuit=circuit,
         )
 
 
-def detail_json(row: InstanceRow, contacts: int, history: list[dict[str, Any]]
-                ) -> dict[str, Any]:
+def detail_json(row: InstanceRow, contacts: int, history: list[dict[str, Any]]) -> dict[str, Any]:
     """The detail body: the row's keys, the seed's nested `capacity`/`usage`, and more."""
     v = row.view
     return {
         **row.to_json(),
         "capacity": {"hour": v.hourly_cap, "day": v.daily_cap},
-        "usage": {"messages_hour": row.messages_hour, "messages_day": row.messages_day,
-                  "load_pct": row.load_pct},
+        "usage": {
+            "messages_hour": row.messages_hour,
+            "messages_day": row.messages_day,
+            "load_pct": row.load_pct,
+        },
         "contacts_assigned": contacts,
         "consecutive_failures": v.consecutive_failures,
         "circuit_opened_at": iso(v.circuit_opened_at),

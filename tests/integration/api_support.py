@@ -46,9 +46,16 @@ def reserve(res: Resources, name: str, hourly: int, daily: int, count: int) -> N
 
 def sent_message(res: Resources, instance: str, contact: str, at: datetime) -> uuid.UUID:
     """A message recorded, claimed on `instance` and marked sent at `at`."""
-    new = NewMessage(id=uuid.uuid4(), contact_id=contact, phone="5511999998888", text="oi",
-                     content_hash=uuid.uuid4().hex, idempotency_key=None,
-                     expires_at=at + timedelta(days=1), created_at=at - timedelta(seconds=5))
+    new = NewMessage(
+        id=uuid.uuid4(),
+        contact_id=contact,
+        phone="5511999998888",
+        text="oi",
+        content_hash=uuid.uuid4().hex,
+        idempotency_key=None,
+        expires_at=at + timedelta(days=1),
+        created_at=at - timedelta(seconds=5),
+    )
     res.messages.accept(new)
     res.messages.claim(new.id, instance, contact_id=contact, seen_preference=None, now=at)
     assert res.messages.mark_sent(new.id, "3EB0TEST", at)
@@ -63,15 +70,21 @@ def seed_pool(res: Resources) -> list[uuid.UUID]:
     store.add("inst-c", "5511900000003", 30, 300, status=InstanceStatus.BANNED)
     store.add("inst-d", "5511900000004", 40, 400, status=InstanceStatus.DISCONNECTED)
     reserve(res, "inst-a", 10, 100, 3)
-    return [sent_message(res, "inst-a", "doctor-1", NOW - timedelta(hours=2, minutes=10)),
-            sent_message(res, "inst-a", "doctor-2", NOW - timedelta(minutes=20))]
+    return [
+        sent_message(res, "inst-a", "doctor-1", NOW - timedelta(hours=2, minutes=10)),
+        sent_message(res, "inst-a", "doctor-2", NOW - timedelta(minutes=20)),
+    ]
 
 
 def open_alert(res: Resources) -> None:
     AlertStore(res.sessions).open(
-        AlertKind.INSTANCE_BANNED, "inst-c", AlertSeverity.CRITICAL,
+        AlertKind.INSTANCE_BANNED,
+        "inst-c",
+        AlertSeverity.CRITICAL,
         AlertText("Instance inst-c BANNED", "inst-c was banned; contacts are migrating."),
-        now=NOW, channels=[Channel.SLACK])
+        now=NOW,
+        channels=[Channel.SLACK],
+    )
 
 
 def seeded_app(res: Resources) -> Seeded:

@@ -40,8 +40,13 @@ def test_overview_has_the_seed_summary_and_rows(client: TestClient) -> None:
     body = client.get("/dashboard/instances").json()
     assert body["status"] == "healthy"
     assert body["summary"] == {
-        "total_instances": 4, "online": 2, "offline": 1, "banned": 1,
-        "capacity_day": 300, "sent_today": 3, "capacity_used_pct": 1.0,
+        "total_instances": 4,
+        "online": 2,
+        "offline": 1,
+        "banned": 1,
+        "capacity_day": 300,
+        "sent_today": 3,
+        "capacity_used_pct": 1.0,
     }
     assert body["open_alerts"] == 1
     rows = {row["name"]: row for row in body["instances"]}
@@ -50,7 +55,11 @@ def test_overview_has_the_seed_summary_and_rows(client: TestClient) -> None:
     assert a["status_emoji"] == "🟢" and rows["inst-c"]["status_emoji"] == "⛔"
     assert rows["inst-d"]["status_emoji"] == "🔴"
     assert (a["messages_hour"], a["capacity_hour"], a["messages_day"], a["capacity_day"]) == (
-        3, 10, 3, 100)
+        3,
+        10,
+        3,
+        100,
+    )
     assert a["load_pct"] == 30.0 and a["available"] is True
     assert a["last_message_at"] is None  # stamped by the dispatcher, not by these seeds
     assert rows["inst-c"]["available"] is False
@@ -94,6 +103,7 @@ def test_detail_of_an_unknown_instance_is_a_404_with_a_clear_body(client: TestCl
     response = client.get("/dashboard/instances/nope")
     assert response.status_code == 404
     assert response.json() == {"detail": "no instance named 'nope'"}
+    assert client.get("/dashboard/instances/a%00b").status_code == 404
 
 
 def test_health_is_healthy_with_latencies(client: TestClient) -> None:
@@ -101,8 +111,7 @@ def test_health_is_healthy_with_latencies(client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "healthy"
-    assert body["checks"] == {"instances": True, "circuits": True, "redis": True,
-                              "database": True}
+    assert body["checks"] == {"instances": True, "circuits": True, "redis": True, "database": True}
     assert body["details"]["instances"] == "2/4 online"
     assert body["details"]["circuits"] == "4/4 closed"
     assert all(value >= 0 for value in body["latency_ms"].values())
@@ -130,8 +139,9 @@ def test_health_is_503_with_redis_unreachable(settings: Settings, seeded: Seeded
     assert "ConnectionError" in body["details"]["redis"]
 
 
-def test_data_routes_answer_503_not_500_when_redis_is_down(settings: Settings,
-                                                          seeded: Seeded) -> None:
+def test_data_routes_answer_503_not_500_when_redis_is_down(
+    settings: Settings, seeded: Seeded
+) -> None:
     broken = build_resources(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
     try:
         response = TestClient(create_app(deps_from_resources(broken))).get("/stats/instances")
@@ -147,15 +157,22 @@ def test_stats_has_the_seed_keys(client: TestClient) -> None:
     assert body["capacity_day"] == 1000  # every instance's, as the seed sums it
     assert body["sent_today"] == 3
     assert body["instances"][0] == {
-        "name": "inst-a", "status": "connected", "messages_hour": 3, "capacity_hour": 10,
-        "messages_day": 3, "capacity_day": 100, "load_pct": 30.0, "available": True,
+        "name": "inst-a",
+        "status": "connected",
+        "messages_hour": 3,
+        "capacity_hour": 10,
+        "messages_day": 3,
+        "capacity_day": 100,
+        "load_pct": 30.0,
+        "available": True,
     }
 
 
 def test_open_alerts(client: TestClient) -> None:
     alerts = client.get("/dashboard/alerts").json()["alerts"]
     assert [(a["kind"], a["subject"], a["severity"]) for a in alerts] == [
-        ("instance_banned", "inst-c", "critical")]
+        ("instance_banned", "inst-c", "critical")
+    ]
     assert alerts[0]["opened_at"] == NOW.isoformat()
 
 
@@ -183,8 +200,9 @@ def test_metrics_in_prometheus_format(client: TestClient) -> None:
         assert line in text, line
 
 
-def test_metrics_report_a_failed_scrape_instead_of_failing(settings: Settings,
-                                                          seeded: Seeded) -> None:
+def test_metrics_report_a_failed_scrape_instead_of_failing(
+    settings: Settings, seeded: Seeded
+) -> None:
     broken = build_resources(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
     try:
         response = TestClient(create_app(deps_from_resources(broken))).get("/metrics")
@@ -196,8 +214,14 @@ def test_metrics_report_a_failed_scrape_instead_of_failing(settings: Settings,
 
 def test_openapi_schema_and_docs_are_served(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    assert {"/dashboard/instances", "/dashboard/instances/{name}", "/dashboard/health",
-            "/stats/instances", "/metrics", "/livez"} <= set(schema["paths"])
+    assert {
+        "/dashboard/instances",
+        "/dashboard/instances/{name}",
+        "/dashboard/health",
+        "/stats/instances",
+        "/metrics",
+        "/livez",
+    } <= set(schema["paths"])
     assert client.get("/docs").status_code == 200
 
 
@@ -210,9 +234,18 @@ def test_page_and_its_assets(client: TestClient) -> None:
 
 
 # -- auth -------------------------------------------------------------------------------
-GUARDED = ["/", "/static/app.js", "/openapi.json", "/docs", "/metrics", "/dashboard/instances",
-           "/dashboard/instances/inst-a", "/dashboard/health", "/dashboard/alerts",
-           "/stats/instances"]
+GUARDED = [
+    "/",
+    "/static/app.js",
+    "/openapi.json",
+    "/docs",
+    "/metrics",
+    "/dashboard/instances",
+    "/dashboard/instances/inst-a",
+    "/dashboard/health",
+    "/dashboard/alerts",
+    "/stats/instances",
+]
 
 
 @pytest.fixture

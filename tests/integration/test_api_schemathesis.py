@@ -59,9 +59,11 @@ schema = schemathesis.from_pytest_fixture("api_schema")
 
 
 @schema.parametrize()
-@hypothesis_settings(max_examples=40, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                            HealthCheck.too_slow])
+@hypothesis_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 def test_no_server_errors(case: Any) -> None:
     response = case.call_asgi()
     case.validate_response(response, checks=(not_a_server_error,))

@@ -90,3 +90,16 @@ def test_hung_fetch_and_hung_probes_cost_about_one_timeout() -> None:
     assert sum(isinstance(s, EvolutionError) for s in states.values()) == 10
     assert sum(isinstance(s, InstanceState) for s in states.values()) == 40
     assert elapsed < POLICY.hedge_seconds + 2 * POLICY.timeout_seconds
+
+
+def test_queued_probes_are_not_failed_for_waiting_behind_hung_ones() -> None:
+    names = [f"i{n}" for n in range(50)]
+    policy = PollPolicy(timeout_seconds=0.3, hedge_seconds=0.05, max_concurrency=12)
+
+    async def go() -> PollResult:
+        transport = httpx.MockTransport(state_handler(set(names[:10]), fetch_status=404))
+        async with AsyncEvolutionClient("http://evo.test", "k", transport=transport) as client:
+            return await poll_states(client, names, policy)
+
+    states = asyncio.run(go()).states
+    assert sum(isinstance(s, InstanceState) for s in states.values()) == 40

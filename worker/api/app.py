@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.api.auth import bearer_guard
 from worker.api.deps import ApiDeps
@@ -49,8 +49,9 @@ def add_page_routes(app: FastAPI, guard: Any) -> None:
     def static(name: str) -> Response:
         if name not in STATIC_FILES:
             raise HTTPException(404, detail=f"no static file {name!r}")
-        return Response(static_text(name), media_type=STATIC_FILES[name],
-                        headers={"Cache-Control": "no-cache"})
+        return Response(
+            static_text(name), media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"}
+        )
 
 
 def add_schema_routes(app: FastAPI, guard: Any) -> None:
@@ -68,8 +69,9 @@ def add_schema_routes(app: FastAPI, guard: Any) -> None:
 def create_app(deps: ApiDeps) -> FastAPI:
     """A status API over `deps`; nothing here reads the environment."""
     guard = Depends(bearer_guard(deps.settings))
-    app = FastAPI(title="zapdispatch status API", version="1", openapi_url=None,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="zapdispatch status API", version="1", openapi_url=None, docs_url=None, redoc_url=None
+    )
 
     @app.get("/livez", tags=["liveness"], summary="Liveness: the process answers (no auth)")
     def livez() -> dict[str, str]:
@@ -77,8 +79,13 @@ def create_app(deps: ApiDeps) -> FastAPI:
 
     registry = metrics_registry(deps)
 
-    @app.get("/metrics", tags=["metrics"], summary="Prometheus text format",
-             response_class=Response, dependencies=[guard])
+    @app.get(
+        "/metrics",
+        tags=["metrics"],
+        summary="Prometheus text format",
+        response_class=Response,
+        dependencies=[guard],
+    )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -87,5 +94,6 @@ def create_app(deps: ApiDeps) -> FastAPI:
     add_page_routes(app, guard)
     add_schema_routes(app, guard)
     app.add_exception_handler(redis.RedisError, dependency_down)
-    app.add_exception_handler(DBAPIError, dependency_down)
+    app.add_exception_handler(OperationalError, dependency_down)
+    app.add_exception_handler(InterfaceError, dependency_down)
     return app

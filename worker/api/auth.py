@@ -38,7 +38,8 @@ def check_bind(settings: Settings, host: str) -> None:
     if configured_token(settings) is None and not is_loopback(host):
         raise InsecureBind(
             f"refusing to bind the status API to {host!r} without API_TOKEN: set API_TOKEN "
-            "or bind to 127.0.0.1")
+            "or bind to 127.0.0.1"
+        )
 
 
 def token_matches(header: str | None, token: str) -> bool:

@@ -42,7 +42,19 @@ def breaker_policy(settings: Settings) -> BreakerPolicy:
 def deps_from_resources(res: Resources) -> ApiDeps:
     """The API's view of this process's resources (the same stores and limiter as routing)."""
     activity = ActivityStore(res.sessions)
-    stats = StatsReader(res.instances, activity, res.limiter, breaker_policy(res.settings),
-                        zone=res.settings.zone, warning_pct=res.settings.capacity_alert_pct)
-    return ApiDeps(settings=res.settings, stats=stats, messages=res.messages,
-                   activity=activity, alerts=AlertStore(res.sessions), redis=res.redis)
+    stats = StatsReader(
+        res.instances,
+        activity,
+        res.limiter,
+        breaker_policy(res.settings),
+        zone=res.settings.zone,
+        warning_pct=res.settings.capacity_alert_pct,
+    )
+    return ApiDeps(
+        settings=res.settings,
+        stats=stats,
+        messages=res.messages,
+        activity=activity,
+        alerts=AlertStore(res.sessions),
+        redis=res.redis,
+    )

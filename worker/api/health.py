@@ -72,8 +72,11 @@ def run_checks(deps: ApiDeps) -> list[Check]:
         return instances_probe(holder[0])
 
     instances = timed("instances", overview_probe)
-    circuits = (timed("circuits", lambda: circuits_probe(holder[0])) if holder
-                else Check("circuits", False, "unknown: instances unreadable", 0.0))
+    circuits = (
+        timed("circuits", lambda: circuits_probe(holder[0]))
+        if holder
+        else Check("circuits", False, "unknown: instances unreadable", 0.0)
+    )
     return [instances, circuits, redis_check, db_check]
 
 

@@ -23,8 +23,9 @@ INSTANCE = ["instance"]
 log = logging.getLogger(__name__)
 
 
-def _gauge(name: str, doc: str, rows: list[InstanceRow],
-           value: Callable[[InstanceRow], float]) -> GaugeMetricFamily:
+def _gauge(
+    name: str, doc: str, rows: list[InstanceRow], value: Callable[[InstanceRow], float]
+) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc, labels=INSTANCE)
     for row in rows:
         family.add_metric([row.view.name], value(row))
@@ -34,29 +35,50 @@ def _gauge(name: str, doc: str, rows: list[InstanceRow],
 def instance_metrics(overview: Overview) -> Iterator[Metric]:
     """Sends, caps, load and availability per instance (current local hour / day)."""
     rows = overview.rows
-    yield _gauge("zapdispatch_instance_sent_hour", "Sends this local hour.", rows,
-                 lambda r: r.messages_hour)
-    yield _gauge("zapdispatch_instance_sent_day", "Sends this local day.", rows,
-                 lambda r: r.messages_day)
-    yield _gauge("zapdispatch_instance_hourly_cap", "Cap, sends per hour.", rows,
-                 lambda r: r.view.hourly_cap)
-    yield _gauge("zapdispatch_instance_daily_cap", "Cap, sends per day.", rows,
-                 lambda r: r.view.daily_cap)
-    yield _gauge("zapdispatch_instance_load_percent",
-                 "100 x max(hour/hourly cap, day/daily cap).", rows, lambda r: r.load_pct)
-    yield _gauge("zapdispatch_instance_available", "1 when routing may use it now.", rows,
-                 lambda r: float(r.available))
-    yield _gauge("zapdispatch_instance_active", "1 when enabled by an operator.", rows,
-                 lambda r: float(r.view.active))
+    yield _gauge(
+        "zapdispatch_instance_sent_hour", "Sends this local hour.", rows, lambda r: r.messages_hour
+    )
+    yield _gauge(
+        "zapdispatch_instance_sent_day", "Sends this local day.", rows, lambda r: r.messages_day
+    )
+    yield _gauge(
+        "zapdispatch_instance_hourly_cap", "Cap, sends per hour.", rows, lambda r: r.view.hourly_cap
+    )
+    yield _gauge(
+        "zapdispatch_instance_daily_cap", "Cap, sends per day.", rows, lambda r: r.view.daily_cap
+    )
+    yield _gauge(
+        "zapdispatch_instance_load_percent",
+        "100 x max(hour/hourly cap, day/daily cap).",
+        rows,
+        lambda r: r.load_pct,
+    )
+    yield _gauge(
+        "zapdispatch_instance_available",
+        "1 when routing may use it now.",
+        rows,
+        lambda r: float(r.available),
+    )
+    yield _gauge(
+        "zapdispatch_instance_active",
+        "1 when enabled by an operator.",
+        rows,
+        lambda r: float(r.view.active),
+    )
 
 
 def state_sets(overview: Overview) -> Iterator[Metric]:
     """Status and circuit state per instance, one series per possible value (1 = current)."""
-    status = GaugeMetricFamily("zapdispatch_instance_status", "Connection status (1 = current).",
-                               labels=["instance", "status"])
-    circuit = GaugeMetricFamily("zapdispatch_instance_circuit_state",
-                                "Circuit breaker state (1 = current).",
-                                labels=["instance", "state"])
+    status = GaugeMetricFamily(
+        "zapdispatch_instance_status",
+        "Connection status (1 = current).",
+        labels=["instance", "status"],
+    )
+    circuit = GaugeMetricFamily(
+        "zapdispatch_instance_circuit_state",
+        "Circuit breaker state (1 = current).",
+        labels=["instance", "state"],
+    )
     for row in overview.rows:
         for value in InstanceStatus:
             status.add_metric([row.view.name, value.value], float(row.view.status is value))
@@ -64,8 +86,9 @@ def state_sets(overview: Overview) -> Iterator[Metric]:
             circuit.add_metric([row.view.name, state.value], float(row.circuit is state))
     yield status
     yield circuit
-    pool = GaugeMetricFamily("zapdispatch_pool_status", "Overall status (1 = current).",
-                             labels=["status"])
+    pool = GaugeMetricFamily(
+        "zapdispatch_pool_status", "Overall status (1 = current).", labels=["status"]
+    )
     for name in ("healthy", "warning", "degraded", "critical"):
         pool.add_metric([name], float(overview.status == name))
     yield pool
@@ -77,16 +100,18 @@ def message_metrics(deps: ApiDeps) -> Iterator[Metric]:
     for state, count in message_counts(deps.messages.count_by_state()).items():
         by_state.add_metric([state], count)
     yield by_state
-    requeues = CounterMetricFamily("zapdispatch_message_requeues",
-                                   "Requeues for capacity, summed over messages.")
+    requeues = CounterMetricFamily(
+        "zapdispatch_message_requeues", "Requeues for capacity, summed over messages."
+    )
     requeues.add_metric([], deps.messages.total_requeues())
     yield requeues
 
 
 def alert_metrics(deps: ApiDeps) -> Iterator[Metric]:
     """Open alerts by kind and severity."""
-    family = GaugeMetricFamily("zapdispatch_alerts_open", "Open alerts.",
-                               labels=["kind", "severity"])
+    family = GaugeMetricFamily(
+        "zapdispatch_alerts_open", "Open alerts.", labels=["kind", "severity"]
+    )
     counts: dict[tuple[str, str], int] = {}
     for alert in deps.alerts.open_alerts():
         key = (alert.kind.value, alert.severity.value)
@@ -105,9 +130,12 @@ class LiveCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         ok = 1.0
         try:
-            families = [*instance_metrics(overview := self._deps.stats.overview()),
-                        *state_sets(overview), *message_metrics(self._deps),
-                        *alert_metrics(self._deps)]
+            families = [
+                *instance_metrics(overview := self._deps.stats.overview()),
+                *state_sets(overview),
+                *message_metrics(self._deps),
+                *alert_metrics(self._deps),
+            ]
         except Exception:  # a failed read is reported as a metric, and logged
             log.exception("metrics scrape failed")
             families, ok = [], 0.0

@@ -21,9 +21,14 @@ NAME_PATH = Path(min_length=1, max_length=64, description="Instance name")
 def alert_json(alert: Any) -> dict[str, Any]:
     """One open alert as the page shows it."""
     return {
-        "id": alert.id, "kind": alert.kind.value, "subject": alert.subject,
-        "severity": alert.severity.value, "title": alert.title, "message": alert.message,
-        "opened_at": iso(alert.opened_at), "reminders": alert.reminders,
+        "id": alert.id,
+        "kind": alert.kind.value,
+        "subject": alert.subject,
+        "severity": alert.severity.value,
+        "title": alert.title,
+        "message": alert.message,
+        "opened_at": iso(alert.opened_at),
+        "reminders": alert.reminders,
     }
 
 
@@ -36,17 +41,26 @@ def dashboard_router(deps: ApiDeps) -> APIRouter:
         body["open_alerts"] = len(deps.alerts.open_alerts())
         return body
 
-    @router.get("/instances/{name}", summary="One instance: caps, usage, contacts, circuit",
-                responses={404: {"description": "No instance has that name"}})
+    @router.get(
+        "/instances/{name}",
+        summary="One instance: caps, usage, contacts, circuit",
+        responses={404: {"description": "No instance has that name"}},
+    )
     def instance_detail(name: str = NAME_PATH) -> dict[str, Any]:
         try:
+            if "\x00" in name:  # PostgreSQL text cannot hold NUL: no instance has it
+                raise UnknownInstance(name)
             return deps.stats.detail(name)
         except UnknownInstance:
-            raise HTTPException(status.HTTP_404_NOT_FOUND,
-                                detail=f"no instance named {name!r}") from None
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail=f"no instance named {name!r}"
+            ) from None
 
-    @router.get("/health", summary="Aggregated health; HTTP 503 when degraded",
-                responses={503: {"description": "At least one check failed"}})
+    @router.get(
+        "/health",
+        summary="Aggregated health; HTTP 503 when degraded",
+        responses={503: {"description": "At least one check failed"}},
+    )
     def health() -> JSONResponse:
         body = health_json(run_checks(deps))
         code = status.HTTP_200_OK if body["status"] == "healthy" else 503

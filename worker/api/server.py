@@ -19,7 +19,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
     check_bind(settings, host)
     res = build_resources(settings)
     try:
-        uvicorn.run(create_app(deps_from_resources(res)), host=host, port=port,
-                    log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+        uvicorn.run(
+            create_app(deps_from_resources(res)),
+            host=host,
+            port=port,
+            log_level="info",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
     finally:
         res.close()

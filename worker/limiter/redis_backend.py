@@ -31,6 +31,15 @@ TABLE_VALID_SECONDS = 2 * DAY_SECONDS
 TABLE_SPAN_SECONDS = TABLE_VALID_SECONDS + DAY_SECONDS
 #: A cached table is rebuilt once the clock estimate is this close to its valid edge.
 TABLE_REBUILD_MARGIN_SECONDS = DAY_SECONDS
+#: With more non-strict candidates than this, a reserve first offers the script the strict
+#: ones plus a random sample of this many (the least loaded of the sample wins), and every
+#: candidate only when none of the sample fits. Encoding 3 keys per candidate dominated a
+#: reserve over 1,000 instances (~6 ms vs ~0.2 ms for 3; bench/).
+SAMPLE_SIZE = 20
+#: How long `now()` extrapolates the last Redis clock reading with this process's monotonic
+#: clock before it asks Redis again (seconds); every script reply renews the reading. Saves a
+#: TIME round trip per routing decision. The test clock is always read afresh.
+CLOCK_REUSE_SECONDS = 10.0
 
 
 def read_script(name: str) -> str:
@@ -83,12 +92,21 @@ class RedisLimiter:
         self._release_script = client.register_script(read_script("release.lua"))
         self._clock = RedisClock(client, test_clock_enabled=test_clock_enabled)
         self._skew = 0.0  # limiter clock minus this process's clock, seconds (last seen)
+        self._seen: tuple[float, float] | None = None  # (limiter clock, monotonic) last seen
         self._table = self._build_table(time.time())
         self.round_trips = 0
 
     def now(self) -> float:
-        """The limiter clock (Redis server time, or the test clock), unix seconds."""
-        return self._clock.now()
+        """The limiter clock, unix seconds: the test clock when enabled and set; otherwise
+        the Redis server time, read at most every CLOCK_REUSE_SECONDS and advanced by this
+        process's monotonic clock in between (windows are still named by the script's own
+        clock; this one serves expiry, breaker cooldowns and timestamps)."""
+        seen, mono = self._seen, time.monotonic()
+        if self._test_clock_enabled or seen is None or mono - seen[1] > CLOCK_REUSE_SECONDS:
+            value = self._clock.now()
+            self._seen = (value, time.monotonic())
+            return value
+        return seen[0] + (mono - seen[1])
 
     def reserve(
         self, candidates: Sequence[Candidate], *, phone: str, strict: int = 0
@@ -97,8 +115,25 @@ class RedisLimiter:
         if not candidates:
             return NoCapacity(now=self.now(), retry_at=math.inf, reason="no_candidates")
         head = ["reserve", str(strict), *self._spacing_args()]
+        sample = self._sample(candidates, strict)
+        if sample is not None:
+            first = self._reserve_among(sample, phone, head)
+            if isinstance(first, Reservation) or first.reason == "recipient_gap":
+                return first
+        return self._reserve_among(candidates, phone, head)
+
+    def _reserve_among(
+        self, candidates: Sequence[Candidate], phone: str, head: list[str]
+    ) -> Reservation | NoCapacity:
         reply = self._call(candidates, keys.phone_last_send(phone), head)
         return self._reservation(reply, candidates) if reply[0] == "ok" else self._refusal(reply)
+
+    def _sample(self, candidates: Sequence[Candidate], strict: int) -> list[Candidate] | None:
+        """The strict head plus SAMPLE_SIZE of the rest (in their order), or None if few."""
+        if len(candidates) - strict <= SAMPLE_SIZE:
+            return None
+        picked = sorted(self._rng.sample(range(strict, len(candidates)), SAMPLE_SIZE))
+        return [*candidates[:strict], *(candidates[i] for i in picked)]
 
     def release(self, reservation: Reservation) -> None:
         """Decrement the counters the reservation incremented (never below 0)."""
@@ -134,12 +169,13 @@ class RedisLimiter:
     def _call(self, candidates: Sequence[Candidate], phone_key: str, head: list[str]) -> list[Any]:
         """Run reserve.lua; on a "stale" answer rebuild the offset table around its now, once."""
         script_keys = [keys.TEST_CLOCK, phone_key, *self._candidate_keys(candidates)]
-        caps = [str(cap) for c in candidates for cap in (c.hourly_cap, c.daily_cap)]
+        caps = ",".join(f"{c.hourly_cap},{c.daily_cap}" for c in candidates)
         for _ in range(2):
             table = self._current_table()
-            args = [head[0], self._clock_flag(), *head[1:], *table.as_args(), *caps]
+            args = [head[0], self._clock_flag(), *head[1:], *table.as_args(), caps]
             reply = [_text(part) for part in self._run(script_keys, args)]
             self._skew = float(reply[1]) - time.time()
+            self._seen = (float(reply[1]), time.monotonic())
             if reply[0] != "stale":
                 return reply
             self._table = self._build_table(float(reply[1]))

@@ -31,7 +31,8 @@
 -- ARGV[8]   table valid until, unix seconds
 -- ARGV[9]   m, number of offset-table pairs
 -- ARGV[10 .. 9+2m]    pairs utc_from (unix s), offset (s): local = utc + offset from utc_from on
--- ARGV[10+2m ..]      per candidate: hourly_cap, daily_cap
+-- ARGV[10+2m]         caps, packed: "hourly_cap_1,daily_cap_1,...,hourly_cap_n,daily_cap_n"
+--                     (one string: one argument per cap cost more to encode than the call)
 --
 -- Windows: local = now + offset(now); hour_window = floor(local/3600),
 -- day_window = floor(local/86400). A window ends at the first second its id changes:
@@ -117,11 +118,13 @@ if gap > 0 then
   if last and last + gap > now then return {'full', fmt(now), fmt(last + gap), 'recipient_gap'} end
 end
 
+local caps = {}
+for cap in string.gmatch(ARGV[caps_base + 1], '[^,]+') do caps[#caps + 1] = tonumber(cap) end
 local hour_caps, day_caps, loads = {}, {}, {}
 local function ratio(count, cap) if cap > 0 then return count / cap end return 1 end
 for i = 1, n do
-  hour_caps[i] = tonumber(ARGV[caps_base + 2 * i - 1])
-  day_caps[i] = tonumber(ARGV[caps_base + 2 * i])
+  hour_caps[i] = caps[2 * i - 1]
+  day_caps[i] = caps[2 * i]
   loads[i] = math.max(ratio(counts[2 * i - 1], hour_caps[i]), ratio(counts[2 * i], day_caps[i]))
 end
 

@@ -130,6 +130,12 @@ class AlertManager:
             )
             self._store.mark_failed(notification.id, str(exc))
             return False
+        except Exception as exc:  # a bug must not stop the health check; keep it pending
+            log.exception(
+                "notification %d on %s failed unexpectedly", notification.id, notification.channel
+            )
+            self._store.mark_failed(notification.id, f"{type(exc).__name__}")
+            return False
         self._store.mark_sent(notification.id, to_datetime(now))
         return True
 

@@ -141,15 +141,15 @@ class HealthMonitor:
         self._mark_run(now)
         online = sum(is_online(v, now, self._policy) for v in snapshot.instances)
         report = HealthReport(
-            True,
-            polled.mode,
-            len(views),
-            online,
-            tuple(changes),
-            migrated,
-            applied,
-            delivered,
-            poll_seconds,
+            ran=True,
+            mode=polled.mode,
+            checked=len(views),
+            online=online,
+            changes=tuple(changes),
+            migrated=migrated,
+            alerts=applied,
+            notifications=delivered,
+            poll_seconds=poll_seconds,
         )
         _log_report(report)
         return report
@@ -169,6 +169,8 @@ class HealthMonitor:
             if view.status is InstanceStatus.BANNED:
                 continue  # sticky: only an operator un-bans
             seen = observe(polled.states.get(view.name))
+            if seen.status is view.status:
+                continue  # the common case: no transaction (set_status re-checks under lock)
             change = self._instances.set_status(view.name, seen.status, seen.reason, at)
             if change is not None:
                 changes.append(change)
@@ -243,14 +245,23 @@ def _log_report(report: HealthReport) -> None:
 # --- one per process -------------------------------------------------------------------
 
 
-def evolution_factory(settings: Settings) -> EvolutionFactory:
-    """A new async client per run (an httpx.AsyncClient belongs to one event loop)."""
+def evolution_factory(settings: Settings, poll: PollPolicy | None = None) -> EvolutionFactory:
+    """A new async client per run (an httpx.AsyncClient belongs to one event loop), with a
+    connection pool as wide as the probes in flight."""
+    poll = poll or poll_policy_from(settings)
     key = settings.evolution_api_key.get_secret_value() if settings.evolution_api_key else None
     timeout = httpx.Timeout(
-        poll_policy_from(settings).timeout_seconds,
-        connect=settings.evolution_connect_timeout_seconds,
+        poll.timeout_seconds, connect=settings.evolution_connect_timeout_seconds
     )
-    return lambda: AsyncEvolutionClient(settings.evolution_api_url, key, timeout=timeout)
+    limits = httpx.Limits(max_connections=poll.max_concurrency, max_keepalive_connections=20)
+
+    def open_client() -> AsyncEvolutionClient:
+        transport = httpx.AsyncHTTPTransport(limits=limits)
+        return AsyncEvolutionClient(
+            settings.evolution_api_url, key, timeout=timeout, transport=transport
+        )
+
+    return open_client
 
 
 def build_monitor(res: Resources) -> HealthMonitor:

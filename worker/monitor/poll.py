@@ -5,8 +5,9 @@ carries the disconnection reason (so the only way to see a ban). It is tried fir
 fails (401/403/404 when the key is not the global one, 5xx, bad body) the per-instance
 `connectionState` probes start at once; if it merely has not answered within
 `hedge_seconds`, the probes start alongside it and whichever finishes first wins. The
-probes run concurrently, each bounded by `timeout_seconds`, so 100 instances of which 20
-hang cost about `hedge_seconds + timeout_seconds`, not 20 timeouts.
+probes run concurrently (at most `max_concurrency` in flight), each bounded by
+`timeout_seconds`, so 100 instances of which 20 hang cost about `hedge_seconds +
+timeout_seconds`, not 20 timeouts.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ class PollMode(StrEnum):
 @dataclass(frozen=True, slots=True)
 class PollPolicy:
     """`timeout_seconds` bounds each call; `hedge_seconds` is how long fetchInstances runs
-    alone before the per-instance probes start too."""
+    alone before the per-instance probes start too; at most `max_concurrency` probes are in
+    flight (each probe's timeout starts when it gets its slot, so a queued probe is never
+    failed for waiting behind hung ones)."""
 
     timeout_seconds: float = 10.0
     hedge_seconds: float = 1.0
+    max_concurrency: int = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +56,7 @@ class StateSource(Protocol):
 
     async def fetch_instances(self) -> list[InstanceState]: ...
 
-    async def connection_states(
-        self, names: Sequence[str], *, timeout_seconds: float
-    ) -> dict[str, InstanceState | EvolutionError]: ...
+    async def connection_state(self, instance: str) -> InstanceState: ...
 
 
 async def poll_states(source: StateSource, names: Sequence[str], policy: PollPolicy) -> PollResult:
@@ -63,9 +65,7 @@ async def poll_states(source: StateSource, names: Sequence[str], policy: PollPol
     done, _ = await asyncio.wait({fetch}, timeout=policy.hedge_seconds)
     if done and isinstance(records := fetch.result(), list):
         return _from_fetch(records, names)
-    probes = asyncio.create_task(
-        source.connection_states(names, timeout_seconds=policy.timeout_seconds)
-    )
+    probes = asyncio.create_task(probe_each(source, names, policy))
     if not done:
         await asyncio.wait({fetch, probes}, return_when=asyncio.FIRST_COMPLETED)
         if fetch.done() and isinstance(records := fetch.result(), list):
@@ -84,6 +84,31 @@ async def _fetch(
         return await asyncio.wait_for(source.fetch_instances(), timeout_seconds)
     except TimeoutError:
         return TransientEvolutionError(f"fetchInstances: no answer within {timeout_seconds} s")
+    except EvolutionError as exc:
+        return exc
+
+
+async def probe_each(
+    source: StateSource, names: Sequence[str], policy: PollPolicy
+) -> dict[str, ProbeResult]:
+    """connectionState of every name, concurrently (bounded), failures returned as values."""
+    gate = asyncio.Semaphore(policy.max_concurrency)
+
+    async def probe(name: str) -> ProbeResult:
+        async with gate:
+            return await _probe(source, name, policy.timeout_seconds)
+
+    unique = list(dict.fromkeys(names))
+    results = await asyncio.gather(*(probe(name) for name in unique))
+    return dict(zip(unique, results, strict=True))
+
+
+async def _probe(source: StateSource, name: str, timeout_seconds: float) -> ProbeResult:
+    try:
+        return await asyncio.wait_for(source.connection_state(name), timeout_seconds)
+    except TimeoutError:
+        message = f"connectionState of {name!r}: no answer within {timeout_seconds} s"
+        return TransientEvolutionError(message, instance=name)
     except EvolutionError as exc:
         return exc
 

@@ -1,0 +1,183 @@
+"""Issue 3: saturate 3 instances with 2,000 messages in controlled time.
+
+In-process: one `Dispatcher` (RedisLimiter on real Redis, real PostgreSQL, Evolution faked by
+httpx.MockTransport) driven by a pool of threads, as Celery workers would drive it. Time is
+the shared test clock (`{zd}:clock`, TEST_CLOCK_ENABLED=1), moved by the bench:
+
+- a delivery requeued with a countdown runs again when the clock reaches it (a Celery ETA);
+- the sweep (`Sweeper.run()`) runs every SWEEP_INTERVAL_SECONDS of simulated time and wakes
+  parked (`waiting`) messages whose `not_before` has come; stretches where nothing is due are
+  skipped, so the run takes seconds for hours of simulated time.
+
+Reported: sends over a cap (must be 0), utilization of the capacity that demand could use
+(target >= 98 %), average requeues per message that waited (target <= 1.5) and Redis round
+trips per routing decision (target 1).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from bench.counting import REDIS_ROUND_TRIPS
+from bench.env import BenchEnv
+from bench.stack import Stack, accept_many, as_dict, build_stack
+from worker.clock import set_test_clock
+
+#: 2026-11-23 10:00:00 in São Paulo (13:00 UTC), a window start (the tests' T0).
+T0 = 1_795_438_800.0
+INSTANCES = ("sat-a", "sat-b", "sat-c")
+HOURLY_CAP = 200
+DAILY_CAP = 5_000
+MESSAGES = 2_000
+CONTACTS = 1_000
+THREADS = 8
+SWEEP_INTERVAL_SECONDS = 15.0
+MAX_SIMULATED_HOURS = 12
+
+
+@dataclass
+class SimClock:
+    """The bench's view of the shared test clock (unix seconds)."""
+
+    now: float
+
+    def move(self, stack: Stack, to: float) -> None:
+        self.now = to
+        set_test_clock(stack.res.redis, to)
+
+
+def run(env: BenchEnv) -> dict[str, Any]:
+    settings = env.settings(test_clock_enabled=True)
+    clock = SimClock(T0)
+    stack = build_stack(settings, lambda: clock.now)
+    try:
+        env.reset(stack.res.engine)
+        clock.move(stack, T0)
+        stack.add_instances(INSTANCES, HOURLY_CAP, DAILY_CAP)
+        ids = accept_many(stack, MESSAGES, CONTACTS)
+        started = time.perf_counter()
+        counts = _drive(stack, clock, ids)
+        wall = time.perf_counter() - started
+        return _report(stack, counts, wall)
+    finally:
+        stack.close()
+
+
+def _drive(stack: Stack, clock: SimClock, ids: list[uuid.UUID]) -> dict[str, int]:
+    """Deliver, then move the clock from event to event until nothing is pending."""
+    results: Counter[str] = Counter()
+    rt0, trips0, sweeps = stack.limiter.round_trips, REDIS_ROUND_TRIPS.total, 0
+    batch = ids
+    while clock.now < T0 + MAX_SIMULATED_HOURS * 3600:
+        results.update(d.result.value for d in stack.deliver_all(batch, THREADS))
+        batch = stack.scheduler.pop_due(clock.now)
+        if batch:
+            continue
+        nxt = _next_event(stack, clock.now)
+        if nxt is None:
+            break
+        at, is_sweep = nxt
+        clock.move(stack, at)
+        if is_sweep:
+            sweeps += 1
+            stack.sweeper.run()
+        batch = stack.scheduler.pop_due(clock.now)
+    return {
+        **{f"result_{k}": v for k, v in results.items()},
+        "deliver_calls": sum(results.values()),
+        "decisions": stack.limiter.decisions.total,
+        "limiter_round_trips": stack.limiter.round_trips - rt0,
+        "redis_round_trips": REDIS_ROUND_TRIPS.total - trips0,
+        "sweeps": sweeps,
+        "simulated_seconds": int(clock.now - T0),
+    }
+
+
+def _next_event(stack: Stack, now: float) -> tuple[float, bool] | None:
+    """(time, is_sweep): the next countdown due, or the first sweep tick at which a parked
+    message is due, whichever comes first."""
+    countdown = stack.scheduler.next_due()
+    with stack.res.engine.connect() as conn:
+        parked = conn.execute(text(
+            "SELECT extract(epoch FROM min(not_before)) FROM messages WHERE state = 'waiting'"
+        )).scalar()
+    sweep = None
+    if parked is not None:
+        due = max(float(parked), now + 1e-6)
+        sweep = T0 + math.ceil((due - T0) / SWEEP_INTERVAL_SECONDS) * SWEEP_INTERVAL_SECONDS
+    if countdown is None and sweep is None:
+        return None
+    if sweep is None or (countdown is not None and countdown < sweep):
+        return max(countdown or now, now), False
+    return sweep, True
+
+
+def _report(stack: Stack, counts: dict[str, int], wall: float) -> dict[str, Any]:
+    with stack.res.engine.connect() as conn:
+        states = dict(conn.execute(text(
+            "SELECT state, count(*) FROM messages GROUP BY state")).all())
+        waited, requeues, max_requeues = conn.execute(text(
+            "SELECT count(*), coalesce(sum(requeues), 0), coalesce(max(requeues), 0) "
+            "FROM messages WHERE requeues > 0")).one()
+        sent_rows = conn.execute(text(
+            "SELECT instance, extract(epoch FROM sent_at) FROM messages WHERE state = 'sent'"
+        )).all()
+    per_hour = _per_hour([(str(i), float(at)) for i, at in sent_rows])
+    fake_per_hour = _per_hour(stack.evolution.sends)
+    over_cap = _over_cap(per_hour) + _over_cap(fake_per_hour)
+    utilization = _utilization(per_hour)
+    decisions = max(1, counts["decisions"])
+    return {
+        "instances": len(INSTANCES), "hourly_cap": HOURLY_CAP, "daily_cap": DAILY_CAP,
+        "messages": MESSAGES, "contacts": CONTACTS, "threads": THREADS,
+        "states": {str(k): int(v) for k, v in states.items()},
+        "sent_per_hour": [sum(h.values()) for h in _hours(per_hour)],
+        "over_cap_sends": over_cap,
+        "utilization": utilization,
+        "waited_messages": int(waited),
+        "requeues_per_waiting_message": round(int(requeues) / int(waited), 3) if waited else 0.0,
+        "max_requeues": int(max_requeues),
+        "limiter_calls_per_decision": round(counts["limiter_round_trips"] / decisions, 3),
+        "redis_round_trips_per_deliver": round(
+            counts["redis_round_trips"] / max(1, counts["deliver_calls"]), 3),
+        "scheduler": as_dict(stack.scheduler.countdowns),
+        "counts": counts,
+        "wall_seconds": round(wall, 2),
+    }
+
+
+def _per_hour(sends: list[tuple[str, float]]) -> dict[tuple[str, int], int]:
+    """Sends per (instance, hour index since T0); T0 is a local hour start (no DST in play)."""
+    out: Counter[tuple[str, int]] = Counter()
+    for instance, at in sends:
+        out[(instance, math.floor((at - T0) / 3600))] += 1
+    return dict(out)
+
+
+def _hours(per_hour: dict[tuple[str, int], int]) -> list[dict[str, int]]:
+    last = max((h for _, h in per_hour), default=-1)
+    return [{i: n for (i, h), n in per_hour.items() if h == hour} for hour in range(last + 1)]
+
+
+def _over_cap(per_hour: dict[tuple[str, int], int]) -> int:
+    hourly = sum(max(0, n - HOURLY_CAP) for n in per_hour.values())
+    days: Counter[str] = Counter()
+    for (instance, _), n in per_hour.items():
+        days[instance] += n  # the whole run stays inside one local day
+    return hourly + sum(max(0, n - DAILY_CAP) for n in days.values())
+
+
+def _utilization(per_hour: dict[tuple[str, int], int]) -> float:
+    """Sends / the capacity demand could have used: per hour, min(capacity, backlog)."""
+    capacity, backlog, usable = HOURLY_CAP * len(INSTANCES), MESSAGES, 0
+    for hour in _hours(per_hour):
+        usable += min(capacity, backlog)
+        backlog -= sum(hour.values())
+    return round((MESSAGES - backlog) / usable, 4) if usable else 0.0

@@ -1,0 +1,1 @@
+"""Fault injection on private Redis/PostgreSQL servers: nothing lost, nothing sent twice."""

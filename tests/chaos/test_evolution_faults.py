@@ -1,0 +1,96 @@
+"""Fault 4: Evolution misbehaves: HTTP 500, timeouts, 429 and connection resets.
+
+One of three instances fails every send in the given way. Transient errors are retried with
+backoff and the message moves to another instance; the failing instance's circuit opens
+(CIRCUIT_FAILURE_THRESHOLD consecutive failures). A recipient that is not on WhatsApp fails
+once, permanently, with that reason. A last case makes every instance flaky (30 % 5xx).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.chaos.harness import SEND, Chaos, digits, phone, tally, wait_for
+from tests.chaos.results import record
+from tests.simulator_server import running_simulator
+
+pytestmark = pytest.mark.chaos
+
+INSTANCES = ["inst-a", "inst-b", "inst-c"]
+MESSAGES = 30
+NOT_ON_WHATSAPP = 9999
+THRESHOLD = 3
+
+
+def outcomes(stats: dict[str, Any], code: str) -> int:
+    return sum(int(i["outcomes"].get(code, 0)) for i in stats["instances"].values())
+
+
+@pytest.mark.parametrize("mode", ["500", "timeout", "429", "reset"])
+def test_one_instance_failing(chaos: Chaos, mode: str) -> None:
+    chaos.add_instances(INSTANCES)
+    started = time.monotonic()
+    with running_simulator(INSTANCES, seed=4, latency_ms=10, hang_seconds=30,
+                           retry_after_seconds=30,
+                           not_on_whatsapp=[digits(NOT_ON_WHATSAPP)]) as sim:
+        sim.configure_instance("inst-a", failure_rate=1.0, failure_mode=mode)
+        chaos.worker(chaos.env(sim.url), concurrency=4)
+        app = chaos.producer()
+        texts = [f"evolution-{mode} message {i}" for i in range(MESSAGES)]
+        for i, body in enumerate(texts):
+            app.send_task(SEND, kwargs={"phone": phone(i), "text": body,
+                                        "contact_id": f"doctor-{i}"})
+        app.send_task(SEND, kwargs={"phone": phone(NOT_ON_WHATSAPP), "text": "not on whatsapp"})
+        wait_for(lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired"))
+                 >= MESSAGES + 1, 90, "every message terminal")
+        received, stats = sim.messages(), sim.stats()
+    rows = chaos.rows()
+    inst_a = chaos.instances().get("inst-a")
+    moved = [r for r in rows if r["state"] == "sent" and r["attempts"] > 1]
+    nowa = next(r for r in rows if r["text"] == "not on whatsapp")
+    failed_on_a = stats["instances"].get("inst-a", {}).get("requests", 0)
+    row = tally(
+        f"evolution {mode} on 1 of 3 instances", rows, received, [*texts, "not on whatsapp"],
+        notes=f"{failed_on_a} sends failed on inst-a ({mode}), then its circuit opened "
+              f"({inst_a.consecutive_failures} consecutive failures); {len(moved)} messages "
+              f"retried with backoff and moved to another instance; the recipient not on "
+              f"WhatsApp: 1 request, `failed` ({nowa['last_error'][:40]}…)",
+        moved=len(moved), inst_a_requests=failed_on_a,
+        seconds=round(time.monotonic() - started, 1))
+    record(row)
+    assert row.lost == 0 and row.duplicated == 0, row
+    assert row.sent == MESSAGES and row.failed == 1, row
+    assert not any(m["instance"] == "inst-a" for m in received)
+    assert inst_a.circuit_opened_at is not None and inst_a.consecutive_failures >= THRESHOLD
+    assert moved and all(r["instance"] != "inst-a" for r in moved)
+    assert nowa["state"] == "failed" and "not on WhatsApp" in nowa["last_error"]
+    assert outcomes(stats, "400") == 1, "the not-on-WhatsApp recipient is asked once"
+
+
+def test_every_instance_flaky(chaos: Chaos) -> None:
+    chaos.add_instances(INSTANCES)
+    started = time.monotonic()
+    with running_simulator(INSTANCES, seed=5, latency_ms=10, failure_rate=0.3) as sim:
+        env = chaos.env(sim.url, CIRCUIT_COOLDOWN_SECONDS="2")
+        chaos.worker(env, concurrency=4)
+        app = chaos.producer()
+        texts = [f"evolution-flaky message {i}" for i in range(MESSAGES)]
+        for i, body in enumerate(texts):
+            app.send_task(SEND, kwargs={"phone": phone(i), "text": body})
+        wait_for(lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired"))
+                 >= MESSAGES, 90, "every message terminal")
+        received, stats = sim.messages(), sim.stats()
+    rows = chaos.rows()
+    gave_up = [r for r in rows if r["state"] == "failed"]
+    row = tally(
+        "evolution flaky: 30 % 5xx on every instance", rows, received, texts,
+        notes=f"{outcomes(stats, '500')} HTTP 500s absorbed by retries "
+              f"(MAX_SEND_ATTEMPTS 5); {len(gave_up)} gave up",
+        seconds=round(time.monotonic() - started, 1))
+    record(row)
+    assert row.lost == 0 and row.duplicated == 0, row
+    assert all("gave up after" in (r["last_error"] or "") for r in gave_up)
+    assert row.sent + len(gave_up) == MESSAGES

@@ -1,0 +1,74 @@
+"""Fault 1: the worker is SIGKILLed twice in the middle of 500 messages, and restarted.
+
+Every message must end `sent`, `failed` or `expired`. A duplicate may only come from a
+message that was `sending` when a kill landed (claimed, HTTP call possibly made, `sent` not
+yet committed): we snapshot those right after each kill and check every duplicate is one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.chaos.harness import SEND, Chaos, digits, duplicates, phone, tally, wait_for
+from tests.chaos.results import record
+from tests.simulator_server import running_simulator
+
+pytestmark = pytest.mark.chaos
+
+INSTANCES = ["inst-a", "inst-b", "inst-c"]
+MESSAGES = 500
+CONTACTS = 100
+KILL_AT_SENT = (150, 330)
+CONCURRENCY = 4
+
+
+def test_worker_killed_twice_mid_batch(chaos: Chaos) -> None:
+    chaos.add_instances(INSTANCES)
+    started = time.monotonic()
+    with running_simulator(INSTANCES, seed=6) as sim:
+        for name, latency in zip(INSTANCES, (20, 35, 50), strict=True):
+            sim.configure_instance(name, latency_ms=latency)
+        env = chaos.env(sim.url)
+        chaos.beat(env)
+        worker = chaos.worker(env, concurrency=CONCURRENCY, name="worker")
+        app = chaos.producer()
+        texts = [f"kill-test message {i}" for i in range(MESSAGES)]
+        for i, body in enumerate(texts):
+            contact = i % CONTACTS
+            app.send_task(SEND, kwargs={"phone": phone(contact), "text": body,
+                                        "contact_id": f"doctor-{contact}"})
+        in_window: set[str] = set()
+        timeline = {"published": round(time.monotonic() - started, 1)}
+        for kill, threshold in enumerate(KILL_AT_SENT, start=1):
+            wait_for(lambda t=threshold: chaos.count("sent") >= t, 90, f"{threshold} sent")
+            timeline[f"kill {kill}"] = round(time.monotonic() - started, 1)
+            worker.kill()
+            in_window |= {r[0] for r in chaos.query(
+                "SELECT text FROM messages WHERE state = 'sending'")}
+            # Unacked tasks of a dead worker come back once the visibility timeout passed
+            # (kombu restores them when the next worker starts polling).
+            time.sleep(float(env["BROKER_VISIBILITY_TIMEOUT_SECONDS"]))
+            worker = chaos.worker(env, concurrency=CONCURRENCY, name=f"worker-restart-{kill}")
+            timeline[f"restart {kill}"] = round(time.monotonic() - started, 1)
+        wait_for(lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired")) >= MESSAGES,
+                 120, "every message terminal")
+        timeline["all terminal"] = round(time.monotonic() - started, 1)
+        received = sim.messages()
+    rows = chaos.rows()
+    dups = duplicates(received)
+    outside = [text for (_, text) in dups if text not in in_window]
+    row = tally(
+        "worker SIGKILL ×2 (prefork 4)", rows, received, texts,
+        notes=f"{len(KILL_AT_SENT)} kills; {len(in_window)} messages were `sending` at a kill "
+              f"(the duplicate window); duplicates outside it: {len(outside)}",
+        kills=len(KILL_AT_SENT), sending_at_kill=len(in_window), timeline=timeline,
+        seconds=round(time.monotonic() - started, 1))
+    record(row)
+    assert len(rows) == MESSAGES, "one row per producer message (task id = idempotency key)"
+    assert row.lost == 0, row
+    assert not outside, f"duplicates outside the kill window: {outside}"
+    assert row.duplicated <= len(in_window) <= len(KILL_AT_SENT) * CONCURRENCY
+    assert all(m["number"] == digits(int(m["text"].rsplit(" ", 1)[1]) % CONTACTS)
+               for m in received)

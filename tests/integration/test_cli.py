@@ -1,0 +1,161 @@
+"""`zapdispatch` as an operator runs it: a subprocess on this test's PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import Engine, text
+
+from models.db import make_session_factory
+from models.enums import InstanceStatus
+from models.instance_store import InstanceStore
+from tests.e2e.conftest import service_env
+from tests.services import ROOT
+from worker.celery_app import MESSAGES_QUEUE
+
+
+@pytest.fixture
+def env(database_url: str, redis_url: str, redis_client: redis.Redis[Any]) -> dict[str, str]:
+    values = service_env(DATABASE_URL=database_url, REDIS_URL=redis_url)
+    for name in ("API_TOKEN", "EVOLUTION_API_URL"):
+        values.pop(name, None)
+    return values
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(env: dict[str, str], *args: str) -> str:
+    result = run(env, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_instances_add_list_set_ban(env: dict[str, str], engine: Engine) -> None:
+    out = ok(
+        env,
+        "instances",
+        "add",
+        "inst-a",
+        "--phone",
+        "+55 (11) 98888-7777",
+        "--hourly",
+        "10",
+        "--daily",
+        "100",
+    )
+    assert "5511988887777" in out
+    ok(
+        env,
+        "instances",
+        "add",
+        "inst-b",
+        "--phone",
+        "11 98888-7776",
+        "--hourly",
+        "20",
+        "--daily",
+        "200",
+    )
+    listed = json.loads(ok(env, "instances", "list", "--json"))
+    assert [(i["name"], i["phone"], i["capacity_hour"], i["status"]) for i in listed] == [
+        ("inst-a", "5511988887777", 10, "disconnected"),
+        ("inst-b", "5511988887776", 20, "disconnected"),
+    ]
+    assert "inst-a" in ok(env, "instances", "list")
+
+    assert "inactive" in ok(env, "instances", "set", "inst-a", "--hourly", "5", "--inactive")
+    store = InstanceStore(make_session_factory(engine))
+    view = store.get("inst-a")
+    assert (view.hourly_cap, view.daily_cap, view.active) == (5, 100, False)
+    ok(env, "instances", "set", "inst-a", "--active", "--daily", "50")
+    assert store.get("inst-a").active and store.get("inst-a").daily_cap == 50
+
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO contacts (id, phone, preferred_instance) VALUES "
+                "('doctor-1', '5511999998888', 'inst-b'), "
+                "('doctor-2', '5511999998887', 'inst-b')"
+            )
+        )
+    out = ok(env, "instances", "ban", "inst-b")
+    assert "inst-b banned; 2 contact(s) migrated" in out
+    assert store.contacts_assigned() == {}
+    assert store.get("inst-b").status is InstanceStatus.BANNED
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["instances", "set", "nope", "--hourly", "5"], "no instance named 'nope'"),
+        (["instances", "ban", "nope"], "no instance named 'nope'"),
+        (
+            ["instances", "add", "x", "--phone", "12", "--hourly", "1", "--daily", "1"],
+            "not a valid number",
+        ),
+        (
+            ["instances", "add", "x", "--phone", "11988887777", "--hourly", "0", "--daily", "1"],
+            "0 is not in the range",
+        ),
+        (["instances", "set", "x"], "nothing to change"),
+        (["send", "123", "oi"], "not a valid number"),
+        (["api", "--host", "0.0.0.0"], "without API_TOKEN"),
+    ],
+)
+def test_bad_names_and_values_exit_2_with_a_clear_message(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    result = run(env, *args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_duplicate_instance_exits_2(env: dict[str, str]) -> None:
+    args = ["instances", "add", "a", "--phone", "11988887777", "--hourly", "1", "--daily", "1"]
+    ok(env, *args)
+    result = run(env, *args)
+    assert result.returncode == 2 and "already exists" in result.stderr
+
+
+def test_send_records_the_message_and_status_shows_it(
+    env: dict[str, str], redis_client: redis.Redis[Any]
+) -> None:
+    ok(
+        env,
+        "instances",
+        "add",
+        "inst-a",
+        "--phone",
+        "11988887777",
+        "--hourly",
+        "10",
+        "--daily",
+        "100",
+    )
+    message_id = ok(env, "send", "+55 11 99999-8888", "oi doutor", "--contact", "doctor-1").strip()
+    assert redis_client.llen(MESSAGES_QUEUE) == 1  # deliver_message queued
+    status = json.loads(ok(env, "status", "--json"))
+    assert status["status"] == "critical"  # nothing connected
+    assert status["summary"]["total_instances"] == 1
+    assert status["messages"]["by_state"]["queued"] == 1
+    recent = status["messages"]["recent"]
+    assert recent[0]["id"] == message_id and recent[0]["state"] == "queued"
+    assert recent[0]["phone"] == "5511*******88"
+    text = ok(env, "status")
+    assert message_id in text and "queued 1" in text and "inst-a" in text

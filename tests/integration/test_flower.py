@@ -1,0 +1,128 @@
+"""`celery -A worker flower` with FLOWER_BASIC_AUTH: 401 without credentials, the worker
+listed with them, and task arguments shown with the phone masked and the text shortened."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from celery.signals import before_task_publish
+
+from tests.e2e.conftest import (
+    CeleryProcess,
+    producer,
+    service_env,
+    start_celery,  # noqa: F401 - fixture
+    start_worker,
+    wait_until,
+)
+from worker.masking import _mask_published_headers
+
+pytestmark = pytest.mark.e2e
+
+AUTH = ("ops", "s3cret")
+RAW_PHONE = "+55 11 99999-8888"
+LONG_TEXT = "Olá doutor, sua consulta de amanhã às 14h está confirmada. Responda SIM."
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str, **kwargs: Any) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=5, **kwargs)
+    except httpx.HTTPError:
+        return None
+
+
+@pytest.fixture
+def flower_env(database_url: str, redis_url: str, redis_client: object) -> dict[str, str]:
+    return service_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        FLOWER_BASIC_AUTH=f"{AUTH[0]}:{AUTH[1]}",
+        EVOLUTION_API_URL="http://127.0.0.1:9",
+    )
+
+
+@pytest.fixture
+def flower_url(
+    start_celery: Callable[..., CeleryProcess],  # noqa: F811
+    flower_env: dict[str, str],
+) -> Iterator[str]:
+    port = free_port()
+    start_celery(["flower", f"--port={port}", "--address=127.0.0.1"], flower_env, "flower")
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: get(url + "/healthcheck") is not None, 60, "Flower to listen")
+    yield url
+
+
+@pytest.fixture
+def unmasked_producers() -> Iterator[None]:
+    """Publish as a producer without this code base would: no header masking."""
+    before_task_publish.disconnect(_mask_published_headers)
+    yield
+    before_task_publish.connect(_mask_published_headers)
+
+
+def test_flower_needs_basic_auth_and_lists_the_worker(
+    flower_url: str,
+    flower_env: dict[str, str],
+    start_celery: Callable[..., CeleryProcess],  # noqa: F811
+) -> None:
+    for path in ("/", "/api/workers", "/workers"):
+        response = get(flower_url + path)
+        assert response is not None and response.status_code == 401, path
+    assert get(flower_url + "/api/workers", auth=("ops", "wrong")).status_code == 401  # type: ignore[union-attr]
+    start_worker(start_celery, flower_env, concurrency=1, pool="solo", name="flowertest")
+
+    def listed() -> bool:
+        response = get(flower_url + "/api/workers?refresh=1", auth=AUTH)
+        return (
+            response is not None
+            and response.status_code == 200
+            and any(name.startswith("flowertest-") for name in response.json())
+        )
+
+    wait_until(listed, 60, "the worker in Flower's /api/workers")
+
+
+def test_flower_shows_masked_arguments_with_readable_task_names(
+    flower_url: str,
+    flower_env: dict[str, str],
+    redis_url: str,
+    start_celery: Callable[..., CeleryProcess],  # noqa: F811
+    unmasked_producers: None,
+    tmp_path: Path,
+) -> None:
+    start_worker(start_celery, flower_env, concurrency=1, pool="solo", name="masktest")
+    task_id = (
+        producer(redis_url)
+        .send_task(
+            "zapdispatch.send_message",
+            kwargs={"phone": RAW_PHONE, "text": LONG_TEXT, "contact_id": "doctor-1"},
+        )
+        .id
+    )
+    found: dict[str, Any] = {}
+
+    def seen() -> bool:
+        response = get(f"{flower_url}/api/task/info/{task_id}", auth=AUTH)
+        if response is None or response.status_code != 200 or not response.json().get("kwargs"):
+            return False
+        found.update(response.json())
+        return True
+
+    wait_until(seen, 60, "the task in Flower")
+    assert found["name"] == "zapdispatch.send_message"
+    shown = found["kwargs"]
+    assert "5511*******88" in shown
+    assert "99999" not in shown and "8888'" not in shown
+    assert "Olá doutor, sua cons…" in shown and "Responda SIM" not in shown
