@@ -70,13 +70,18 @@ def parse_args() -> argparse.Namespace:
 
 def bench(args: argparse.Namespace, database_url: str) -> None:
     names = [f"inst-{i:04d}" for i in range(args.instances)]
-    with running_simulator(names, hang_seconds=args.timeout * 3) as sim, \
-            running_fake_slack() as slack:
+    with (
+        running_simulator(names, hang_seconds=args.timeout * 3) as sim,
+        running_fake_slack() as slack,
+    ):
         settings = Settings(
-            database_url=database_url, redis_url=f"redis://127.0.0.1:6379/{args.redis_db}",
-            evolution_api_url=sim.url, evolution_timeout_seconds=args.timeout,
-            slack_bot_token=slack.token, slack_api_url=slack.base_url,
-            _env_file=None,  # type: ignore[call-arg]
+            database_url=database_url,
+            redis_url=f"redis://127.0.0.1:6379/{args.redis_db}",
+            evolution_api_url=sim.url,
+            evolution_timeout_seconds=args.timeout,
+            slack_bot_token=slack.token,
+            slack_api_url=slack.base_url,
+            _env_file=None,
         )
         res = build_resources(settings)
         for name in names:
@@ -87,13 +92,19 @@ def bench(args: argparse.Namespace, database_url: str) -> None:
         client.delete(keys.lock("health"))
         poll = PollPolicy(args.timeout, args.hedge)
         monitor = HealthMonitor(
-            policy=policy_from(settings), instances=res.instances,
+            policy=policy_from(settings),
+            instances=res.instances,
             alerts=AlertManager(AlertStore(res.sessions), build_notifiers(settings)),
-            evolution=evolution_factory(settings, poll), limiter=res.limiter, client=client,
-            clock=SystemClock(), poll=poll,
+            evolution=evolution_factory(settings, poll),
+            limiter=res.limiter,
+            client=client,
+            clock=SystemClock(),
+            poll=poll,
         )
-        print(f"{args.instances} instances, {args.hung} hanging, probe timeout "
-              f"{args.timeout} s, hedge {args.hedge} s (pid {os.getpid()})")
+        print(
+            f"{args.instances} instances, {args.hung} hanging, probe timeout "
+            f"{args.timeout} s, hedge {args.hedge} s (pid {os.getpid()})"
+        )
         for label in ("first run (changes + alerts)", "second run (steady state)"):
             started = time.perf_counter()
             report = monitor.run()
@@ -102,9 +113,11 @@ def bench(args: argparse.Namespace, database_url: str) -> None:
 
 
 def show(label: str, seconds: float, report: HealthReport, slack_messages: int) -> None:
-    print(f"  {label}: {seconds:.2f} s total, poll {report.poll_seconds:.2f} s via "
-          f"{report.mode}; {report.online} online, {len(report.changes)} status changes, "
-          f"{report.alerts.opened} alerts opened, {slack_messages} Slack messages so far")
+    print(
+        f"  {label}: {seconds:.2f} s total, poll {report.poll_seconds:.2f} s via "
+        f"{report.mode}; {report.online} online, {len(report.changes)} status changes, "
+        f"{report.alerts.opened} alerts opened, {slack_messages} Slack messages so far"
+    )
 
 
 if __name__ == "__main__":

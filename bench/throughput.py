@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -101,8 +100,8 @@ class Bench:
         sent_before = self.sent()
         self.publish(kind, count)
         cpu_before = worker.cpu_seconds()
-        started = time.perf_counter()
         self._control(self.app.control.add_consumer, worker)
+        started = self.broker.wait_first_taken(count, DRAIN_TIMEOUT_SECONDS)
         ended = self.broker.wait_drained(DRAIN_TIMEOUT_SECONDS)
         trial = Trial(kind, count, ended - started, worker.cpu_seconds() - cpu_before)
         if kind == "pipeline" and self.sent() - sent_before != count:

@@ -42,23 +42,27 @@ class Intake:
         try:
             return self.accept(fields)
         except InvalidMessage as exc:
-            return self._record_rejection(fields, str(exc))
+            return self.record_rejection(fields, str(exc))
         except IdempotencyConflict as exc:
             # The key belongs to another message: record this one without it.
-            return self._record_rejection({**fields, "idempotency_key": None}, str(exc))
+            return self.record_rejection({**fields, "idempotency_key": None}, str(exc))
 
-    def _record_rejection(self, fields: Mapping[str, object], reason: str) -> Accepted:
+    def record_rejection(self, fields: Mapping[str, object], reason: str) -> Accepted:
+        """Record input that cannot become a message as `failed` with `reason`."""
         recorded = self._messages.reject(rejection(fields, reason, now=self._limiter.now()))
         log.warning("rejected message %s: %s", recorded.id, reason)
         return recorded
 
 
+#: The order of `send_message`'s parameters when a producer passes them positionally.
+POSITIONAL_ORDER = ("phone", "text", "contact_id", "idempotency_key", "ttl_seconds")
+
+
 def positional_fields(args: tuple[object, ...]) -> dict[str, object]:
     """`send_message(phone, text, contact_id, ...)` called positionally, mapped to names."""
-    order = ("phone", "text", "contact_id", "idempotency_key", "ttl_seconds")
-    if len(args) > len(order):
+    if len(args) > len(POSITIONAL_ORDER):
         raise InvalidMessage(f"too many positional arguments ({len(args)}); use keywords")
-    return dict(zip(order, args, strict=False))
+    return dict(zip(POSITIONAL_ORDER, args, strict=False))
 
 
 def message_id_from(value: object) -> uuid.UUID:

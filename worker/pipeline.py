@@ -11,7 +11,8 @@ from celery import Celery
 
 from worker.celery_app import DELIVER_MESSAGE
 from worker.delivery import Delivered, Dispatcher, Result
-from worker.intake_service import Intake, positional_fields
+from worker.intake import InvalidMessage
+from worker.intake_service import POSITIONAL_ORDER, Intake, positional_fields
 from worker.resources import Resources, resources
 from worker.sweeper import Sweeper
 
@@ -42,10 +43,18 @@ class Pipeline:
         Without a producer key, the task id is the idempotency key: a redelivered or retried
         task finds its message instead of recording a second one.
         """
-        fields = {**positional_fields(args), **kwargs}
+        problem = None
+        try:
+            fields = {**positional_fields(args), **kwargs}
+        except InvalidMessage as exc:  # recorded like any bad input, not left a task error
+            fields = {**positional_fields(args[: len(POSITIONAL_ORDER)]), **kwargs}
+            problem = str(exc)
         if fields.get("idempotency_key") is None and task_id:
             fields["idempotency_key"] = f"celery-task:{task_id}"
-        accepted = self.intake.accept_or_record_failure(fields)
+        if problem is not None:
+            accepted = self.intake.record_rejection(fields, problem)
+        else:
+            accepted = self.intake.accept_or_record_failure(fields)
         if accepted.state.value != "queued":
             return Delivered(Result.SKIPPED, detail=f"message {accepted.id} is {accepted.state}")
         return self.dispatcher.deliver(accepted.id)

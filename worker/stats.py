@@ -116,6 +116,13 @@ class InstanceRow:
     def available(self) -> bool:
         return is_available(self.view, self.has_capacity, self.circuit)
 
+    @property
+    def online(self) -> bool:
+        """Can deliver: active, connected and its breaker not open (Evolution's `open` state
+        alone does not prove deliverability)."""
+        v = self.view
+        return v.active and v.connected and self.circuit is not CircuitState.OPEN
+
     def to_json(self) -> dict[str, Any]:
         """The dashboard row (interface.md keys)."""
         v = self.view
@@ -174,8 +181,8 @@ class Summary:
 
 
 def summarize(rows: Sequence[InstanceRow]) -> Summary:
-    """The seed's summary: capacity counts connected instances only; sends count all."""
-    online = [r for r in rows if r.view.connected]
+    """The seed's summary: capacity counts online instances only; sends count all."""
+    online = [r for r in rows if r.online]
     banned = sum(1 for r in rows if r.view.status is InstanceStatus.BANNED)
     capacity = sum(r.view.daily_cap for r in online)
     sent = sum(r.messages_day for r in rows)

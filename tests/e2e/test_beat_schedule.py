@@ -99,19 +99,10 @@ def test_beat_runs_the_health_check_on_schedule(
             "TEST_CLOCK_ENABLED": "0",
         }
         env.pop("EVOLUTION_API_KEY", None)
-        procs = [
-            start(
-                ["worker", "-l", "info", "-c", "2", "-n", f"e2e-{os.getpid()}@%h"],
-                env,
-                tmp_path / "worker.log",
-            ),
-            start(
-                ["beat", "-l", "info", "--schedule", str(tmp_path / "beat-schedule")],
-                env,
-                tmp_path / "beat.log",
-            ),
-        ]
-        stack.callback(lambda: [stop(p) for p in procs])
+        worker_args = ["worker", "-l", "info", "-c", "2", "-n", f"e2e-{os.getpid()}@%h"]
+        stack.callback(stop, start(worker_args, env, tmp_path / "worker.log"))
+        beat_args = ["beat", "-l", "info", "--schedule", str(tmp_path / "beat-schedule")]
+        stack.callback(stop, start(beat_args, env, tmp_path / "beat.log"))
 
         def runs() -> int:
             return int(redis_client.get(RUNS_KEY) or 0)

@@ -21,6 +21,7 @@ from worker.evolution import (
     RecipientNotOnWhatsApp,
     TransientEvolutionError,
 )
+from worker.monitor.poll import PollPolicy, probe_each
 
 NUMBER = "5511999998888"
 KEY = "test-key"
@@ -247,7 +248,8 @@ def test_hanging_health_checks_cost_one_timeout(sim: SimulatorHandle) -> None:
 
     async def poll() -> dict[str, object]:
         async with AsyncEvolutionClient(sim.url, KEY) as client:
-            return dict(await client.connection_states([*names, "inst-a"], timeout_seconds=0.3))
+            policy = PollPolicy(timeout_seconds=0.3)
+            return dict(await probe_each(client, [*names, "inst-a"], policy))
 
     started = time.monotonic()
     results = asyncio.run(poll())

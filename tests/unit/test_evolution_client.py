@@ -24,6 +24,7 @@ from worker.evolution import (
     SentText,
     TransientEvolutionError,
 )
+from worker.monitor.poll import PollPolicy, probe_each
 from worker.phones import mask_phone
 
 BASE = "http://evolution.test"
@@ -273,7 +274,7 @@ def test_async_fetch_instances_and_state() -> None:
     assert state == InstanceState("inst-a", "open", None, None)
 
 
-def test_connection_states_bounds_each_call_by_its_own_timeout() -> None:
+def test_concurrent_probes_bound_each_call_by_its_own_timeout() -> None:
     hanging = {f"hang-{i}" for i in range(20)}
     names = [f"ok-{i}" for i in range(80)] + sorted(hanging) + ["gone"]
 
@@ -287,7 +288,7 @@ def test_connection_states_bounds_each_call_by_its_own_timeout() -> None:
 
     async def run() -> dict[str, InstanceState | EvolutionError]:
         async with async_client_for(handler) as client:
-            return await client.connection_states(names, timeout_seconds=0.2)
+            return await probe_each(client, names, PollPolicy(timeout_seconds=0.2))
 
     started = time.monotonic()
     results = asyncio.run(run())

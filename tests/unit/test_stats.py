@@ -102,6 +102,17 @@ def test_summary_counts_capacity_of_connected_instances_only() -> None:
     }
 
 
+def test_connected_instance_with_an_open_breaker_is_not_counted_online() -> None:
+    rows = [
+        row(view("a", InstanceStatus.CONNECTED, 100)),
+        row(view("b", InstanceStatus.CONNECTED, 100), circuit=CircuitState.OPEN),
+        row(view("c", InstanceStatus.CONNECTED, 100), circuit=CircuitState.HALF_OPEN),
+        row(view("d", InstanceStatus.CONNECTED, 100, active=False)),
+    ]
+    summary = summarize(rows)
+    assert (summary.online, summary.offline, summary.capacity_day) == (2, 2, 200)
+
+
 def test_available_needs_active_connected_closed_breaker_and_room() -> None:
     up = view("a", InstanceStatus.CONNECTED)
     assert is_available(up, True, CircuitState.CLOSED)

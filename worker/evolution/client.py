@@ -8,12 +8,11 @@ connection states for the health check. Both convert every failure into the exce
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.utils
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -108,7 +107,8 @@ class EvolutionClient:
 
 
 class AsyncEvolutionClient:
-    """Asynchronous client for health polls: many connection states at once."""
+    """Asynchronous client for health polls (worker/monitor/poll.py runs the calls
+    concurrently, each bounded by its own timeout)."""
 
     def __init__(
         self,
@@ -136,30 +136,6 @@ class AsyncEvolutionClient:
         with _at_edge(None):
             response = await self._http.get("/instance/fetchInstances")
         return _parse_instances(_ok_json(response, None))
-
-    async def connection_states(
-        self, names: Sequence[str], *, timeout_seconds: float
-    ) -> dict[str, InstanceState | EvolutionError]:
-        """The state of each named instance, queried concurrently.
-
-        Each call is bounded by `timeout_seconds` on its own, so the whole poll costs about
-        one timeout however many instances hang. Failures are returned, not raised.
-        """
-        unique = list(dict.fromkeys(names))
-        calls = (self._bounded_state(name, timeout_seconds) for name in unique)
-        results = await asyncio.gather(*calls)
-        return dict(zip(unique, results, strict=True))
-
-    async def _bounded_state(
-        self, instance: str, timeout_seconds: float
-    ) -> InstanceState | EvolutionError:
-        try:
-            return await asyncio.wait_for(self.connection_state(instance), timeout_seconds)
-        except TimeoutError:
-            message = f"connectionState of {instance!r}: no answer within {timeout_seconds} s"
-            return TransientEvolutionError(message, instance=instance)
-        except EvolutionError as exc:
-            return exc
 
     async def aclose(self) -> None:
         await self._http.aclose()
