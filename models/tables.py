@@ -101,6 +101,8 @@ class Message(Base):
         Index("ix_messages_state_updated_at", "state", "updated_at"),
         # Dashboard: sends per instance per hour over the last 24 h.
         Index("ix_messages_instance_sent_at", "instance", "sent_at"),
+        # `zapdispatch status`: the most recent messages.
+        Index("ix_messages_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
