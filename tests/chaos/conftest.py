@@ -48,8 +48,7 @@ def chaos_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 @pytest.fixture
-def chaos(chaos_pg: PrivatePostgres, chaos_redis: PrivateRedis, tmp_path: Path
-          ) -> Iterator[Chaos]:
+def chaos(chaos_pg: PrivatePostgres, chaos_redis: PrivateRedis, tmp_path: Path) -> Iterator[Chaos]:
     if not chaos_pg.is_up():  # a previous test's outage must not leak into this one
         chaos_pg.start()
     name = f"zd_chaos_{uuid.uuid4().hex[:10]}"
@@ -63,8 +62,14 @@ def chaos(chaos_pg: PrivatePostgres, chaos_redis: PrivateRedis, tmp_path: Path
         started.append(process)
         return process
 
-    yield Chaos(pg=chaos_pg, database_url=url, redis=chaos_redis, engine=engine,
-                start_celery=start, workdir=tmp_path)
+    yield Chaos(
+        pg=chaos_pg,
+        database_url=url,
+        redis=chaos_redis,
+        engine=engine,
+        start_celery=start,
+        workdir=tmp_path,
+    )
     for process in started:  # before the database goes away under them
         process.stop()
     engine.dispose()

@@ -67,25 +67,32 @@ class Chaos:
     def instances(self) -> InstanceStore:
         return InstanceStore(make_session_factory(self.engine))
 
-    def add_instances(self, names: Iterable[str], hourly: int = 10_000, daily: int = 100_000
-                      ) -> None:
+    def add_instances(
+        self, names: Iterable[str], hourly: int = 10_000, daily: int = 100_000
+    ) -> None:
         store = self.instances()
         for name in names:
             store.add(name, "5511900000000", hourly, daily, status=InstanceStatus.CONNECTED)
 
     def env(self, sim_url: str, **overrides: str) -> dict[str, str]:
-        return service_env(DATABASE_URL=self.database_url, REDIS_URL=self.redis.url,
-                           EVOLUTION_API_URL=sim_url, **{**FAST_SETTINGS, **overrides})
+        return service_env(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis.url,
+            EVOLUTION_API_URL=sim_url,
+            **{**FAST_SETTINGS, **overrides},
+        )
 
     # -- processes ----------------------------------------------------------------------
-    def worker(self, env: dict[str, str], *, concurrency: int = 4, name: str = "worker"
-               ) -> CeleryProcess:
+    def worker(
+        self, env: dict[str, str], *, concurrency: int = 4, name: str = "worker"
+    ) -> CeleryProcess:
         return start_worker(self.start_celery, env, concurrency=concurrency, name=name)
 
     def beat(self, env: dict[str, str]) -> CeleryProcess:
         schedule = self.workdir / f"beat-{time.monotonic_ns()}.db"
-        process = self.start_celery(["beat", "--loglevel=INFO", f"--schedule={schedule}"],
-                                    env, "beat")
+        process = self.start_celery(
+            ["beat", "--loglevel=INFO", f"--schedule={schedule}"], env, "beat"
+        )
         process.wait_for("beat: Starting")
         return process
 
@@ -94,8 +101,10 @@ class Chaos:
 
     # -- reads --------------------------------------------------------------------------
     def states(self) -> dict[str, int]:
-        return {str(k): int(v) for k, v in self.query(
-            "SELECT state, count(*) FROM messages GROUP BY state")}
+        return {
+            str(k): int(v)
+            for k, v in self.query("SELECT state, count(*) FROM messages GROUP BY state")
+        }
 
     def count(self, state: str) -> int:
         return int(self.query("SELECT count(*) FROM messages WHERE state = :s", s=state)[0][0])
@@ -105,13 +114,18 @@ class Chaos:
             return list(conn.execute(text(sql), params))
 
     def rows(self) -> list[dict[str, Any]]:
-        return [dict(r._mapping) for r in self.query(
-            "SELECT id, phone, text, state, instance, attempts, requeues, last_error, "
-            "provider_message_id, created_at, claimed_at, sent_at, updated_at FROM messages")]
+        return [
+            dict(r._mapping)
+            for r in self.query(
+                "SELECT id, phone, text, state, instance, attempts, requeues, last_error, "
+                "provider_message_id, created_at, claimed_at, sent_at, updated_at FROM messages"
+            )
+        ]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
-             interval: float = 0.1) -> float:
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1
+) -> float:
     """Poll until `predicate()`; returns the seconds it took. Raises AssertionError on timeout."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -130,9 +144,14 @@ def duplicates(received: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     return {key: n for key, n in copies.items() if n > 1}
 
 
-def tally(fault: str, rows: list[dict[str, Any]], received: list[dict[str, Any]],
-          expected_texts: Iterable[str] | None = None, notes: str = "",
-          **extra: Any) -> Row:
+def tally(
+    fault: str,
+    rows: list[dict[str, Any]],
+    received: list[dict[str, Any]],
+    expected_texts: Iterable[str] | None = None,
+    notes: str = "",
+    **extra: Any,
+) -> Row:
     """The Jepsen-style row: compare what PostgreSQL recorded with what Evolution received.
 
     lost = every expected message that has no row, is not terminal, or is `sent` without
@@ -141,19 +160,38 @@ def tally(fault: str, rows: list[dict[str, Any]], received: list[dict[str, Any]]
     by_text = {r["text"]: r for r in rows}
     seen = {(m["number"], m["text"]) for m in received}
     states = Counter(r["state"] for r in rows)
-    lost_ids = [r["text"] for r in rows if r["state"] not in TERMINAL
-                or (r["state"] == "sent" and (r["phone"], r["text"]) not in seen)]
+    lost_ids = [
+        r["text"]
+        for r in rows
+        if r["state"] not in TERMINAL
+        or (r["state"] == "sent" and (r["phone"], r["text"]) not in seen)
+    ]
     missing = [t for t in (expected_texts or ()) if t not in by_text]
     dups = duplicates(received)
     unrecorded = [m for m in received if (by_text.get(m["text"]) or {}).get("state") != "sent"]
-    extra = {**extra, "states": dict(states), "missing_rows": len(missing),
-             "received": len(received), "received_but_not_sent_in_db": len(unrecorded),
-             "lost_examples": (lost_ids + missing)[:5],
-             "not_sent_examples": [
-                 {k: str((by_text.get(m["text"]) or {}).get(k))[:160]
-                  for k in ("text", "state", "attempts", "requeues", "last_error")}
-                 for m in unrecorded[:5]]}
-    return Row(fault=fault, accepted=len(rows), sent=states.get("sent", 0),
-               lost=len(lost_ids) + len(missing), duplicated=sum(n - 1 for n in dups.values()),
-               expired=states.get("expired", 0), failed=states.get("failed", 0), notes=notes,
-               extra=extra)
+    extra = {
+        **extra,
+        "states": dict(states),
+        "missing_rows": len(missing),
+        "received": len(received),
+        "received_but_not_sent_in_db": len(unrecorded),
+        "lost_examples": (lost_ids + missing)[:5],
+        "not_sent_examples": [
+            {
+                k: str((by_text.get(m["text"]) or {}).get(k))[:160]
+                for k in ("text", "state", "attempts", "requeues", "last_error")
+            }
+            for m in unrecorded[:5]
+        ],
+    }
+    return Row(
+        fault=fault,
+        accepted=len(rows),
+        sent=states.get("sent", 0),
+        lost=len(lost_ids) + len(missing),
+        duplicated=sum(n - 1 for n in dups.values()),
+        expired=states.get("expired", 0),
+        failed=states.get("failed", 0),
+        notes=notes,
+        extra=extra,
+    )

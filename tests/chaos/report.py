@@ -23,8 +23,10 @@ def _cell(value: Any) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(
-        "---" if c in ("fault", "notes") else "--:" for c in COLUMNS) + "|"]
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" if c in ("fault", "notes") else "--:" for c in COLUMNS) + "|",
+    ]
     for row in sorted(rows, key=_rank):
         lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in COLUMNS) + " |")
     return "\n".join(lines)

@@ -55,9 +55,24 @@ class PrivateRedis:
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         self._proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self._workdir)],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self._workdir),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         _wait(self.is_up, f"redis-server on port {self.port}")
 
@@ -127,8 +142,19 @@ class PrivatePostgres:
         return subprocess.run(command, check=check, capture_output=True, timeout=120)
 
     def init(self) -> None:
-        self._run("initdb", "-D", str(self._data), "-A", "trust", "-U", "postgres",
-                  "-E", "UTF8", "--no-sync", "--locale=C")
+        self._run(
+            "initdb",
+            "-D",
+            str(self._data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
         self.start()
 
     def start(self) -> None:
@@ -136,10 +162,23 @@ class PrivatePostgres:
         # server keeps every commit. synchronous_commit stays on: with it off, an immediate
         # stop loses commits the client was already told about (a `sent` the worker saw
         # succeed would silently revert to `sending`).
-        options = (f"-p {self.port} -k {self._root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c full_page_writes=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self._data), "-l", str(self._root / "server.log"),
-                  "-w", "-t", "60", "-o", options, "start")
+        options = (
+            f"-p {self.port} -k {self._root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self._data),
+            "-l",
+            str(self._root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        )
         _wait(self.is_up, f"PostgreSQL on port {self.port}")
 
     def stop(self, mode: str = "immediate") -> None:

@@ -29,27 +29,59 @@ MB = 1024 * 1024
 #: label, positional args, keyword args, part of the recorded reason
 RECORDED: list[tuple[str, list[Any], dict[str, Any], str]] = [
     ("invalid phone", [], {"phone": "12ab", "text": "bad: invalid phone"}, "phone"),
-    ("non-string phone", [], {"phone": 5511999998888, "text": "bad: int phone"},
-     "phone must be a non-empty string"),
+    (
+        "non-string phone",
+        [],
+        {"phone": 5511999998888, "text": "bad: int phone"},
+        "phone must be a non-empty string",
+    ),
     ("empty text", [], {"phone": phone(1), "text": ""}, "text is empty"),
     ("blank text", [], {"phone": phone(1), "text": " \n "}, "text is empty"),
-    ("4,097-character text", [], {"phone": phone(2), "text": "x" * 4097},
-     "text has 4097 characters"),
+    (
+        "4,097-character text",
+        [],
+        {"phone": phone(2), "text": "x" * 4097},
+        "text has 4097 characters",
+    ),
     ("1 MB text", [], {"phone": phone(3), "text": "y" * MB}, f"text has {MB} characters"),
-    ("non-string contact id", [], {"phone": phone(4), "text": "bad: contact", "contact_id": 12345},
-     "contact_id must be a string"),
-    ("unknown keyword argument", [], {"phone": phone(5), "text": "bad: kw", "priority": "high"},
-     "unknown argument(s): priority"),
+    (
+        "non-string contact id",
+        [],
+        {"phone": phone(4), "text": "bad: contact", "contact_id": 12345},
+        "contact_id must be a string",
+    ),
+    (
+        "unknown keyword argument",
+        [],
+        {"phone": phone(5), "text": "bad: kw", "priority": "high"},
+        "unknown argument(s): priority",
+    ),
     ("missing phone", [], {"text": "bad: no phone"}, "phone is required"),
     ("no arguments at all", [], {}, "phone is required"),
-    ("too many positional arguments", [phone(6), "bad: positional", None, None, 60, "extra"], {},
-     "too many positional arguments"),
-    ("TTL zero", [], {"phone": phone(7), "text": "bad: ttl 0", "ttl_seconds": 0},
-     "ttl_seconds must be positive"),
-    ("TTL in the past", [], {"phone": phone(7), "text": "bad: ttl -30", "ttl_seconds": -30},
-     "ttl_seconds must be positive"),
-    ("TTL as a string", [], {"phone": phone(7), "text": "bad: ttl str", "ttl_seconds": "60"},
-     "ttl_seconds must be an integer"),
+    (
+        "too many positional arguments",
+        [phone(6), "bad: positional", None, None, 60, "extra"],
+        {},
+        "too many positional arguments",
+    ),
+    (
+        "TTL zero",
+        [],
+        {"phone": phone(7), "text": "bad: ttl 0", "ttl_seconds": 0},
+        "ttl_seconds must be positive",
+    ),
+    (
+        "TTL in the past",
+        [],
+        {"phone": phone(7), "text": "bad: ttl -30", "ttl_seconds": -30},
+        "ttl_seconds must be positive",
+    ),
+    (
+        "TTL as a string",
+        [],
+        {"phone": phone(7), "text": "bad: ttl str", "ttl_seconds": "60"},
+        "ttl_seconds must be an integer",
+    ),
 ]
 
 
@@ -58,16 +90,38 @@ def publish_raw(url: str, body: bytes, content_type: str) -> None:
     task_id = str(uuid.uuid4())
     with Connection(url) as conn:
         Producer(conn).publish(
-            body, exchange=Exchange("celery", type="direct"), routing_key="celery",
-            content_type=content_type, content_encoding="utf-8",
-            headers={"lang": "py", "task": SEND, "id": task_id, "root_id": task_id,
-                     "parent_id": None, "group": None, "retries": 0, "eta": None,
-                     "expires": None, "argsrepr": "()", "kwargsrepr": "{}", "origin": "chaos"})
+            body,
+            exchange=Exchange("celery", type="direct"),
+            routing_key="celery",
+            content_type=content_type,
+            content_encoding="utf-8",
+            headers={
+                "lang": "py",
+                "task": SEND,
+                "id": task_id,
+                "root_id": task_id,
+                "parent_id": None,
+                "group": None,
+                "retries": 0,
+                "eta": None,
+                "expires": None,
+                "argsrepr": "()",
+                "kwargsrepr": "{}",
+                "origin": "chaos",
+            },
+        )
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
@@ -92,12 +146,15 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
         app.send_task(SEND, kwargs={**first, "text": "idempotent: other text"})
         app.send_task(SEND, kwargs=first)  # the same again: nothing new
         refused = {
-            "pickle": lambda: app.send_task(SEND, kwargs={"phone": phone(9), "text": "pickled"},
-                                            serializer="pickle"),
-            "yaml": lambda: app.send_task(SEND, kwargs={"phone": phone(9), "text": "yaml"},
-                                          serializer="yaml"),
-            "malformed JSON": lambda: publish_raw(chaos.redis.url, b'[[], {"phone": ',
-                                                  "application/json"),
+            "pickle": lambda: app.send_task(
+                SEND, kwargs={"phone": phone(9), "text": "pickled"}, serializer="pickle"
+            ),
+            "yaml": lambda: app.send_task(
+                SEND, kwargs={"phone": phone(9), "text": "yaml"}, serializer="yaml"
+            ),
+            "malformed JSON": lambda: publish_raw(
+                chaos.redis.url, b'[[], {"phone": ', "application/json"
+            ),
             "unregistered task": lambda: app.send_task("zapdispatch.no_such_task", kwargs={}),
         }
         for publish in refused.values():
@@ -111,8 +168,18 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
         app.send_task("zapdispatch.health_check", queue="zapdispatch.monitor")
         wait_for(lambda: bool(slack.texts()), 30, "the offline alert in Slack")
         listing = cli(env, "instances", "list", "--json")
-        bad_cap = cli(env, "instances", "add", "cap-zero", "--phone", phone(11), "--hourly", "0",
-                      "--daily", "10")
+        bad_cap = cli(
+            env,
+            "instances",
+            "add",
+            "cap-zero",
+            "--phone",
+            phone(11),
+            "--hourly",
+            "0",
+            "--daily",
+            "10",
+        )
         bad_set = cli(env, "instances", "set", SLACKY, "--daily", "-5")
         received = sim.messages()
         queue_left = chaos.redis.client().llen("celery")
@@ -121,16 +188,24 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
     rows = chaos.rows()
     log = worker.output()
     by_text = {r["text"]: r for r in rows}
-    reasons = {label: (by_text.get(kwargs.get("text", args[1] if len(args) > 1 else None))
-                       or {}).get("last_error") for label, args, kwargs, _ in RECORDED}
+    reasons = {
+        label: (by_text.get(kwargs.get("text", args[1] if len(args) > 1 else None)) or {}).get(
+            "last_error"
+        )
+        for label, args, kwargs, _ in RECORDED
+    }
     row = tally(
-        f"bad input ({len(RECORDED) + 2 + len(refused)} cases)", rows, received,
+        f"bad input ({len(RECORDED) + 2 + len(refused)} cases)",
+        rows,
+        received,
         notes=f"{len(RECORDED)} invalid calls + 1 reused idempotency key recorded `failed` with "
-              f"the reason; {len(refused)} refused before decoding ({', '.join(refused)}): "
-              f"logged and acked; 0 retries; the worker kept running and sent the next good "
-              "message; caps ≤ 0 raise ValueError (CLI exit 2); a Slack-control-character "
-              "instance name is stored verbatim and escaped in the alert",
-        refused=len(refused), seconds=round(time.monotonic() - started, 1))
+        f"the reason; {len(refused)} refused before decoding ({', '.join(refused)}): "
+        f"logged and acked; 0 retries; the worker kept running and sent the next good "
+        "message; caps ≤ 0 raise ValueError (CLI exit 2); a Slack-control-character "
+        "instance name is stored verbatim and escaped in the alert",
+        refused=len(refused),
+        seconds=round(time.monotonic() - started, 1),
+    )
     row.accepted += len(refused)
     record(row)
     # every recorded case: failed, with its reason, never sent
@@ -142,8 +217,11 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
             assert sum(1 for r in rows if r["text"] == "None") == 1, label
         else:
             assert reason in (reasons[label] or ""), (label, reasons[label])
-    assert all(r["state"] == "failed" for r in rows if r["text"] not in
-               {"idempotent: first", "good after the junk"})
+    assert all(
+        r["state"] == "failed"
+        for r in rows
+        if r["text"] not in {"idempotent: first", "good after the junk"}
+    )
     conflict = by_text["idempotent: other text"]
     assert conflict["state"] == "failed" and "already used" in conflict["last_error"]
     assert sorted(m["text"] for m in received) == ["good after the junk", "idempotent: first"]
@@ -159,8 +237,9 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
     assert alive and "WorkerLostError" not in log and "exited with" not in log
     # instance names verbatim in the store and the CLI, escaped in Slack
     assert store.get(SLACKY).name == SLACKY and store.get(SLACKY).hourly_cap == 10_000
-    assert listing.returncode == 0 and any(i["name"] == SLACKY for i in __import__(
-        "json").loads(listing.stdout)), listing.stderr
+    assert listing.returncode == 0 and any(
+        i["name"] == SLACKY for i in __import__("json").loads(listing.stdout)
+    ), listing.stderr
     alert = next(t for t in slack.texts() if "offline" in t)
     assert "&lt;!channel&gt; &amp; &lt;@U123&gt;" in alert and "<@U123>" not in alert, alert
     # caps ≤ 0 from the CLI: exit status 2, nothing stored

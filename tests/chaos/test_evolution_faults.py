@@ -33,19 +33,28 @@ def outcomes(stats: dict[str, Any], code: str) -> int:
 def test_one_instance_failing(chaos: Chaos, mode: str) -> None:
     chaos.add_instances(INSTANCES)
     started = time.monotonic()
-    with running_simulator(INSTANCES, seed=4, latency_ms=10, hang_seconds=30,
-                           retry_after_seconds=30,
-                           not_on_whatsapp=[digits(NOT_ON_WHATSAPP)]) as sim:
+    with running_simulator(
+        INSTANCES,
+        seed=4,
+        latency_ms=10,
+        hang_seconds=30,
+        retry_after_seconds=30,
+        not_on_whatsapp=[digits(NOT_ON_WHATSAPP)],
+    ) as sim:
         sim.configure_instance("inst-a", failure_rate=1.0, failure_mode=mode)
         chaos.worker(chaos.env(sim.url), concurrency=4)
         app = chaos.producer()
         texts = [f"evolution-{mode} message {i}" for i in range(MESSAGES)]
         for i, body in enumerate(texts):
-            app.send_task(SEND, kwargs={"phone": phone(i), "text": body,
-                                        "contact_id": f"doctor-{i}"})
+            app.send_task(
+                SEND, kwargs={"phone": phone(i), "text": body, "contact_id": f"doctor-{i}"}
+            )
         app.send_task(SEND, kwargs={"phone": phone(NOT_ON_WHATSAPP), "text": "not on whatsapp"})
-        wait_for(lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired"))
-                 >= MESSAGES + 1, 90, "every message terminal")
+        wait_for(
+            lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired")) >= MESSAGES + 1,
+            90,
+            "every message terminal",
+        )
         received, stats = sim.messages(), sim.stats()
     rows = chaos.rows()
     inst_a = chaos.instances().get("inst-a")
@@ -53,13 +62,18 @@ def test_one_instance_failing(chaos: Chaos, mode: str) -> None:
     nowa = next(r for r in rows if r["text"] == "not on whatsapp")
     failed_on_a = stats["instances"].get("inst-a", {}).get("requests", 0)
     row = tally(
-        f"evolution {mode} on 1 of 3 instances", rows, received, [*texts, "not on whatsapp"],
+        f"evolution {mode} on 1 of 3 instances",
+        rows,
+        received,
+        [*texts, "not on whatsapp"],
         notes=f"{failed_on_a} sends failed on inst-a ({mode}), then its circuit opened "
-              f"({inst_a.consecutive_failures} consecutive failures); {len(moved)} messages "
-              f"retried with backoff and moved to another instance; the recipient not on "
-              f"WhatsApp: 1 request, `failed` ({nowa['last_error'][:40]}…)",
-        moved=len(moved), inst_a_requests=failed_on_a,
-        seconds=round(time.monotonic() - started, 1))
+        f"({inst_a.consecutive_failures} consecutive failures); {len(moved)} messages "
+        f"retried with backoff and moved to another instance; the recipient not on "
+        f"WhatsApp: 1 request, `failed` ({nowa['last_error'][:40]}…)",
+        moved=len(moved),
+        inst_a_requests=failed_on_a,
+        seconds=round(time.monotonic() - started, 1),
+    )
     record(row)
     assert row.lost == 0 and row.duplicated == 0, row
     assert row.sent == MESSAGES and row.failed == 1, row
@@ -80,16 +94,23 @@ def test_every_instance_flaky(chaos: Chaos) -> None:
         texts = [f"evolution-flaky message {i}" for i in range(MESSAGES)]
         for i, body in enumerate(texts):
             app.send_task(SEND, kwargs={"phone": phone(i), "text": body})
-        wait_for(lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired"))
-                 >= MESSAGES, 90, "every message terminal")
+        wait_for(
+            lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired")) >= MESSAGES,
+            90,
+            "every message terminal",
+        )
         received, stats = sim.messages(), sim.stats()
     rows = chaos.rows()
     gave_up = [r for r in rows if r["state"] == "failed"]
     row = tally(
-        "evolution flaky: 30 % 5xx on every instance", rows, received, texts,
+        "evolution flaky: 30 % 5xx on every instance",
+        rows,
+        received,
+        texts,
         notes=f"{outcomes(stats, '500')} HTTP 500s absorbed by retries "
-              f"(MAX_SEND_ATTEMPTS 5); {len(gave_up)} gave up",
-        seconds=round(time.monotonic() - started, 1))
+        f"(MAX_SEND_ATTEMPTS 5); {len(gave_up)} gave up",
+        seconds=round(time.monotonic() - started, 1),
+    )
     record(row)
     assert row.lost == 0 and row.duplicated == 0, row
     assert all("gave up after" in (r["last_error"] or "") for r in gave_up)

@@ -1,9 +1,12 @@
 """Fault 3: PostgreSQL is down for 30 s under load.
 
 Tasks that hit the outage retry with backoff (tasks/messages.py: infrastructure errors retry
-for as long as they last); nothing is lost; no instance sends more than its hourly cap; the
-status API's `/dashboard/health` goes `degraded` during the outage and `healthy` after.
-Messages beyond the caps wait for a slot until their TTL and then end `expired`.
+for as long as they last; INFRASTRUCTURE_RETRY_MAX_SECONDS caps the pause); a send already
+made when the database went away waits in place to record `sent` (worker/delivery.py,
+`_record_sent`) instead of leaving a claim for the sweep to re-send; nothing is lost; no
+instance sends more than its hourly cap; the status API's `/dashboard/health` goes
+`degraded` during the outage and `healthy` after. Messages beyond the caps wait for a slot
+until their TTL and then end `expired`.
 """
 
 from __future__ import annotations
@@ -41,8 +44,12 @@ DOWN_AT_SENT = 40
 def hourly_peaks(received: list[dict[str, object]], zone: ZoneInfo) -> dict[str, int]:
     """Most messages one instance got in one local clock hour (caps reset on the hour)."""
     per_window = Counter(
-        (m["instance"], datetime.fromtimestamp(float(m["received_at"]), zone)  # type: ignore[arg-type]
-         .strftime("%Y%m%d%H")) for m in received)
+        (
+            m["instance"],
+            datetime.fromtimestamp(float(m["received_at"]), zone).strftime("%Y%m%d%H"),  # type: ignore[arg-type]
+        )
+        for m in received
+    )
     peaks: dict[str, int] = {}
     for (instance, _), n in per_window.items():
         peaks[str(instance)] = max(n, peaks.get(str(instance), 0))
@@ -56,8 +63,7 @@ def collapse(values: list[str]) -> list[str]:
 def test_postgres_down_30s_under_load(chaos: Chaos) -> None:
     chaos.add_instances(INSTANCES, hourly=HOURLY_CAP)
     started = time.monotonic()
-    settings = Settings(database_url=chaos.database_url, redis_url=chaos.redis.url,
-                        _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=chaos.database_url, redis_url=chaos.redis.url, _env_file=None)  # type: ignore[call-arg]
     res = build_resources(settings)
     api = TestClient(create_app(deps_from_resources(res)))
 
@@ -67,16 +73,21 @@ def test_postgres_down_30s_under_load(chaos: Chaos) -> None:
     seen: list[str] = []
     try:
         with running_simulator(INSTANCES, seed=3, latency_ms=20) as sim:
-            env = chaos.env(sim.url, SENDING_STUCK_AFTER_SECONDS=str(STUCK_AFTER_SECONDS),
-                            INFRASTRUCTURE_RETRY_MAX_SECONDS="4", EVOLUTION_TIMEOUT_SECONDS="10")
+            env = chaos.env(
+                sim.url,
+                SENDING_STUCK_AFTER_SECONDS=str(STUCK_AFTER_SECONDS),
+                INFRASTRUCTURE_RETRY_MAX_SECONDS="4",
+                EVOLUTION_TIMEOUT_SECONDS="10",
+            )
             chaos.beat(env)
             worker = chaos.worker(env, concurrency=4)
             seen.append(health())
             app = chaos.producer()
             texts = [f"pg-outage message {i}" for i in range(MESSAGES)]
             for i, body in enumerate(texts):
-                app.send_task(SEND, kwargs={"phone": phone(i), "text": body,
-                                            "ttl_seconds": TTL_SECONDS})
+                app.send_task(
+                    SEND, kwargs={"phone": phone(i), "text": body, "ttl_seconds": TTL_SECONDS}
+                )
             wait_for(lambda: chaos.count("sent") >= DOWN_AT_SENT, 60, f"{DOWN_AT_SENT} sent")
             chaos.pg.stop("immediate")
             down_at = time.monotonic()
@@ -87,8 +98,11 @@ def test_postgres_down_30s_under_load(chaos: Chaos) -> None:
             back_at = time.monotonic()
             wait_for(lambda: health() == "healthy", 30, "health back to healthy")
             seen.append(health())
-            wait_for(lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired"))
-                     >= MESSAGES, 150, "every message terminal")
+            wait_for(
+                lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired")) >= MESSAGES,
+                150,
+                "every message terminal",
+            )
             drained_in = time.monotonic() - back_at
             received = sim.messages()
             assert worker.proc.poll() is None, "the worker survived the outage"
@@ -101,20 +115,29 @@ def test_postgres_down_30s_under_load(chaos: Chaos) -> None:
     held = len(set(re.findall(r"message (\S+) was sent but not recorded yet", logs)))
     peaks = hourly_peaks(received, settings.zone)
     row = tally(
-        f"postgres down {OUTAGE_SECONDS:.0f} s under load", rows, received, texts,
+        f"postgres down {OUTAGE_SECONDS:.0f} s under load",
+        rows,
+        received,
+        texts,
         notes=f"{retries} task retries with backoff; {held} sends made just before the outage "
-              f"recorded `sent` after it (retried in place); all terminal {drained_in:.0f} s after "
-              f"PostgreSQL returned; health {' → '.join(collapse(seen))}; "
-              f"peak per instance-hour {max(peaks.values(), default=0)}/{HOURLY_CAP} "
-              f"(cap {HOURLY_CAP}×3 < {MESSAGES}: the rest expire at TTL {TTL_SECONDS} s)",
-        retries=retries, recorded_after_outage=held, health=seen, peaks=peaks,
+        f"recorded `sent` after it (retried in place); all terminal {drained_in:.0f} s after "
+        f"PostgreSQL returned; health {' → '.join(collapse(seen))}; "
+        f"peak per instance-hour {max(peaks.values(), default=0)}/{HOURLY_CAP} "
+        f"(cap {HOURLY_CAP}×3 < {MESSAGES}: the rest expire at TTL {TTL_SECONDS} s)",
+        retries=retries,
+        recorded_after_outage=held,
+        health=seen,
+        peaks=peaks,
         drained_seconds=round(drained_in, 1),
-        seconds=round(time.monotonic() - started, 1))
+        seconds=round(time.monotonic() - started, 1),
+    )
     record(row)
     assert row.lost == 0 and len(rows) == MESSAGES, row
     assert row.duplicated == 0, row
     assert row.extra["received_but_not_sent_in_db"] == 0, "a delivered message recorded otherwise"
     assert all(n <= HOURLY_CAP for n in peaks.values()), peaks
-    assert retries > 0
+    # A process that hit the outage retried its task with backoff, or (caught between the
+    # HTTP call and the commit of `sent`) held on and recorded `sent` once PostgreSQL was back.
+    assert retries + held > 0
     assert seen[0] == "healthy" and seen[1] == "degraded" and seen[2] == "degraded"
     assert seen[-1] == "healthy"

@@ -36,8 +36,7 @@ IN_FLIGHT = 2  # the first worker's concurrency: claims hung in the simulator wh
 def test_redis_loses_everything_with_500_queued(chaos: Chaos) -> None:
     chaos.add_instances(INSTANCES)
     started = time.monotonic()
-    settings = Settings(database_url=chaos.database_url, redis_url=chaos.redis.url,
-                        _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=chaos.database_url, redis_url=chaos.redis.url, _env_file=None)  # type: ignore[call-arg]
     res = build_resources(settings)
     intake = Intake(settings, res.messages, res.limiter)
     app = chaos.producer()
@@ -51,16 +50,20 @@ def test_redis_loses_everything_with_500_queued(chaos: Chaos) -> None:
     texts: list[str] = []
     try:
         with running_simulator(INSTANCES, seed=2, hang_seconds=60) as sim:
-            env = chaos.env(sim.url, RECIPIENT_MIN_GAP_SECONDS=str(GAP_SECONDS),
-                            EVOLUTION_TIMEOUT_SECONDS="30")
+            env = chaos.env(
+                sim.url, RECIPIENT_MIN_GAP_SECONDS=str(GAP_SECONDS), EVOLUTION_TIMEOUT_SECONDS="30"
+            )
             beat = chaos.beat(env)
             first = chaos.worker(env, concurrency=IN_FLIGHT, name="worker-first")
             # waiting: the second message to each of these phones is parked for the gap
             for i in range(GAP_PHONES * 2):
                 texts.append(f"redis-loss gap {i}")
                 enqueue(9000 + i % GAP_PHONES, texts[-1])
-            wait_for(lambda: chaos.states().get("waiting", 0) == GAP_PHONES, 30,
-                     "the gap messages parked")
+            wait_for(
+                lambda: chaos.states().get("waiting", 0) == GAP_PHONES,
+                30,
+                "the gap messages parked",
+            )
             # sending: the next claims hang in Evolution until their worker dies
             sim.configure(failure_rate=1.0, failure_mode="timeout")
             for i in range(MESSAGES - GAP_PHONES * 2):
@@ -83,16 +86,24 @@ def test_redis_loses_everything_with_500_queued(chaos: Chaos) -> None:
     rows = chaos.rows()
     logs = "".join(p.read_text() for p in chaos.workdir.glob("worker-after*.log"))
     row = tally(
-        "redis restart, data lost (500 in PostgreSQL)", rows, received, texts,
+        "redis restart, data lost (500 in PostgreSQL)",
+        rows,
+        received,
+        texts,
         notes=f"before: {before.get('queued', 0)} queued, {before.get('waiting', 0)} waiting, "
-              f"{before.get('sending', 0)} sending (worker killed), "
-              f"{before.get('sent', 0)} sent; all re-driven from PostgreSQL by the sweep in "
-              f"{recovered_in:.0f} s",
-        before=before, recovered_seconds=round(recovered_in, 1),
-        seconds=round(time.monotonic() - started, 1))
+        f"{before.get('sending', 0)} sending (worker killed), "
+        f"{before.get('sent', 0)} sent; all re-driven from PostgreSQL by the sweep in "
+        f"{recovered_in:.0f} s",
+        before=before,
+        recovered_seconds=round(recovered_in, 1),
+        seconds=round(time.monotonic() - started, 1),
+    )
     record(row)
     assert (before.get("queued", 0), before.get("waiting", 0), before.get("sending", 0)) == (
-        MESSAGES - GAP_PHONES * 2 - IN_FLIGHT, GAP_PHONES, IN_FLIGHT)
+        MESSAGES - GAP_PHONES * 2 - IN_FLIGHT,
+        GAP_PHONES,
+        IN_FLIGHT,
+    )
     assert row.lost == 0 and row.sent == MESSAGES, row
     assert row.duplicated == 0, row
     assert "redis_lost_data=True" in logs and f"stuck={IN_FLIGHT}" in logs

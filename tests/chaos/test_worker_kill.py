@@ -37,38 +37,49 @@ def test_worker_killed_twice_mid_batch(chaos: Chaos) -> None:
         texts = [f"kill-test message {i}" for i in range(MESSAGES)]
         for i, body in enumerate(texts):
             contact = i % CONTACTS
-            app.send_task(SEND, kwargs={"phone": phone(contact), "text": body,
-                                        "contact_id": f"doctor-{contact}"})
+            app.send_task(
+                SEND,
+                kwargs={"phone": phone(contact), "text": body, "contact_id": f"doctor-{contact}"},
+            )
         in_window: set[str] = set()
         timeline = {"published": round(time.monotonic() - started, 1)}
         for kill, threshold in enumerate(KILL_AT_SENT, start=1):
             wait_for(lambda t=threshold: chaos.count("sent") >= t, 90, f"{threshold} sent")
             timeline[f"kill {kill}"] = round(time.monotonic() - started, 1)
             worker.kill()
-            in_window |= {r[0] for r in chaos.query(
-                "SELECT text FROM messages WHERE state = 'sending'")}
+            in_window |= {
+                r[0] for r in chaos.query("SELECT text FROM messages WHERE state = 'sending'")
+            }
             # Unacked tasks of a dead worker come back once the visibility timeout passed
             # (kombu restores them when the next worker starts polling).
             time.sleep(float(env["BROKER_VISIBILITY_TIMEOUT_SECONDS"]))
             worker = chaos.worker(env, concurrency=CONCURRENCY, name=f"worker-restart-{kill}")
             timeline[f"restart {kill}"] = round(time.monotonic() - started, 1)
-        wait_for(lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired")) >= MESSAGES,
-                 120, "every message terminal")
+        wait_for(
+            lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired")) >= MESSAGES,
+            120,
+            "every message terminal",
+        )
         timeline["all terminal"] = round(time.monotonic() - started, 1)
         received = sim.messages()
     rows = chaos.rows()
     dups = duplicates(received)
     outside = [text for (_, text) in dups if text not in in_window]
     row = tally(
-        "worker SIGKILL ×2 (prefork 4)", rows, received, texts,
+        "worker SIGKILL ×2 (prefork 4)",
+        rows,
+        received,
+        texts,
         notes=f"{len(KILL_AT_SENT)} kills; {len(in_window)} messages were `sending` at a kill "
-              f"(the duplicate window); duplicates outside it: {len(outside)}",
-        kills=len(KILL_AT_SENT), sending_at_kill=len(in_window), timeline=timeline,
-        seconds=round(time.monotonic() - started, 1))
+        f"(the duplicate window); duplicates outside it: {len(outside)}",
+        kills=len(KILL_AT_SENT),
+        sending_at_kill=len(in_window),
+        timeline=timeline,
+        seconds=round(time.monotonic() - started, 1),
+    )
     record(row)
     assert len(rows) == MESSAGES, "one row per producer message (task id = idempotency key)"
     assert row.lost == 0, row
     assert not outside, f"duplicates outside the kill window: {outside}"
     assert row.duplicated <= len(in_window) <= len(KILL_AT_SENT) * CONCURRENCY
-    assert all(m["number"] == digits(int(m["text"].rsplit(" ", 1)[1]) % CONTACTS)
-               for m in received)
+    assert all(m["number"] == digits(int(m["text"].rsplit(" ", 1)[1]) % CONTACTS) for m in received)

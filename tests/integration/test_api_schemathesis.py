@@ -10,38 +10,10 @@ import redis
 import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from hypothesis.internal.conjecture import utils as cu
 from schemathesis.checks import not_a_server_error
 
 from config import Settings
 from tests.integration.api_support import open_resources, seeded_app
-
-
-def _restore_many_more() -> None:
-    """Compatibility: hypothesis-jsonschema 0.23.1 (used by Schemathesis 3.x for every object
-    schema, path parameters included) calls `many.more()`, which the locked Hypothesis
-    (6.170) replaced by a context manager plus iteration. Rebuild `more()` on top of the new
-    protocol. Delete this once hypothesis is pinned below that change or Schemathesis moves on.
-    """
-    if hasattr(cu.many, "more"):
-        return
-
-    def more(self: Any) -> bool:
-        iterator = getattr(self, "_compat_iterator", None)
-        if iterator is None:
-            self.__enter__()
-            iterator = self._compat_iterator = iter(self)
-        try:
-            next(iterator)
-        except StopIteration:
-            self.__exit__(None)
-            return False
-        return True
-
-    cu.many.more = more  # type: ignore[attr-defined]
-
-
-_restore_many_more()
 
 
 @pytest.fixture
