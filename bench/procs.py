@@ -2,7 +2,7 @@
 
 Ideas taken from tests/e2e/conftest.py (not imported: it is pytest-only). Each process runs
 in its own session so that stopping it stops its prefork children too; logs go to files
-under bench/results/logs/ (not committed).
+under $TMPDIR/zd-bench/logs/ (outside the repository).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from celery import Celery
 
 from bench.env import ROOT
 
-LOGS = ROOT / "bench" / "results" / "logs"
+LOGS = Path(tempfile.gettempdir()) / "zd-bench" / "logs"
 READY_TIMEOUT_SECONDS = 90.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -118,23 +118,15 @@ class Simulator(Process):
 class Worker(Process):
     """`celery -A worker worker -I bench.noop_tasks`, consuming the project's queues."""
 
-    def __init__(self, env: dict[str, str], *, pool: str, concurrency: int, name: str) -> None:
+    def __init__(self, env: dict[str, str], *, pool: str, concurrency: int, name: str,
+                 include: str = "bench.noop_tasks") -> None:
         self.hostname = f"{name}-{os.getpid()}@bench"
         argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-I",
-                "bench.noop_tasks", f"--pool={pool}", f"--concurrency={concurrency}",
+                include, f"--pool={pool}", f"--concurrency={concurrency}",
                 "--loglevel=INFO", f"--hostname={self.hostname}", "--without-mingle",
                 "--without-gossip"]
         super().__init__(argv, env, name)
         self.wait_for("ready.")
-
-
-@contextlib.contextmanager
-def running(*processes: Process) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for process in processes:
-            process.stop()
 
 
 def producer(redis_url: str) -> Celery:

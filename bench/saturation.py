@@ -28,6 +28,7 @@ from sqlalchemy import text
 from bench.counting import REDIS_ROUND_TRIPS
 from bench.env import BenchEnv
 from bench.stack import Stack, accept_many, as_dict, build_stack
+from worker import keys
 from worker.clock import set_test_clock
 
 #: 2026-11-23 10:00:00 in São Paulo (13:00 UTC), a window start (the tests' T0).
@@ -59,6 +60,7 @@ def run(env: BenchEnv) -> dict[str, Any]:
     stack = build_stack(settings, lambda: clock.now)
     try:
         env.reset(stack.res.engine)
+        stack.res.redis.set(keys.SENTINEL, "1")  # Redis did not lose its data: a fresh start
         clock.move(stack, T0)
         stack.add_instances(INSTANCES, HOURLY_CAP, DAILY_CAP)
         ids = accept_many(stack, MESSAGES, CONTACTS)

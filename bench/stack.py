@@ -138,14 +138,16 @@ def phone(i: int) -> str:
     return f"+55 11 9{i // 10_000:04d}-{i % 10_000:04d}"
 
 
-def accept_many(stack: Stack, count: int, contacts: int) -> list[uuid.UUID]:
+def accept_many(stack: Stack, count: int, contacts: int, threads: int = 8) -> list[uuid.UUID]:
     """`count` messages round-robin over `contacts` contacts, accepted through the intake."""
-    out = []
-    for n in range(count):
+
+    def accept(n: int) -> uuid.UUID:
         c = n % contacts
-        out.append(stack.intake.accept({"phone": phone(c), "text": f"bench message {n}",
-                                        "contact_id": f"doctor-{c}"}).id)
-    return out
+        return stack.intake.accept({"phone": phone(c), "text": f"bench message {n}",
+                                    "contact_id": f"doctor-{c}"}).id
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="accept") as pool:
+        return list(pool.map(accept, range(count)))
 
 
 def as_dict(counter: Counter[Any]) -> dict[str, int]:

@@ -96,6 +96,18 @@ class Settings(BaseSettings):
             raise ValueError("must be user:password")
         return value
 
+    def risks(self) -> list[str]:
+        """Legal but risky combinations, for a start-up warning."""
+        found = []
+        longest_send = self.evolution_connect_timeout_seconds + self.evolution_timeout_seconds
+        if self.sending_stuck_after_seconds <= longest_send:
+            found.append(
+                f"SENDING_STUCK_AFTER_SECONDS ({self.sending_stuck_after_seconds}) is not above "
+                f"the longest send ({longest_send:.0f} s of Evolution timeouts): a slow send that "
+                "is still in flight can be re-driven and delivered twice"
+            )
+        return found
+
     @property
     def zone(self) -> ZoneInfo:
         """The zone where hourly and daily windows reset."""

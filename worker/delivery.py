@@ -25,6 +25,7 @@ from models.views import MessageView, to_datetime
 from worker.evolution import (
     EvolutionClient,
     EvolutionError,
+    InstanceRateLimited,
     PermanentRecipientError,
     RecipientNotOnWhatsApp,
 )
@@ -229,6 +230,9 @@ class Dispatcher:
         delay = backoff_seconds(
             attempts, self._s.retry_backoff_seconds, self._s.retry_backoff_max_seconds
         )
+        if isinstance(exc, InstanceRateLimited) and exc.retry_after_seconds:
+            # The number asked for a pause: do not knock again before it ends.
+            delay = min(max(delay, exc.retry_after_seconds), self._s.retry_backoff_max_seconds)
         self._scheduler.schedule(message.id, delay)
         return Delivered(Result.RETRYING, slot.instance, delay, error)
 

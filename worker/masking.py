@@ -9,10 +9,12 @@ producer's `task-sent` event and the broker copy carry no full number either.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from celery.signals import before_task_publish
+from celery.signals import after_setup_logger, after_setup_task_logger, before_task_publish
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 
@@ -79,3 +81,38 @@ def _mask_published_headers(
     if isinstance(body, list | tuple) and len(body) >= 2:
         headers["argsrepr"] = args_repr(body[0])
         headers["kwargsrepr"] = kwargs_repr(body[1])
+
+
+#: A bare phone number in free text: 10 to 15 digits, optionally after "+", not inside a word.
+PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+?\d{10,15}(?!\w)")
+
+
+def mask_phones_in(text: str) -> str:
+    """Every bare phone number in `text` masked (`5511*******88`)."""
+    return PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+class PhoneMaskingFilter(logging.Filter):
+    """Masks phone numbers in every record a handler emits, including third-party lines
+    (e.g. Celery's "can't decode message body", which prints the raw body)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_phones_in(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def install_log_masking(logger: logging.Logger) -> None:
+    """Attach the filter to every handler of `logger` (once)."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, PhoneMaskingFilter) for f in handler.filters):
+            handler.addFilter(PhoneMaskingFilter())
+
+
+@after_setup_logger.connect  # type: ignore[untyped-decorator]
+@after_setup_task_logger.connect  # type: ignore[untyped-decorator]
+def _mask_worker_logs(logger: logging.Logger | None = None, **_: Any) -> None:
+    if logger is not None:
+        install_log_masking(logger)

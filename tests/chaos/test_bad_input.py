@@ -195,7 +195,7 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
         for label, args, kwargs, _ in RECORDED
     }
     row = tally(
-        f"bad input ({len(RECORDED) + 2 + len(refused)} cases)",
+        f"bad input ({len(RECORDED) + 1 + len(refused) + 2} kinds)",
         rows,
         received,
         notes=f"{len(RECORDED)} invalid calls + 1 reused idempotency key recorded `failed` with "

@@ -10,6 +10,7 @@ SENDING_STUCK_AFTER_SECONDS. Everything is sent; nothing twice.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -60,9 +61,9 @@ def test_redis_loses_everything_with_500_queued(chaos: Chaos) -> None:
                 texts.append(f"redis-loss gap {i}")
                 enqueue(9000 + i % GAP_PHONES, texts[-1])
             wait_for(
-                lambda: chaos.states().get("waiting", 0) == GAP_PHONES,
+                lambda: chaos.states() == {"sent": GAP_PHONES, "waiting": GAP_PHONES},
                 30,
-                "the gap messages parked",
+                "one message per gap phone sent, the other parked",
             )
             # sending: the next claims hang in Evolution until their worker dies
             sim.configure(failure_rate=1.0, failure_mode="timeout")
@@ -99,14 +100,15 @@ def test_redis_loses_everything_with_500_queued(chaos: Chaos) -> None:
         seconds=round(time.monotonic() - started, 1),
     )
     record(row)
-    assert (before.get("queued", 0), before.get("waiting", 0), before.get("sending", 0)) == (
-        MESSAGES - GAP_PHONES * 2 - IN_FLIGHT,
-        GAP_PHONES,
-        IN_FLIGHT,
-    )
+    # (a parked message the sweep woke before the restart counts `queued`: its task is lost too)
+    assert before.get("sending", 0) == IN_FLIGHT and before.get("waiting", 0) > 0, before
+    assert before.get("queued", 0) + before.get("waiting", 0) == (
+        MESSAGES - GAP_PHONES - IN_FLIGHT
+    ), before
     assert row.lost == 0 and row.sent == MESSAGES, row
     assert row.duplicated == 0, row
-    assert "redis_lost_data=True" in logs and f"stuck={IN_FLIGHT}" in logs
+    assert "redis_lost_data=True" in logs
+    assert sum(int(n) for n in re.findall(r"stuck=(\d+)", logs)) == IN_FLIGHT
     gap_times: dict[str, list[float]] = defaultdict(list)
     for message in received:
         if message["text"].startswith("redis-loss gap"):

@@ -141,7 +141,7 @@ def test_recipient_not_on_whatsapp_fails_permanently_and_frees_the_slot(stack: S
     "failure",
     [
         respond(500, {"status": 500, "error": "Internal Server Error"}),
-        respond(429, {}, headers={"Retry-After": "30"}),
+        respond(429, {}),
         raise_(httpx.ReadTimeout("slow")),
         raise_(httpx.ConnectError("refused")),
         raise_(httpx.RemoteProtocolError("reset")),
@@ -161,6 +161,13 @@ def test_transient_errors_retry_with_backoff(
     assert stack.res.instances.get("a").consecutive_failures == 1
     stack.dispatcher.deliver(message_id)
     assert stack.scheduler.calls[-1] == (message_id, 10.0)
+
+
+def test_rate_limited_instance_is_not_asked_again_before_its_retry_after(stack: Stack) -> None:
+    stack.add_instance("a")
+    stack.evolution.behaviour["a"] = respond(429, {}, headers={"Retry-After": "42"})
+    message_id = deliver_new(stack, 1)
+    assert stack.scheduler.calls == [(message_id, 42.0)]
 
 
 def test_transient_failures_move_the_message_to_another_instance(stack: Stack) -> None:

@@ -36,3 +36,20 @@ def test_publish_headers_are_rewritten_for_our_tasks_only() -> None:
     theirs = {"task": "other.task", "kwargsrepr": "raw"}
     _mask_published_headers(body=body, headers=theirs)
     assert theirs["kwargsrepr"] == "raw"
+
+
+def test_log_filter_masks_bare_phone_numbers_in_any_record() -> None:
+    import logging
+
+    from worker.masking import PhoneMaskingFilter, mask_phones_in
+
+    assert mask_phones_in("body {'phone': '5511999998888'} +5511999998888") == (
+        "body {'phone': '5511*******88'} 5511*******88"
+    )
+    uuid_text = "task 0bc4aa89-425a-45e5-af70-5be337d2dbcc at 2026-11-22 18:19:18,724"
+    assert mask_phones_in(uuid_text) == uuid_text
+    record = logging.LogRecord(
+        "celery", logging.ERROR, "x", 1, "bad body %r", ("5511999998888",), None
+    )
+    PhoneMaskingFilter().filter(record)
+    assert record.getMessage() == "bad body '5511*******88'"

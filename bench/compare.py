@@ -1,0 +1,222 @@
+"""Before/after figures of the hot-path edits made from the benchmarks, side by side in one run.
+
+    python -m bench.compare            # ~3 min; writes bench/results/compare.json
+
+Each edit is switched off by the bench alone (no product flag), and the variants alternate
+batch by batch so that the machine's load hits them alike:
+
+- routing at 1,000 instances (in-process, one thread): the old per-message ORM read of
+  every instance, then a Core read per message, then the 1 s snapshot, then the limiter's
+  bounded candidate sample, then the reuse of the Redis clock reading;
+- one reserve over 1,000 candidates: the old reserve.lua (one argument per cap) against the
+  packed caps (sampling off for both);
+- `--pool=threads` workers with and without the hub wake-up (`bench.no_hub_wakeup`), both
+  running, each consuming in turn.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import select
+
+from bench import env as bench_env
+from bench import scale
+from bench.counting import REDIS_ROUND_TRIPS
+from bench.env import ROOT, BenchEnv
+from bench.procs import Worker
+from bench.report import RESULTS
+from bench.stack import Stack, build_stack
+from bench.throughput import INSTANCES, Bench, Workers
+from models.instance_store import InstanceStore, instance_view
+from models.tables import Instance
+from models.views import InstanceView
+from worker.delivery import Dispatcher
+from worker.limiter import Candidate, RedisLimiter, redis_backend
+from worker.resources import ROUTING_SNAPSHOT_SECONDS
+
+#: The commit before the edits (for the old reserve.lua).
+BEFORE = "db4102f"
+BATCH = 40
+REPS = 5
+
+
+class OrmInstanceStore(InstanceStore):
+    """`all()` as it was: ORM objects, then views; read for every message."""
+
+    def all(self) -> list[InstanceView]:
+        with self._sessions() as session:
+            return [instance_view(r) for r in session.scalars(
+                select(Instance).order_by(Instance.name))]
+
+
+@contextmanager
+def limiter_knobs(sample: int, clock_reuse: float) -> Iterator[None]:
+    saved = redis_backend.SAMPLE_SIZE, redis_backend.CLOCK_REUSE_SECONDS
+    redis_backend.SAMPLE_SIZE, redis_backend.CLOCK_REUSE_SECONDS = sample, clock_reuse
+    try:
+        yield
+    finally:
+        redis_backend.SAMPLE_SIZE, redis_backend.CLOCK_REUSE_SECONDS = saved
+
+
+def routing(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
+    """Cumulative variants of the routing path; p50 of the decision and of the delivery."""
+    stack = build_stack(env.settings(), time.time)
+    try:
+        env.reset(stack.res.engine)
+        scale.CONTACTS = 50_000
+        scale._insert_contacts(stack)
+        scale._set_instances(stack, size)
+        variants: dict[str, tuple[Callable[[], InstanceStore], int, float]] = {
+            "before": (lambda: OrmInstanceStore(stack.res.sessions), 10**9, 0.0),
+            "+ Core read": (lambda: InstanceStore(stack.res.sessions), 10**9, 0.0),
+            "+ 1 s snapshot": (lambda: InstanceStore(
+                stack.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS), 10**9, 0.0),
+            "+ sampled candidates": (lambda: InstanceStore(
+                stack.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
+                redis_backend.SAMPLE_SIZE, 0.0),
+            "+ clock reuse (after)": (lambda: InstanceStore(
+                stack.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
+                redis_backend.SAMPLE_SIZE, redis_backend.CLOCK_REUSE_SECONDS),
+        }
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+        rng = scale.random.Random(3)
+        for rep in range(REPS + 1):
+            for name, (store, sample, reuse) in variants.items():
+                _use_store(stack, store())
+                ids = scale._prepare_messages(stack, size, BATCH, rng)
+                with limiter_knobs(sample, reuse):
+                    measured = [scale._measure(stack, i) for i in ids]
+                if rep:  # the first round warms every variant up
+                    rows[name].extend(measured)
+        return {name: {
+            "decision_ms_p50": round(statistics.median(r["decision_ms"] for r in got), 3),
+            "deliver_ms_p50": round(statistics.median(r["deliver_ms"] for r in got), 3),
+            "redis_round_trips": round(statistics.mean(r["redis"] for r in got), 2),
+            "sql_statements": round(statistics.mean(r["sql"] for r in got), 2),
+        } for name, got in rows.items()} | {"instances": size}
+    finally:
+        stack.close()
+
+
+def _use_store(stack: Stack, store: InstanceStore) -> None:
+    stack.res.instances = store
+    stack.dispatcher = Dispatcher(stack.settings, stack.res.messages, store,
+                                  stack.limiter,  # type: ignore[arg-type]
+                                  stack.res.evolution, stack.scheduler)
+
+
+class UnpackedLimiter(RedisLimiter):
+    """The limiter with the old reserve.lua: one argument per cap."""
+
+    def __init__(self, *args: Any, script: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reserve_script = self._client.register_script(script)
+
+    def _call(self, candidates: Any, phone_key: str, head: list[str]) -> list[Any]:
+        keys = [redis_backend.keys.TEST_CLOCK, phone_key, *self._candidate_keys(candidates)]
+        caps = [str(cap) for c in candidates for cap in (c.hourly_cap, c.daily_cap)]
+        table = self._current_table()
+        args = [head[0], self._clock_flag(), *head[1:], *table.as_args(), *caps]
+        return [redis_backend._text(p) for p in self._run(keys, args)]
+
+
+def packed_caps(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
+    old = subprocess.run(["git", "show", f"{BEFORE}:worker/limiter/reserve.lua"], cwd=ROOT,
+                         capture_output=True, text=True, check=False).stdout
+    if "ARGV[caps_base + 2 * i - 1]" not in old:
+        return {"missing": f"the old reserve.lua is not at {BEFORE}"}
+    settings = env.settings()
+    with env.redis() as client:
+        client.flushdb()
+        args = (client, settings.zone, redis_backend.SpacingPolicy())
+        limiters = {"one argument per cap (before)": UnpackedLimiter(*args, script=old),
+                    "packed caps (after)": RedisLimiter(*args)}
+        candidates = [Candidate(f"inst-{i:04d}", 10**6, 10**7) for i in range(size)]
+        times: dict[str, list[float]] = {name: [] for name in limiters}
+        with limiter_knobs(10**9, redis_backend.CLOCK_REUSE_SECONDS):
+            for rep in range(REPS * 4 + 1):
+                for name, limiter in limiters.items():
+                    began = time.perf_counter()
+                    for _ in range(10):
+                        limiter.reserve(candidates, phone="5511900000000")
+                    if rep:
+                        times[name].append((time.perf_counter() - began) * 100)
+        client.flushdb()
+    return {name: {"reserve_ms_p50": round(statistics.median(t), 3)}
+            for name, t in times.items()} | {"candidates": size}
+
+
+def hub_wakeup(env: BenchEnv) -> dict[str, Any]:
+    """Pipeline msg/s of a threads worker with and without the hub wake-up, in turns."""
+    from sqlalchemy import create_engine, text
+
+    from bench.procs import Simulator
+
+    engine = create_engine(env.database_url)
+    env.reset(engine)
+    with engine.begin() as conn:
+        for name in INSTANCES:
+            conn.execute(text(
+                "INSERT INTO instances (name, phone, status, hourly_cap, daily_cap, active, "
+                "consecutive_failures) VALUES (:n, '5511900000000', 'connected', 1000000, "
+                "10000000, true, 0)"), {"n": name})
+    sim = Simulator(INSTANCES, env.worker_env())
+    out: dict[str, Any] = {}
+    try:
+        bench = Bench(env, engine, sim)
+        worker_env = env.worker_env(EVOLUTION_API_URL=sim.url)
+        groups = {
+            "without wake-up (before)": Workers([Worker(
+                worker_env, pool="threads", concurrency=8, name="threads-8-nowake",
+                include="bench.noop_tasks,bench.no_hub_wakeup")]),
+            "with wake-up (after)": Workers([Worker(
+                worker_env, pool="threads", concurrency=8, name="threads-8-wake")]),
+        }
+        try:
+            for workers in groups.values():
+                bench._control(bench.app.control.cancel_consumer, workers)
+            for latency, count in ((0.0, 160), (300.0, 96)):
+                sim.set_latency(latency)
+                rates: dict[str, list[float]] = {name: [] for name in groups}
+                for rep in range(3):
+                    for name, workers in groups.items():
+                        trial = bench.trial(workers, "pipeline", count if rep else 24)
+                        bench._control(bench.app.control.cancel_consumer, workers)
+                        if rep:
+                            rates[name].append(trial.per_second)
+                out[f"latency_{latency:.0f}_ms"] = {
+                    name: round(statistics.median(r), 1) for name, r in rates.items()}
+        finally:
+            for workers in groups.values():
+                workers.stop()
+    finally:
+        sim.stop()
+        engine.dispose()
+    return out | {"pool": "threads 8"}
+
+
+def main() -> None:
+    env = bench_env.open_env()
+    results: dict[str, Any] = {}
+    try:
+        for name, fn in (("routing", routing), ("packed_caps", packed_caps),
+                         ("hub_wakeup", hub_wakeup)):
+            print(f"[compare] {name} ...", flush=True)
+            results[name] = fn(env)
+            print(json.dumps(results[name], indent=1), flush=True)
+    finally:
+        bench_env.close_env(env)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
