@@ -34,8 +34,10 @@ class WakeHubForThreads(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def include_if(self, worker: Any) -> bool:
         pool = worker.pool_cls
-        return bool(worker.use_eventloop) and isinstance(pool, type) and issubclass(
-            pool, ThreadsTaskPool
+        return (
+            bool(worker.use_eventloop)
+            and isinstance(pool, type)
+            and issubclass(pool, ThreadsTaskPool)
         )
 
     def start(self, worker: Any) -> None:

@@ -17,6 +17,7 @@ from celery.contrib.testing.worker import start_worker
 
 import worker
 from models.enums import MessageState
+from tasks import enqueue_message
 from tests.integration.conftest import Stack, phone
 from worker.resources import install
 
@@ -28,8 +29,9 @@ def live_app(stack: Stack, redis_url: str) -> Iterator[Celery]:
     saved = {k: app.conf[k] for k in ("broker_url",)}
     app.conf.broker_url = redis_url
     install(stack.res)
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING",
-                      shutdown_timeout=10):
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10
+    ):
         yield app
     app.conf.update(saved)
 
@@ -43,22 +45,20 @@ def wait_for_state(stack: Stack, message_id: uuid.UUID, state: MessageState) -> 
     raise AssertionError(f"message {message_id} is {stack.res.messages.get(message_id).state}")
 
 
-def test_enqueue_message_writes_the_row_then_the_worker_sends_it(stack: Stack,
-                                                                  live_app: Celery) -> None:
-    from tasks import enqueue_message
-
+def test_enqueue_message_writes_the_row_then_the_worker_sends_it(
+    stack: Stack, live_app: Celery
+) -> None:
     stack.add_instance("a")
     message_id = enqueue_message(phone=phone(1), text="oi", contact_id="doc")
     wait_for_state(stack, message_id, MessageState.SENT)
     assert stack.evolution.by_instance() == {"a": ["5511900010001"]}
-    assert enqueue_message(phone=phone(1), text="oi", contact_id="doc",
-                           idempotency_key="k") != message_id
+    assert (
+        enqueue_message(phone=phone(1), text="oi", contact_id="doc", idempotency_key="k")
+        != message_id
+    )
 
 
-def test_enqueue_message_raises_before_queueing_bad_input(stack: Stack, live_app: Celery
-                                                          ) -> None:
-    from tasks import enqueue_message
-
+def test_enqueue_message_raises_before_queueing_bad_input(stack: Stack, live_app: Celery) -> None:
     with pytest.raises(ValueError, match="text is empty"):
         enqueue_message(phone=phone(1), text="  ")
     with pytest.raises(ValueError, match="not a valid number"):
@@ -66,8 +66,9 @@ def test_enqueue_message_raises_before_queueing_bad_input(stack: Stack, live_app
     assert stack.res.messages.count_by_state() == {}
 
 
-def test_send_task_by_name_with_bad_input_is_recorded_failed(stack: Stack, live_app: Celery
-                                                             ) -> None:
+def test_send_task_by_name_with_bad_input_is_recorded_failed(
+    stack: Stack, live_app: Celery
+) -> None:
     stack.add_instance("a")
     bad: list[dict[str, Any]] = [
         {"phone": phone(1)},

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from worker.masking import _mask_published_headers, args_repr, kwargs_repr, shorten
+from worker.masking import (
+    PhoneMaskingFilter,
+    _mask_published_headers,
+    args_repr,
+    kwargs_repr,
+    mask_phones_in,
+    shorten,
+)
 
 TEXT = "Olá doutor, sua consulta de amanhã está confirmada."
 
@@ -39,10 +47,6 @@ def test_publish_headers_are_rewritten_for_our_tasks_only() -> None:
 
 
 def test_log_filter_masks_bare_phone_numbers_in_any_record() -> None:
-    import logging
-
-    from worker.masking import PhoneMaskingFilter, mask_phones_in
-
     assert mask_phones_in("body {'phone': '5511999998888'} +5511999998888") == (
         "body {'phone': '5511*******88'} 5511*******88"
     )
