@@ -23,6 +23,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import celery
+import redis
+import sqlalchemy
+
 from bench import env as bench_env
 from bench import health, report, saturation, scale, throughput
 from bench.env import ROOT, BenchEnv
@@ -37,10 +41,16 @@ SECTIONS: dict[str, Callable[[BenchEnv], dict[str, Any]]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {', '.join(SECTIONS)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, to check the bench itself (figures mean little)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, to check the bench itself (figures mean little)",
+    )
     args = parser.parse_args()
     if args.quick:
         _shrink()
@@ -97,10 +107,6 @@ def _git(*args: str) -> str:
 
 
 def _meta(started: float, load_before: str) -> dict[str, Any]:
-    import celery
-    import redis
-    import sqlalchemy
-
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git("rev-parse", "--short", "HEAD") or "unknown",

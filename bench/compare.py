@@ -24,13 +24,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from bench import env as bench_env
 from bench import scale
-from bench.counting import REDIS_ROUND_TRIPS
 from bench.env import ROOT, BenchEnv
-from bench.procs import Worker
+from bench.procs import Simulator, Worker
 from bench.report import RESULTS
 from bench.stack import Stack, build_stack
 from bench.throughput import INSTANCES, Bench, Workers
@@ -52,8 +51,9 @@ class OrmInstanceStore(InstanceStore):
 
     def all(self) -> list[InstanceView]:
         with self._sessions() as session:
-            return [instance_view(r) for r in session.scalars(
-                select(Instance).order_by(Instance.name))]
+            return [
+                instance_view(r) for r in session.scalars(select(Instance).order_by(Instance.name))
+            ]
 
 
 @contextmanager
@@ -77,14 +77,27 @@ def routing(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
         variants: dict[str, tuple[Callable[[], InstanceStore], int, float]] = {
             "before": (lambda: OrmInstanceStore(stack.res.sessions), 10**9, 0.0),
             "+ Core read": (lambda: InstanceStore(stack.res.sessions), 10**9, 0.0),
-            "+ 1 s snapshot": (lambda: InstanceStore(
-                stack.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS), 10**9, 0.0),
-            "+ sampled candidates": (lambda: InstanceStore(
-                stack.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
-                redis_backend.SAMPLE_SIZE, 0.0),
-            "+ clock reuse (after)": (lambda: InstanceStore(
-                stack.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
-                redis_backend.SAMPLE_SIZE, redis_backend.CLOCK_REUSE_SECONDS),
+            "+ 1 s snapshot": (
+                lambda: InstanceStore(
+                    stack.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS
+                ),
+                10**9,
+                0.0,
+            ),
+            "+ sampled candidates": (
+                lambda: InstanceStore(
+                    stack.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS
+                ),
+                redis_backend.SAMPLE_SIZE,
+                0.0,
+            ),
+            "+ clock reuse (after)": (
+                lambda: InstanceStore(
+                    stack.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS
+                ),
+                redis_backend.SAMPLE_SIZE,
+                redis_backend.CLOCK_REUSE_SECONDS,
+            ),
         }
         rows: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
         rng = scale.random.Random(3)
@@ -96,21 +109,29 @@ def routing(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
                     measured = [scale._measure(stack, i) for i in ids]
                 if rep:  # the first round warms every variant up
                     rows[name].extend(measured)
-        return {name: {
-            "decision_ms_p50": round(statistics.median(r["decision_ms"] for r in got), 3),
-            "deliver_ms_p50": round(statistics.median(r["deliver_ms"] for r in got), 3),
-            "redis_round_trips": round(statistics.mean(r["redis"] for r in got), 2),
-            "sql_statements": round(statistics.mean(r["sql"] for r in got), 2),
-        } for name, got in rows.items()} | {"instances": size}
+        return {
+            name: {
+                "decision_ms_p50": round(statistics.median(r["decision_ms"] for r in got), 3),
+                "deliver_ms_p50": round(statistics.median(r["deliver_ms"] for r in got), 3),
+                "redis_round_trips": round(statistics.mean(r["redis"] for r in got), 2),
+                "sql_statements": round(statistics.mean(r["sql"] for r in got), 2),
+            }
+            for name, got in rows.items()
+        } | {"instances": size}
     finally:
         stack.close()
 
 
 def _use_store(stack: Stack, store: InstanceStore) -> None:
     stack.res.instances = store
-    stack.dispatcher = Dispatcher(stack.settings, stack.res.messages, store,
-                                  stack.limiter,  # type: ignore[arg-type]
-                                  stack.res.evolution, stack.scheduler)
+    stack.dispatcher = Dispatcher(
+        stack.settings,
+        stack.res.messages,
+        store,
+        stack.limiter,  # type: ignore[arg-type]
+        stack.res.evolution,
+        stack.scheduler,
+    )
 
 
 class UnpackedLimiter(RedisLimiter):
@@ -129,16 +150,23 @@ class UnpackedLimiter(RedisLimiter):
 
 
 def packed_caps(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
-    old = subprocess.run(["git", "show", f"{BEFORE}:worker/limiter/reserve.lua"], cwd=ROOT,
-                         capture_output=True, text=True, check=False).stdout
+    old = subprocess.run(
+        ["git", "show", f"{BEFORE}:worker/limiter/reserve.lua"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     if "ARGV[caps_base + 2 * i - 1]" not in old:
         return {"missing": f"the old reserve.lua is not at {BEFORE}"}
     settings = env.settings()
     with env.redis() as client:
         client.flushdb()
         args = (client, settings.zone, redis_backend.SpacingPolicy())
-        limiters = {"one argument per cap (before)": UnpackedLimiter(*args, script=old),
-                    "packed caps (after)": RedisLimiter(*args)}
+        limiters = {
+            "one argument per cap (before)": UnpackedLimiter(*args, script=old),
+            "packed caps (after)": RedisLimiter(*args),
+        }
         candidates = [Candidate(f"inst-{i:04d}", 10**6, 10**7) for i in range(size)]
         times: dict[str, list[float]] = {name: [] for name in limiters}
         with limiter_knobs(10**9, redis_backend.CLOCK_REUSE_SECONDS):
@@ -150,35 +178,45 @@ def packed_caps(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
                     if rep:
                         times[name].append((time.perf_counter() - began) * 100)
         client.flushdb()
-    return {name: {"reserve_ms_p50": round(statistics.median(t), 3)}
-            for name, t in times.items()} | {"candidates": size}
+    return {
+        name: {"reserve_ms_p50": round(statistics.median(t), 3)} for name, t in times.items()
+    } | {"candidates": size}
 
 
 def hub_wakeup(env: BenchEnv) -> dict[str, Any]:
     """Pipeline msg/s of a threads worker with and without the hub wake-up, in turns."""
-    from sqlalchemy import create_engine, text
-
-    from bench.procs import Simulator
-
     engine = create_engine(env.database_url)
     env.reset(engine)
     with engine.begin() as conn:
         for name in INSTANCES:
-            conn.execute(text(
-                "INSERT INTO instances (name, phone, status, hourly_cap, daily_cap, active, "
-                "consecutive_failures) VALUES (:n, '5511900000000', 'connected', 1000000, "
-                "10000000, true, 0)"), {"n": name})
+            conn.execute(
+                text(
+                    "INSERT INTO instances (name, phone, status, hourly_cap, daily_cap, active, "
+                    "consecutive_failures) VALUES (:n, '5511900000000', 'connected', 1000000, "
+                    "10000000, true, 0)"
+                ),
+                {"n": name},
+            )
     sim = Simulator(INSTANCES, env.worker_env())
     out: dict[str, Any] = {}
     try:
         bench = Bench(env, engine, sim)
         worker_env = env.worker_env(EVOLUTION_API_URL=sim.url)
         groups = {
-            "without wake-up (before)": Workers([Worker(
-                worker_env, pool="threads", concurrency=8, name="threads-8-nowake",
-                include="bench.noop_tasks,bench.no_hub_wakeup")]),
-            "with wake-up (after)": Workers([Worker(
-                worker_env, pool="threads", concurrency=8, name="threads-8-wake")]),
+            "without wake-up (before)": Workers(
+                [
+                    Worker(
+                        worker_env,
+                        pool="threads",
+                        concurrency=8,
+                        name="threads-8-nowake",
+                        include="bench.noop_tasks,bench.no_hub_wakeup",
+                    )
+                ]
+            ),
+            "with wake-up (after)": Workers(
+                [Worker(worker_env, pool="threads", concurrency=8, name="threads-8-wake")]
+            ),
         }
         try:
             for workers in groups.values():
@@ -193,7 +231,8 @@ def hub_wakeup(env: BenchEnv) -> dict[str, Any]:
                         if rep:
                             rates[name].append(trial.per_second)
                 out[f"latency_{latency:.0f}_ms"] = {
-                    name: round(statistics.median(r), 1) for name, r in rates.items()}
+                    name: round(statistics.median(r), 1) for name, r in rates.items()
+                }
         finally:
             for workers in groups.values():
                 workers.stop()
@@ -207,8 +246,12 @@ def main() -> None:
     env = bench_env.open_env()
     results: dict[str, Any] = {}
     try:
-        for name, fn in (("routing", routing), ("packed_caps", packed_caps),
-                         ("hub_wakeup", hub_wakeup)):
+        for name, fn in (
+            ("routing_1000", routing),
+            ("routing_10", lambda e: routing(e, 10)),
+            ("packed_caps", packed_caps),
+            ("hub_wakeup", hub_wakeup),
+        ):
             print(f"[compare] {name} ...", flush=True)
             results[name] = fn(env)
             print(json.dumps(results[name], indent=1), flush=True)

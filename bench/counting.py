@@ -83,8 +83,9 @@ class CountingLimiter:
         self.decisions = Tally()
         self._local = threading.local()
 
-    def reserve(self, candidates: Sequence[Candidate], *, phone: str, strict: int = 0
-                ) -> Reservation | NoCapacity:
+    def reserve(
+        self, candidates: Sequence[Candidate], *, phone: str, strict: int = 0
+    ) -> Reservation | NoCapacity:
         try:
             return self._inner.reserve(candidates, phone=phone, strict=strict)  # type: ignore[no-any-return]
         finally:

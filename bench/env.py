@@ -45,16 +45,22 @@ def create_database() -> str:
     _admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     _admin(f'CREATE DATABASE "{DATABASE}"')
     url = pg_url(DATABASE)
-    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT,
-                   env={**os.environ, "DATABASE_URL": url}, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
     return url
 
 
 def claim_redis_db() -> int:
     admin = redis.Redis.from_url(f"{REDIS_BASE}/0", socket_connect_timeout=2)
     for db in REDIS_DBS:
-        if admin.set(f"zd:test-db-claim:{db}", f"bench-{os.getpid()}", nx=True,
-                     ex=CLAIM_TTL_SECONDS):
+        if admin.set(
+            f"zd:test-db-claim:{db}", f"bench-{os.getpid()}", nx=True, ex=CLAIM_TTL_SECONDS
+        ):
             return db
     raise RuntimeError(f"Redis databases {REDIS_DBS} are all claimed by test sessions")
 
@@ -74,16 +80,29 @@ class BenchEnv:
 
     def settings(self, **overrides: Any) -> Settings:
         """Settings on the bench services; nothing read from `.env`."""
-        values: dict[str, Any] = {"database_url": self.database_url, "redis_url": self.redis_url,
-                                  "evolution_api_url": "http://127.0.0.1:9", **overrides}
+        values: dict[str, Any] = {
+            "database_url": self.database_url,
+            "redis_url": self.redis_url,
+            "evolution_api_url": "http://127.0.0.1:9",
+            **overrides,
+        }
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     def worker_env(self, **values: str) -> dict[str, str]:
         """Environment of a worker subprocess: only what the bench sets, plus PATH & co."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("ZD_", "PYTEST")) and k.upper() not in _SETTINGS_NAMES}
-        env.update({"PYTHONUNBUFFERED": "1", "DATABASE_URL": self.database_url,
-                    "REDIS_URL": self.redis_url, **values})
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("ZD_", "PYTEST")) and k.upper() not in _SETTINGS_NAMES
+        }
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": self.redis_url,
+                **values,
+            }
+        )
         return env
 
     def redis(self) -> redis.Redis[bytes]:
@@ -92,9 +111,15 @@ class BenchEnv:
     def reset(self, engine: Engine) -> None:
         """Empty every table and the Redis database (between scenarios)."""
         with engine.begin() as conn:
-            tables = [row[0] for row in conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename <> 'alembic_version'"))]
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
+                )
+            ]
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         with self.redis() as client:
             client.flushdb()

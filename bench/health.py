@@ -32,31 +32,58 @@ def run(env: BenchEnv) -> dict[str, Any]:
     if not SCRIPT.exists():
         return {"missing": f"{SCRIPT.relative_to(ROOT)} does not exist"}
     sizes = {str(n): _one(env, n) for n in SIZES}
-    out: dict[str, Any] = {"probe_timeout_seconds": PROBE_TIMEOUT_SECONDS,
-                           "hedge_seconds": HEDGE_SECONDS, "sizes": sizes}
+    out: dict[str, Any] = {
+        "probe_timeout_seconds": PROBE_TIMEOUT_SECONDS,
+        "hedge_seconds": HEDGE_SECONDS,
+        "sizes": sizes,
+    }
     small, large = sizes[str(SIZES[0])], sizes[str(SIZES[-1])]
     if "error" in small or "error" in large:
         return out
     floor = PROBE_TIMEOUT_SECONDS + HEDGE_SECONDS
     for run_name in ("first", "second"):
         out[f"{run_name}_total_ratio_1000_vs_100"] = round(
-            large[run_name]["total_seconds"] / small[run_name]["total_seconds"], 3)
+            large[run_name]["total_seconds"] / small[run_name]["total_seconds"], 3
+        )
         out[f"{run_name}_poll_vs_floor_1000"] = round(large[run_name]["poll_seconds"] / floor, 3)
     return out
 
 
 def _one(env: BenchEnv, instances: int) -> dict[str, Any]:
-    argv = [sys.executable, str(SCRIPT), "-n", str(instances),
-            "--hung", str(int(instances * HUNG_SHARE)), "--timeout", str(PROBE_TIMEOUT_SECONDS),
-            "--hedge", str(HEDGE_SECONDS), "--redis-db", str(env.redis_db)]
+    argv = [
+        sys.executable,
+        str(SCRIPT),
+        "-n",
+        str(instances),
+        "--hung",
+        str(int(instances * HUNG_SHARE)),
+        "--timeout",
+        str(PROBE_TIMEOUT_SECONDS),
+        "--hedge",
+        str(HEDGE_SECONDS),
+        "--redis-db",
+        str(env.redis_db),
+    ]
     try:
-        done = subprocess.run(argv, cwd=ROOT, env=env.worker_env(), capture_output=True,
-                              text=True, timeout=RUN_TIMEOUT_SECONDS, check=False)
+        done = subprocess.run(
+            argv,
+            cwd=ROOT,
+            env=env.worker_env(),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_SECONDS,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"no result within {RUN_TIMEOUT_SECONDS} s"}
-    runs = {m["run"]: {"total_seconds": float(m["total"]), "poll_seconds": float(m["poll"]),
-                       "mode": m["mode"].strip()}
-            for m in _LINE.finditer(done.stdout)}
+    runs = {
+        m["run"]: {
+            "total_seconds": float(m["total"]),
+            "poll_seconds": float(m["poll"]),
+            "mode": m["mode"].strip(),
+        }
+        for m in _LINE.finditer(done.stdout)
+    }
     if done.returncode != 0 or set(runs) != {"first", "second"}:
         tail = (done.stdout + done.stderr)[-1500:]
         return {"error": f"exit {done.returncode}; output: {tail}"}

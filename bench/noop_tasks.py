@@ -17,6 +17,7 @@ NOOP = "bench.noop"
 def noop(*_: object, **__: object) -> None:
     """Does nothing: what is left is Celery's own cost per task."""
 
+
 SLEEP = "bench.sleep"
 
 

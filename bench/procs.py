@@ -30,15 +30,22 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 class Process:
-    def __init__(self, argv: list[str], env: dict[str, str], name: str, *,
-                 stdin: int | None = None) -> None:
+    def __init__(
+        self, argv: list[str], env: dict[str, str], name: str, *, stdin: int | None = None
+    ) -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = LOGS / f"{name}.log"
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=stdin,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=stdin,
+            start_new_session=True,
+        )
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -96,8 +103,12 @@ class Process:
 
 class Simulator(Process):
     def __init__(self, instances: list[str], env: dict[str, str]) -> None:
-        super().__init__([sys.executable, "-m", "bench.simulator", ",".join(instances)], env,
-                         "simulator", stdin=subprocess.PIPE)
+        super().__init__(
+            [sys.executable, "-m", "bench.simulator", ",".join(instances)],
+            env,
+            "simulator",
+            stdin=subprocess.PIPE,
+        )
         line = self.wait_for("url=", 30).split("url=", 1)[1].split()[0]
         self.url = line.strip()
 
@@ -118,13 +129,32 @@ class Simulator(Process):
 class Worker(Process):
     """`celery -A worker worker -I bench.noop_tasks`, consuming the project's queues."""
 
-    def __init__(self, env: dict[str, str], *, pool: str, concurrency: int, name: str,
-                 include: str = "bench.noop_tasks") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        pool: str,
+        concurrency: int,
+        name: str,
+        include: str = "bench.noop_tasks",
+    ) -> None:
         self.hostname = f"{name}-{os.getpid()}@bench"
-        argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-I",
-                include, f"--pool={pool}", f"--concurrency={concurrency}",
-                "--loglevel=INFO", f"--hostname={self.hostname}", "--without-mingle",
-                "--without-gossip"]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "-I",
+            include,
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
+            "--loglevel=INFO",
+            f"--hostname={self.hostname}",
+            "--without-mingle",
+            "--without-gossip",
+        ]
         super().__init__(argv, env, name)
         self.wait_for("ready.")
 
@@ -132,8 +162,9 @@ class Worker(Process):
 def producer(redis_url: str) -> Celery:
     """A plain Celery producer: JSON, `send_task` by name, nothing of this code base."""
     app = Celery("bench-producer", broker=redis_url)
-    app.conf.update(task_serializer="json", accept_content=["json"],
-                    broker_connection_retry_on_startup=True)
+    app.conf.update(
+        task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True
+    )
     return app
 
 

@@ -107,9 +107,9 @@ def _next_event(stack: Stack, now: float) -> tuple[float, bool] | None:
     message is due, whichever comes first."""
     countdown = stack.scheduler.next_due()
     with stack.res.engine.connect() as conn:
-        parked = conn.execute(text(
-            "SELECT extract(epoch FROM min(not_before)) FROM messages WHERE state = 'waiting'"
-        )).scalar()
+        parked = conn.execute(
+            text("SELECT extract(epoch FROM min(not_before)) FROM messages WHERE state = 'waiting'")
+        ).scalar()
     sweep = None
     if parked is not None:
         due = max(float(parked), now + 1e-6)
@@ -123,22 +123,30 @@ def _next_event(stack: Stack, now: float) -> tuple[float, bool] | None:
 
 def _report(stack: Stack, counts: dict[str, int], wall: float) -> dict[str, Any]:
     with stack.res.engine.connect() as conn:
-        states = dict(conn.execute(text(
-            "SELECT state, count(*) FROM messages GROUP BY state")).all())
-        waited, requeues, max_requeues = conn.execute(text(
-            "SELECT count(*), coalesce(sum(requeues), 0), coalesce(max(requeues), 0) "
-            "FROM messages WHERE requeues > 0")).one()
-        sent_rows = conn.execute(text(
-            "SELECT instance, extract(epoch FROM sent_at) FROM messages WHERE state = 'sent'"
-        )).all()
+        states = dict(
+            conn.execute(text("SELECT state, count(*) FROM messages GROUP BY state")).all()
+        )
+        waited, requeues, max_requeues = conn.execute(
+            text(
+                "SELECT count(*), coalesce(sum(requeues), 0), coalesce(max(requeues), 0) "
+                "FROM messages WHERE requeues > 0"
+            )
+        ).one()
+        sent_rows = conn.execute(
+            text("SELECT instance, extract(epoch FROM sent_at) FROM messages WHERE state = 'sent'")
+        ).all()
     per_hour = _per_hour([(str(i), float(at)) for i, at in sent_rows])
     fake_per_hour = _per_hour(stack.evolution.sends)
     over_cap = _over_cap(per_hour) + _over_cap(fake_per_hour)
     utilization = _utilization(per_hour)
     decisions = max(1, counts["decisions"])
     return {
-        "instances": len(INSTANCES), "hourly_cap": HOURLY_CAP, "daily_cap": DAILY_CAP,
-        "messages": MESSAGES, "contacts": CONTACTS, "threads": THREADS,
+        "instances": len(INSTANCES),
+        "hourly_cap": HOURLY_CAP,
+        "daily_cap": DAILY_CAP,
+        "messages": MESSAGES,
+        "contacts": CONTACTS,
+        "threads": THREADS,
         "states": {str(k): int(v) for k, v in states.items()},
         "sent_per_hour": [sum(h.values()) for h in _hours(per_hour)],
         "over_cap_sends": over_cap,
@@ -148,7 +156,8 @@ def _report(stack: Stack, counts: dict[str, int], wall: float) -> dict[str, Any]
         "max_requeues": int(max_requeues),
         "limiter_calls_per_decision": round(counts["limiter_round_trips"] / decisions, 3),
         "redis_round_trips_per_deliver": round(
-            counts["redis_round_trips"] / max(1, counts["deliver_calls"]), 3),
+            counts["redis_round_trips"] / max(1, counts["deliver_calls"]), 3
+        ),
         "scheduler": as_dict(stack.scheduler.countdowns),
         "counts": counts,
         "wall_seconds": round(wall, 2),

@@ -50,8 +50,9 @@ def contact_phone(i: int) -> str:
     return f"55119{i:08d}"
 
 
-def run(env: BenchEnv, *, profile: Callable[[int, Callable[[], None]], None] | None = None
-        ) -> dict[str, Any]:
+def run(
+    env: BenchEnv, *, profile: Callable[[int, Callable[[], None]], None] | None = None
+) -> dict[str, Any]:
     settings = env.settings()
     stack = build_stack(settings, time.time)
     rng = random.Random(7)
@@ -77,42 +78,58 @@ def run(env: BenchEnv, *, profile: Callable[[int, Callable[[], None]], None] | N
 def _insert_contacts(stack: Stack) -> float:
     started = time.perf_counter()
     with stack.res.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO contacts (id, phone) SELECT 'c' || lpad(g::text, 7, '0'), "
-            "'55119' || lpad(g::text, 8, '0') FROM generate_series(0, :n - 1) AS g"
-        ), {"n": CONTACTS})
+        conn.execute(
+            text(
+                "INSERT INTO contacts (id, phone) SELECT 'c' || lpad(g::text, 7, '0'), "
+                "'55119' || lpad(g::text, 8, '0') FROM generate_series(0, :n - 1) AS g"
+            ),
+            {"n": CONTACTS},
+        )
     with stack.res.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE contacts"))
+        autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit.execute(text("VACUUM ANALYZE contacts"))
     return time.perf_counter() - started
 
 
 def _set_instances(stack: Stack, size: int) -> None:
     """Exactly `size` connected instances, inst-0000 .. inst-<size-1>."""
     with stack.res.engine.begin() as conn:
-        conn.execute(text("DELETE FROM instances WHERE name >= :first"),
-                     {"first": instance_name(size)})
-        conn.execute(text(
-            "INSERT INTO instances (name, phone, status, hourly_cap, daily_cap, active, "
-            "consecutive_failures) SELECT 'inst-' || lpad(g::text, 4, '0'), '5511900000000', "
-            "'connected', :hourly, :daily, true, 0 FROM generate_series(0, :n - 1) AS g "
-            "ON CONFLICT (name) DO NOTHING"
-        ), {"n": size, "hourly": HOURLY_CAP, "daily": DAILY_CAP})
+        conn.execute(
+            text("DELETE FROM instances WHERE name >= :first"), {"first": instance_name(size)}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO instances (name, phone, status, hourly_cap, daily_cap, active, "
+                "consecutive_failures) SELECT 'inst-' || lpad(g::text, 4, '0'), '5511900000000', "
+                "'connected', :hourly, :daily, true, 0 FROM generate_series(0, :n - 1) AS g "
+                "ON CONFLICT (name) DO NOTHING"
+            ),
+            {"n": size, "hourly": HOURLY_CAP, "daily": DAILY_CAP},
+        )
 
 
-def _prepare_messages(stack: Stack, size: int, count: int, rng: random.Random
-                      ) -> list[uuid.UUID]:
+def _prepare_messages(stack: Stack, size: int, count: int, rng: random.Random) -> list[uuid.UUID]:
     """`count` messages to random contacts; most already stick to one of the `size` instances."""
     picked = rng.sample(range(CONTACTS), count)
-    prefs = [None if rng.random() < NEW_CONTACT_SHARE else instance_name(rng.randrange(size))
-             for _ in picked]
+    prefs = [
+        None if rng.random() < NEW_CONTACT_SHARE else instance_name(rng.randrange(size))
+        for _ in picked
+    ]
     with stack.res.engine.begin() as conn:
-        conn.execute(text(
-            "UPDATE contacts SET preferred_instance = u.pref FROM "
-            "unnest(CAST(:ids AS text[]), CAST(:prefs AS text[])) AS u(id, pref) "
-            "WHERE contacts.id = u.id"
-        ), {"ids": [contact_id(i) for i in picked], "prefs": prefs})
-    return [stack.intake.accept({"phone": contact_phone(i), "text": "bench",
-                                 "contact_id": contact_id(i)}).id for i in picked]
+        conn.execute(
+            text(
+                "UPDATE contacts SET preferred_instance = u.pref FROM "
+                "unnest(CAST(:ids AS text[]), CAST(:prefs AS text[])) AS u(id, pref) "
+                "WHERE contacts.id = u.id"
+            ),
+            {"ids": [contact_id(i) for i in picked], "prefs": prefs},
+        )
+    return [
+        stack.intake.accept(
+            {"phone": contact_phone(i), "text": "bench", "contact_id": contact_id(i)}
+        ).id
+        for i in picked
+    ]
 
 
 def _round(stack: Stack, size: int, rng: random.Random) -> list[dict[str, float]]:
@@ -125,8 +142,12 @@ def _round(stack: Stack, size: int, rng: random.Random) -> list[dict[str, float]
 
 
 def _measure(stack: Stack, message_id: uuid.UUID) -> dict[str, float]:
-    before = (REDIS_ROUND_TRIPS.mine(), stack.limiter.round_trips,
-              stack.sql.statements.mine(), stack.sql.checkouts.mine())
+    before = (
+        REDIS_ROUND_TRIPS.mine(),
+        stack.limiter.round_trips,
+        stack.sql.statements.mine(),
+        stack.sql.checkouts.mine(),
+    )
     started = time.perf_counter()
     result = stack.dispatcher.deliver(message_id)
     ended = time.perf_counter()
@@ -147,8 +168,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _report(samples: dict[int, list[dict[str, float]]], round_ratios: list[float],
-            setup: float) -> dict[str, Any]:
+def _report(
+    samples: dict[int, list[dict[str, float]]], round_ratios: list[float], setup: float
+) -> dict[str, Any]:
     sizes: dict[str, Any] = {}
     for size, rows in samples.items():
         decision = [r["decision_ms"] for r in rows]
@@ -172,7 +194,6 @@ def _report(samples: dict[int, list[dict[str, float]]], round_ratios: list[float
         "sizes": sizes,
         "decision_p50_ratio_1000_vs_10": round(statistics.median(round_ratios), 3),
         "decision_p50_ratio_per_round": [round(r, 3) for r in round_ratios],
-        "decision_p50_ratio_pooled": round(
-            large["decision_ms_p50"] / small["decision_ms_p50"], 3),
+        "decision_p50_ratio_pooled": round(large["decision_ms_p50"] / small["decision_ms_p50"], 3),
         "deliver_p50_ratio_1000_vs_10": round(large["deliver_ms_p50"] / small["deliver_ms_p50"], 3),
     }

@@ -46,9 +46,17 @@ class FakeEvolution:
         with self._lock:
             message_id = f"3EB0{next(self._ids):016X}"
             self.sends.append((instance, self._clock()))
-        return httpx.Response(201, json={
-            "key": {"remoteJid": f"{body['number']}@s.whatsapp.net", "fromMe": True,
-                    "id": message_id}, "status": "PENDING"})
+        return httpx.Response(
+            201,
+            json={
+                "key": {
+                    "remoteJid": f"{body['number']}@s.whatsapp.net",
+                    "fromMe": True,
+                    "id": message_id,
+                },
+                "status": "PENDING",
+            },
+        )
 
 
 @dataclass
@@ -94,16 +102,22 @@ class Stack:
 
     def add_instances(self, names: Iterable[str], hourly: int, daily: int) -> None:
         for name in names:
-            self.res.instances.add(name, "5511900000000", hourly, daily,
-                                   status=InstanceStatus.CONNECTED)
+            self.res.instances.add(
+                name, "5511900000000", hourly, daily, status=InstanceStatus.CONNECTED
+            )
 
     def forget_instances(self) -> None:
         """After instances changed behind the store's back (bench SQL): route on fresh reads."""
         store = InstanceStore(self.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS)
         self.res.instances = store
-        self.dispatcher = Dispatcher(self.settings, self.res.messages, store,
-                                     self.limiter,  # type: ignore[arg-type]
-                                     self.res.evolution, self.scheduler)
+        self.dispatcher = Dispatcher(
+            self.settings,
+            self.res.messages,
+            store,
+            self.limiter,  # type: ignore[arg-type]
+            self.res.evolution,
+            self.scheduler,
+        )
 
     def deliver_all(self, ids: list[uuid.UUID], threads: int) -> list[Delivered]:
         if threads <= 1:
@@ -124,9 +138,19 @@ def build_stack(settings: Settings, clock: Callable[[], float]) -> Stack:
     scheduler = HeldScheduler(clock)
     limiter = CountingLimiter(res.limiter)
     return Stack(
-        settings=settings, res=res, evolution=fake, scheduler=scheduler, limiter=limiter,
-        dispatcher=Dispatcher(settings, res.messages, res.instances, limiter,  # type: ignore[arg-type]
-                              client, scheduler),
+        settings=settings,
+        res=res,
+        evolution=fake,
+        scheduler=scheduler,
+        limiter=limiter,
+        dispatcher=Dispatcher(
+            settings,
+            res.messages,
+            res.instances,
+            limiter,  # type: ignore[arg-type]
+            client,
+            scheduler,
+        ),
         intake=Intake(settings, res.messages, res.limiter),
         sweeper=Sweeper(settings, res.messages, res.limiter, res.redis, scheduler),
         sql=SqlCounter(res.engine),
@@ -143,8 +167,9 @@ def accept_many(stack: Stack, count: int, contacts: int, threads: int = 8) -> li
 
     def accept(n: int) -> uuid.UUID:
         c = n % contacts
-        return stack.intake.accept({"phone": phone(c), "text": f"bench message {n}",
-                                    "contact_id": f"doctor-{c}"}).id
+        return stack.intake.accept(
+            {"phone": phone(c), "text": f"bench message {n}", "contact_id": f"doctor-{c}"}
+        ).id
 
     with ThreadPoolExecutor(threads, thread_name_prefix="accept") as pool:
         return list(pool.map(accept, range(count)))

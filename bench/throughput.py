@@ -121,15 +121,22 @@ class Bench:
 
     @contextlib.contextmanager
     def workers(self, config: PoolConfig) -> Iterator[Workers]:
-        env = self.env.worker_env(EVOLUTION_API_URL=self.sim.url,
-                                  ZD_BENCH_POOL_SIZE=str(config.db_pool))
+        env = self.env.worker_env(
+            EVOLUTION_API_URL=self.sim.url, ZD_BENCH_POOL_SIZE=str(config.db_pool)
+        )
         group = Workers([])
         try:
             for n in range(config.processes):
                 name = f"worker-{config.pool}-{config.concurrency}-{n}"
-                group.members.append(Worker(
-                    env, pool=config.pool, concurrency=config.concurrency, name=name,
-                    include="bench.noop_tasks,bench.pool_override"))
+                group.members.append(
+                    Worker(
+                        env,
+                        pool=config.pool,
+                        concurrency=config.concurrency,
+                        name=name,
+                        include="bench.noop_tasks,bench.pool_override",
+                    )
+                )
             yield group
         finally:
             group.stop()
@@ -144,9 +151,15 @@ class Bench:
             else:
                 n = next(_serial)
                 c = n % CONTACTS
-                send(SEND_MESSAGE, queue=MESSAGES_QUEUE, kwargs={
-                    "phone": f"+55 11 9{c // 10_000:04d}-{c % 10_000:04d}",
-                    "text": f"bench {n}", "contact_id": f"doctor-{c}"})
+                send(
+                    SEND_MESSAGE,
+                    queue=MESSAGES_QUEUE,
+                    kwargs={
+                        "phone": f"+55 11 9{c // 10_000:04d}-{c % 10_000:04d}",
+                        "text": f"bench {n}",
+                        "contact_id": f"doctor-{c}",
+                    },
+                )
 
     def _control(self, action: Callable[..., Any], workers: Workers) -> None:
         replies = action(MESSAGES_QUEUE, destination=workers.hostnames, reply=True, timeout=10)
@@ -170,8 +183,11 @@ class Bench:
 
     def sent(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(text(
-                "SELECT count(*) FROM messages WHERE state = 'sent'")).scalar_one())
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM messages WHERE state = 'sent'")
+                ).scalar_one()
+            )
 
 
 def run(env: BenchEnv, *, overhead: bool = True, io: bool = True) -> dict[str, Any]:
@@ -179,10 +195,14 @@ def run(env: BenchEnv, *, overhead: bool = True, io: bool = True) -> dict[str, A
     env.reset(engine)
     with engine.begin() as conn:
         for name in INSTANCES:
-            conn.execute(text(
-                "INSERT INTO instances (name, phone, status, hourly_cap, daily_cap, active, "
-                "consecutive_failures) VALUES (:n, '5511900000000', 'connected', :h, :d, "
-                "true, 0)"), {"n": name, "h": HOURLY_CAP, "d": DAILY_CAP})
+            conn.execute(
+                text(
+                    "INSERT INTO instances (name, phone, status, hourly_cap, daily_cap, active, "
+                    "consecutive_failures) VALUES (:n, '5511900000000', 'connected', :h, :d, "
+                    "true, 0)"
+                ),
+                {"n": name, "h": HOURLY_CAP, "d": DAILY_CAP},
+            )
     sim = Simulator(INSTANCES, env.worker_env())
     out: dict[str, Any] = {}
     try:
@@ -206,13 +226,19 @@ def _overhead(bench: Bench, config: PoolConfig) -> dict[str, Any]:
     with bench.workers(config) as workers:
         bench.trial(workers, "bare", 200)  # warm-up: imports, connections, caches
         bench.trial(workers, "pipeline", 100)
-        pairs = [(bench.trial(workers, "bare", BARE_TASKS),
-                  bench.trial(workers, "pipeline", PIPELINE_TASKS))
-                 for _ in range(OVERHEAD_TRIALS)]
+        pairs = [
+            (
+                bench.trial(workers, "bare", BARE_TASKS),
+                bench.trial(workers, "pipeline", PIPELINE_TASKS),
+            )
+            for _ in range(OVERHEAD_TRIALS)
+        ]
         rss = workers.rss_mb()
     ratios = [p.per_second / b.per_second for b, p in pairs]
     return {
-        "config": config.label, "pool": config.pool, "concurrency": config.concurrency,
+        "config": config.label,
+        "pool": config.pool,
+        "concurrency": config.concurrency,
         "bare_per_second": round(statistics.median(b.per_second for b, _ in pairs), 1),
         "pipeline_per_second": round(statistics.median(p.per_second for _, p in pairs), 1),
         "ratio": round(statistics.median(ratios), 3),
@@ -228,20 +254,28 @@ def _io(bench: Bench, config: PoolConfig) -> dict[str, Any]:
     ideal = config.slots / (IO_LATENCY_MS / 1000)
     with bench.workers(config) as workers:
         bench.trial(workers, "pipeline", config.slots * 2)  # warm-up every pool slot
-        pairs = [(bench.trial(workers, "sleep", count), bench.trial(workers, "pipeline", count))
-                 for _ in range(IO_TRIALS)]
+        pairs = [
+            (bench.trial(workers, "sleep", count), bench.trial(workers, "pipeline", count))
+            for _ in range(IO_TRIALS)
+        ]
         rss = workers.rss_mb()
     rate = statistics.median(p.per_second for _, p in pairs)
     bare = statistics.median(b.per_second for b, _ in pairs)
     return {
-        "config": config.label, "pool": config.pool, "concurrency": config.concurrency,
-        "processes": config.processes, "latency_ms": IO_LATENCY_MS, "messages": count,
-        "per_second": round(rate, 1), "ideal_per_second": round(ideal, 1),
+        "config": config.label,
+        "pool": config.pool,
+        "concurrency": config.concurrency,
+        "processes": config.processes,
+        "latency_ms": IO_LATENCY_MS,
+        "messages": count,
+        "per_second": round(rate, 1),
+        "ideal_per_second": round(ideal, 1),
         "ratio": round(rate / ideal, 3),
         "ratios": [round(p.per_second / ideal, 3) for _, p in pairs],
         "bare_sleep_ratio": round(bare / ideal, 3),
-        "pipeline_vs_bare_sleep": round(statistics.median(
-            p.per_second / b.per_second for b, p in pairs), 3),
+        "pipeline_vs_bare_sleep": round(
+            statistics.median(p.per_second / b.per_second for b, p in pairs), 3
+        ),
         "cpu_ms_per_message": _per_task_ms([p for _, p in pairs]),
         "worker_rss_mb": round(rss),
     }

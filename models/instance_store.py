@@ -67,13 +67,13 @@ def _drops_snapshot(
 ) -> Callable[Concatenate[InstanceStore, _P], _R]:
     """A write to instances: the routing snapshot is dropped once it has committed."""
 
-    @functools.wraps(method)
-    def wrapper(self: InstanceStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def wrapper(self: InstanceStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(self, *args, **kwargs)
         finally:
             self._forget_snapshot()
 
+    functools.update_wrapper(wrapper, method)
     return wrapper
 
 

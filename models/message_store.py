@@ -109,50 +109,50 @@ class MessageStore:
         """Record a message once per idempotency key; a key reused with other content raises."""
         with self._sessions.begin() as session:
             self._upsert_contact(session, new.contact_id, new.phone)
-            inserted = session.scalar(
-                insert(Message)
-                .values(
-                    id=new.id,
-                    contact_id=new.contact_id,
-                    phone=new.phone,
-                    text=new.text,
-                    content_hash=new.content_hash,
-                    state=MessageState.QUEUED,
-                    idempotency_key=new.idempotency_key,
-                    expires_at=new.expires_at,
-                    created_at=new.created_at,
-                    updated_at=new.created_at,
-                )
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(Message.id)
+            return self._insert_once(
+                session,
+                MessageState.QUEUED,
+                new.content_hash,
+                id=new.id,
+                contact_id=new.contact_id,
+                phone=new.phone,
+                text=new.text,
+                idempotency_key=new.idempotency_key,
+                expires_at=new.expires_at,
+                created_at=new.created_at,
+                updated_at=new.created_at,
             )
-            if inserted is not None:
-                return Accepted(inserted, True, MessageState.QUEUED)
-            return self._existing(session, new.idempotency_key, new.content_hash)
 
     def reject(self, bad: RejectedMessage) -> Accepted:
         """Record invalid input as `failed` with its reason (idempotent on the key too)."""
         with self._sessions.begin() as session:
-            inserted = session.scalar(
-                insert(Message)
-                .values(
-                    id=bad.id,
-                    phone=bad.raw_phone[:32],
-                    text=bad.text,
-                    content_hash=bad.content_hash,
-                    state=MessageState.FAILED,
-                    idempotency_key=bad.idempotency_key,
-                    expires_at=bad.now,
-                    last_error=bad.reason,
-                    created_at=bad.now,
-                    updated_at=bad.now,
-                )
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(Message.id)
+            return self._insert_once(
+                session,
+                MessageState.FAILED,
+                bad.content_hash,
+                id=bad.id,
+                phone=bad.raw_phone[:32],
+                text=bad.text,
+                idempotency_key=bad.idempotency_key,
+                expires_at=bad.now,
+                last_error=bad.reason,
+                created_at=bad.now,
+                updated_at=bad.now,
             )
-            if inserted is not None:
-                return Accepted(inserted, True, MessageState.FAILED)
-            return self._existing(session, bad.idempotency_key, bad.content_hash)
+
+    def _insert_once(
+        self, session: Session, state: MessageState, content_hash: str, **values: Any
+    ) -> Accepted:
+        """Insert unless the idempotency key exists; then return the existing message."""
+        inserted = session.scalar(
+            insert(Message)
+            .values(state=state, content_hash=content_hash, **values)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(Message.id)
+        )
+        if inserted is not None:
+            return Accepted(inserted, True, state)
+        return self._existing(session, values.get("idempotency_key"), content_hash)
 
     @staticmethod
     def _upsert_contact(session: Session, contact_id: str, phone: str) -> None:

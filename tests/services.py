@@ -9,6 +9,7 @@ A missing service fails in CI (CI=true) and skips on a laptop.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -104,3 +105,23 @@ def copy_database(template: str) -> str:
 
 def drop_database(name: str) -> None:
     admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`zapdispatch ARGS` as an operator runs it, in a subprocess; never raises on exit codes."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -12,7 +12,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,14 +20,9 @@ from pathlib import Path
 import psycopg
 import redis
 
+from tests.services import free_port
+
 START_TIMEOUT_SECONDS = 30.0
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(predicate: object, what: str, timeout: float = START_TIMEOUT_SECONDS) -> None:

@@ -6,8 +6,6 @@ after all of them is delivered by the same worker.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -18,7 +16,7 @@ from kombu import Connection, Exchange, Producer
 from tests.chaos.harness import SEND, Chaos, phone, tally, wait_for
 from tests.chaos.results import record
 from tests.fakes.slack_server import running_fake_slack
-from tests.services import ROOT
+from tests.services import run_cli
 from tests.simulator_server import running_simulator
 
 pytestmark = pytest.mark.chaos
@@ -112,18 +110,6 @@ def publish_raw(url: str, body: bytes, content_type: str) -> None:
         )
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        cwd=ROOT,
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
     started = time.monotonic()
     store = chaos.instances()
@@ -167,8 +153,8 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
         sim.configure_instance(SLACKY, state="close", disconnection_reason=401)
         app.send_task("zapdispatch.health_check", queue="zapdispatch.monitor")
         wait_for(lambda: bool(slack.texts()), 30, "the offline alert in Slack")
-        listing = cli(env, "instances", "list", "--json")
-        bad_cap = cli(
+        listing = run_cli(env, "instances", "list", "--json")
+        bad_cap = run_cli(
             env,
             "instances",
             "add",
@@ -180,7 +166,7 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
             "--daily",
             "10",
         )
-        bad_set = cli(env, "instances", "set", SLACKY, "--daily", "-5")
+        bad_set = run_cli(env, "instances", "set", SLACKY, "--daily", "-5")
         received = sim.messages()
         queue_left = chaos.redis.client().llen("celery")
         unacked = chaos.redis.client().hlen("unacked")

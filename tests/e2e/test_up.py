@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,31 +15,13 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import service_env, wait_until
-from tests.services import ROOT
+from tests.services import ROOT, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
 
 START_TIMEOUT_SECONDS = 60.0
 SENT_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 45.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def livez(port: int) -> bool:
@@ -59,7 +40,7 @@ def group_alive(pgid: int) -> bool:
 
 
 def message_state(env: dict[str, str], message_id: str) -> str | None:
-    result = cli(env, "status", "--json")
+    result = run_cli(env, "status", "--json")
     assert result.returncode == 0, result.stderr
     recent = json.loads(result.stdout)["messages"]["recent"]
     return next((m["state"] for m in recent if m["id"] == message_id), None)
@@ -97,7 +78,7 @@ def test_up_sends_a_message_and_stops_every_child_on_sigterm(
     try:
         wait_until(lambda: livez(ports["api"]), START_TIMEOUT_SECONDS, "the API's /livez")
         wait_until(lambda: "ready." in output(), START_TIMEOUT_SECONDS, "the worker")
-        sent = cli(env, "send", "+55 11 99999-8888", "oi")
+        sent = run_cli(env, "send", "+55 11 99999-8888", "oi")
         assert sent.returncode == 0, sent.stderr
         message_id = sent.stdout.strip()
         wait_until(

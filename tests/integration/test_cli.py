@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -15,7 +13,7 @@ from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
 from tests.e2e.conftest import service_env
-from tests.services import ROOT
+from tests.services import run_cli
 from worker.celery_app import MESSAGES_QUEUE
 
 
@@ -27,20 +25,8 @@ def env(database_url: str, redis_url: str, redis_client: redis.Redis[Any]) -> di
     return values
 
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def ok(env: dict[str, str], *args: str) -> str:
-    result = run(env, *args)
+    result = run_cli(env, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -120,7 +106,7 @@ def test_instances_add_list_set_ban(env: dict[str, str], engine: Engine) -> None
 def test_bad_names_and_values_exit_2_with_a_clear_message(
     env: dict[str, str], args: list[str], message: str
 ) -> None:
-    result = run(env, *args)
+    result = run_cli(env, *args)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -129,7 +115,7 @@ def test_bad_names_and_values_exit_2_with_a_clear_message(
 def test_duplicate_instance_exits_2(env: dict[str, str]) -> None:
     args = ["instances", "add", "a", "--phone", "11988887777", "--hourly", "1", "--daily", "1"]
     ok(env, *args)
-    result = run(env, *args)
+    result = run_cli(env, *args)
     assert result.returncode == 2 and "already exists" in result.stderr
 
 

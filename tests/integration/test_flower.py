@@ -3,7 +3,6 @@ listed with them, and task arguments shown with the phone masked and the text sh
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from tests.e2e.conftest import (
     start_worker,
     wait_until,
 )
+from tests.services import free_port
 from worker.masking import _mask_published_headers
 
 pytestmark = pytest.mark.e2e
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.e2e
 AUTH = ("ops", "s3cret")
 RAW_PHONE = "+55 11 99999-8888"
 LONG_TEXT = "Olá doutor, sua consulta de amanhã às 14h está confirmada. Responda SIM."
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str, **kwargs: Any) -> httpx.Response | None:
