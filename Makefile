@@ -7,7 +7,7 @@ DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/zapdispatch
 PYTEST_ARGS ?=
 export DATABASE_URL
 
-.PHONY: env run test lint db
+.PHONY: env run test lint db bench
 
 env:  ## create .venv from the lock file
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -27,3 +27,6 @@ lint: env
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
+
+bench: env  ## benchmarks, not tests (~6 min): bench/results/latest.json and latest.md
+	$(UV) run --frozen python -m bench

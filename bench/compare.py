@@ -1,6 +1,7 @@
 """Before/after figures of the hot-path edits made from the benchmarks, side by side in one run.
 
-    python -m bench.compare            # ~3 min; writes bench/results/compare.json
+    python -m bench.compare                      # ~6 min; writes bench/results/compare.json
+    python -m bench.compare --only hub_wakeup    # one comparison
 
 Each edit is switched off by the bench alone (no product flag), and the variants alternate
 batch by batch so that the machine's load hits them alike:
@@ -12,16 +13,21 @@ batch by batch so that the machine's load hits them alike:
   packed caps (sampling off for both);
 - `--pool=threads` workers with and without the hub wake-up (`bench.no_hub_wakeup`), both
   running, each consuming in turn.
+
+Two candidates that were measured but not made (see docs/benchmarks.md): `pool_pre_ping`
+off, and a SQLAlchemy pool sized to 64 threads (`bench.pool_override`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import create_engine, select, text
@@ -183,77 +189,117 @@ def packed_caps(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
     } | {"candidates": size}
 
 
-def hub_wakeup(env: BenchEnv) -> dict[str, Any]:
-    """Pipeline msg/s of a threads worker with and without the hub wake-up, in turns."""
+@dataclass(frozen=True)
+class WorkerSpec:
+    pool: str
+    concurrency: int
+    include: str = "bench.noop_tasks,bench.pool_override"
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def side_by_side(
+    env: BenchEnv, specs: dict[str, WorkerSpec], runs: tuple[tuple[float, int], ...]
+) -> dict[str, Any]:
+    """Pipeline msg/s of worker variants that all run at once and consume in turns."""
     engine = create_engine(env.database_url)
     env.reset(engine)
     with engine.begin() as conn:
-        for name in INSTANCES:
-            conn.execute(
-                text(
-                    "INSERT INTO instances (name, phone, status, hourly_cap, daily_cap, active, "
-                    "consecutive_failures) VALUES (:n, '5511900000000', 'connected', 1000000, "
-                    "10000000, true, 0)"
-                ),
-                {"n": name},
-            )
+        conn.execute(
+            text(
+                "INSERT INTO instances (name, phone, status, hourly_cap, daily_cap, active, "
+                "consecutive_failures) SELECT unnest(CAST(:names AS text[])), "
+                "'5511900000000', 'connected', 1000000, 10000000, true, 0"
+            ),
+            {"names": INSTANCES},
+        )
     sim = Simulator(INSTANCES, env.worker_env())
     out: dict[str, Any] = {}
+    groups: dict[str, Workers] = {}
     try:
         bench = Bench(env, engine, sim)
-        worker_env = env.worker_env(EVOLUTION_API_URL=sim.url)
-        groups = {
-            "without wake-up (before)": Workers(
+        for n, (name, spec) in enumerate(specs.items()):
+            worker_env = env.worker_env(EVOLUTION_API_URL=sim.url, **dict(spec.env))
+            groups[name] = Workers(
                 [
                     Worker(
                         worker_env,
-                        pool="threads",
-                        concurrency=8,
-                        name="threads-8-nowake",
-                        include="bench.noop_tasks,bench.no_hub_wakeup",
+                        pool=spec.pool,
+                        concurrency=spec.concurrency,
+                        name=f"compare-{n}",
+                        include=spec.include,
                     )
                 ]
-            ),
-            "with wake-up (after)": Workers(
-                [Worker(worker_env, pool="threads", concurrency=8, name="threads-8-wake")]
-            ),
-        }
-        try:
-            for workers in groups.values():
-                bench._control(bench.app.control.cancel_consumer, workers)
-            for latency, count in ((0.0, 160), (300.0, 96)):
-                sim.set_latency(latency)
-                rates: dict[str, list[float]] = {name: [] for name in groups}
-                for rep in range(3):
-                    for name, workers in groups.items():
-                        trial = bench.trial(workers, "pipeline", count if rep else 24)
-                        bench._control(bench.app.control.cancel_consumer, workers)
-                        if rep:
-                            rates[name].append(trial.per_second)
-                out[f"latency_{latency:.0f}_ms"] = {
-                    name: round(statistics.median(r), 1) for name, r in rates.items()
-                }
-        finally:
-            for workers in groups.values():
-                workers.stop()
+            )
+            bench._control(bench.app.control.cancel_consumer, groups[name])
+        for latency, count in runs:
+            sim.set_latency(latency)
+            rates: dict[str, list[float]] = {name: [] for name in groups}
+            for rep in range(4):
+                for name, workers in groups.items():
+                    trial = bench.trial(workers, "pipeline", count if rep else count // 4)
+                    bench._control(bench.app.control.cancel_consumer, workers)
+                    if rep:  # the first round warms every variant up
+                        rates[name].append(trial.per_second)
+            out[f"latency_{latency:.0f}_ms"] = {
+                name: round(statistics.median(r), 1) for name, r in rates.items()
+            }
     finally:
+        for workers in groups.values():
+            workers.stop()
         sim.stop()
         engine.dispose()
-    return out | {"pool": "threads 8"}
+    return out
+
+
+def hub_wakeup(env: BenchEnv) -> dict[str, Any]:
+    """A threads worker with and without `worker.threads_pool`'s wake-up (the edit)."""
+    specs = {
+        "without wake-up (before)": WorkerSpec(
+            "threads", 8, include="bench.noop_tasks,bench.no_hub_wakeup"
+        ),
+        "with wake-up (after)": WorkerSpec("threads", 8),
+    }
+    return side_by_side(env, specs, ((0.0, 160), (300.0, 96))) | {"pool": "threads 8"}
+
+
+def pre_ping(env: BenchEnv) -> dict[str, Any]:
+    """Not an edit, a candidate: the cost of `pool_pre_ping` (one ping per transaction)."""
+    specs = {
+        "pool_pre_ping (as is)": WorkerSpec("threads", 16),
+        "no pre-ping": WorkerSpec("threads", 16, env=(("ZD_BENCH_PRE_PING", "0"),)),
+    }
+    return side_by_side(env, specs, ((0.0, 320), (300.0, 96))) | {"pool": "threads 16"}
+
+
+def pool_size(env: BenchEnv) -> dict[str, Any]:
+    """Does the default SQLAlchemy pool (5 + 5 overflow) cap 64 threads? (7.2's question)"""
+    specs = {
+        "default pool (5 + 5)": WorkerSpec("threads", 64),
+        "pool 64 + 64": WorkerSpec("threads", 64, env=(("ZD_BENCH_POOL_SIZE", "64"),)),
+    }
+    return side_by_side(env, specs, ((300.0, 384),)) | {"pool": "threads 64"}
+
+
+COMPARISONS: dict[str, Callable[[BenchEnv], dict[str, Any]]] = {
+    "routing_1000": routing,
+    "routing_10": lambda env: routing(env, 10),
+    "packed_caps": packed_caps,
+    "hub_wakeup": hub_wakeup,
+    "pre_ping": pre_ping,
+    "pool_size": pool_size,
+}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare")
+    parser.add_argument("--only", default=",".join(COMPARISONS))
+    chosen = [n.strip() for n in parser.parse_args().only.split(",") if n.strip()]
     env = bench_env.open_env()
     results: dict[str, Any] = {}
     try:
-        for name, fn in (
-            ("routing_1000", routing),
-            ("routing_10", lambda e: routing(e, 10)),
-            ("packed_caps", packed_caps),
-            ("hub_wakeup", hub_wakeup),
-        ):
+        for name in chosen:
             print(f"[compare] {name} ...", flush=True)
-            results[name] = fn(env)
+            results[name] = COMPARISONS[name](env)
             print(json.dumps(results[name], indent=1), flush=True)
     finally:
         bench_env.close_env(env)

@@ -1,8 +1,11 @@
-"""Bench-only: size the worker's SQLAlchemy pool from ZD_BENCH_POOL_SIZE (an experiment).
+"""Bench-only experiments on the worker's SQLAlchemy engine, set by environment variables.
 
-Loaded with `-I bench.pool_override` before the lazily built resources exist; it replaces
-`make_engine` as `worker.resources` sees it. Used to check whether the default pool
-(5 + 5 overflow) caps a threads pool's concurrency.
+Loaded with `-I bench.pool_override`, before the worker builds its resources (lazily, or in
+`worker_process_init` after the fork); it replaces `make_engine` as `worker.resources` sees
+it. Without the variables nothing changes.
+
+- ZD_BENCH_POOL_SIZE=n: pool_size = max_overflow = n (does the default 5 + 5 cap threads?)
+- ZD_BENCH_PRE_PING=0: no ping on checkout (what does `pool_pre_ping` cost per message?)
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ import worker.resources
 from models.db import make_engine
 
 _SIZE = int(os.environ.get("ZD_BENCH_POOL_SIZE", "0"))
+_PRE_PING = os.environ.get("ZD_BENCH_PRE_PING", "1") != "0"
 
 
-def _sized(database_url: str, **_: Any) -> Engine:
-    return make_engine(database_url, pool_size=_SIZE)
+def _engine(database_url: str, **kwargs: Any) -> Engine:
+    if _SIZE > 0:
+        kwargs["pool_size"] = _SIZE
+    engine = make_engine(database_url, **kwargs)
+    engine.pool._pre_ping = _PRE_PING  # type: ignore[attr-defined]
+    return engine
 
 
-if _SIZE > 0:
-    worker.resources.make_engine = _sized  # type: ignore[assignment]
+if _SIZE > 0 or not _PRE_PING:
+    worker.resources.make_engine = _engine  # type: ignore[assignment]

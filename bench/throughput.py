@@ -69,6 +69,7 @@ IO_POOLS = (
     PoolConfig("threads", 8),
     PoolConfig("threads", 16),
     PoolConfig("threads", 32),
+    PoolConfig("threads", 8, processes=2),
     PoolConfig("threads", 16, processes=2),
     PoolConfig("prefork", 16),
 )

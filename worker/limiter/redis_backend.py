@@ -33,8 +33,8 @@ TABLE_SPAN_SECONDS = TABLE_VALID_SECONDS + DAY_SECONDS
 TABLE_REBUILD_MARGIN_SECONDS = DAY_SECONDS
 #: With more non-strict candidates than this, a reserve first offers the script the strict
 #: ones plus a random sample of this many (the least loaded of the sample wins), and every
-#: candidate only when none of the sample fits. Encoding 3 keys per candidate dominated a
-#: reserve over 1,000 instances (~6 ms vs ~0.2 ms for 3; bench/).
+#: candidate only when none of the sample fits. A reserve over 1,000 candidates cost 8-14 ms,
+#: mostly redis-py encoding 3,000 keys (bench/compare.py). MemoryLimiter does not sample.
 SAMPLE_SIZE = 20
 #: How long `now()` extrapolates the last Redis clock reading with this process's monotonic
 #: clock before it asks Redis again (seconds); every script reply renews the reading. Saves a
