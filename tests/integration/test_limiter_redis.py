@@ -24,7 +24,14 @@ from tests.unit.test_limiter_policy import (
 )
 from worker import keys
 from worker.clock import set_test_clock
-from worker.limiter import Candidate, Limiter, RedisLimiter, Reservation, SpacingPolicy
+from worker.limiter import (
+    Candidate,
+    Limiter,
+    NoCapacity,
+    RedisLimiter,
+    Reservation,
+    SpacingPolicy,
+)
 
 POOL = [Candidate("i5", 5, 1000), Candidate("i10", 10, 1000), Candidate("i15", 15, 1000)]
 
@@ -170,3 +177,26 @@ def test_release_only_touches_the_reserved_windows(redis_client: redis.Redis[Any
     redis_client.delete(keys.hour_counter("i5", slot.hour_window))
     limiter.release(slot)  # an expired counter is not recreated at -1
     assert redis_client.get(keys.hour_counter("i5", slot.hour_window)) is None
+
+
+def test_a_large_pool_is_sampled_yet_every_slot_is_used(redis_client: redis.Redis[Any]) -> None:
+    """Above SAMPLE_SIZE candidates the script sees a sample first, the whole pool only
+    when no sampled candidate fits: every slot of 100 cap-1 instances is still found."""
+    limiter = limiter_at(redis_client, T0, rng=random.Random(3))
+    pool = [Candidate(f"n{i:03d}", 1, 1000) for i in range(100)]
+    used = {reserved(limiter.reserve(pool, phone=f"p{i}")).instance for i in range(100)}
+    assert len(used) == 100
+    refused = limiter.reserve(pool, phone="p-last")
+    assert isinstance(refused, NoCapacity) and refused.reason == "caps"
+
+
+def test_the_redis_clock_is_read_once_then_extrapolated(redis_url: str) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    client = redis.Redis(connection_pool=pool)
+    limiter = RedisLimiter(client, SAO_PAULO, SpacingPolicy())
+    first = limiter.now()
+    CountingConnection.sent.clear()
+    later = [limiter.now() for _ in range(5)]
+    assert CountingConnection.sent == {}  # no TIME within CLOCK_REUSE_SECONDS
+    assert all(t >= first for t in later)
+    pool.disconnect()
