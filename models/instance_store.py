@@ -235,6 +235,12 @@ class InstanceStore:
                 query = query.where(Contact.preferred_instance.in_(names))
             return {str(n): int(c) for n, c in session.execute(query)}
 
+    def forget_failures_seen(self, name: str) -> None:
+        """After a success recorded elsewhere (`MessageStore.mark_sent`): drop the routing
+        snapshot if it still shows `name` failing."""
+        if self._failing_in_snapshot(name):
+            self._forget_snapshot()
+
     def record_send_success(self, name: str, now: datetime) -> None:
         """A delivered send closes the breaker and stamps last_message_at."""
         with self._sessions.begin() as session:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.enums import PENDING_STATES, TERMINAL_STATES, MessageState
-from models.tables import Contact, Message
+from models.tables import Contact, Instance, Message
 from models.views import MessageView
 
 
@@ -250,13 +250,23 @@ class MessageStore:
             update(Contact)
             .where(Contact.id == contact_id, guard)
             .values(preferred_instance=instance, preferred_since=now)
+            .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # -- outcomes -----------------------------------------------------------------------
-    def mark_sent(self, message_id: uuid.UUID, provider_id: str, now: datetime) -> bool:
+    def mark_sent(
+        self,
+        message_id: uuid.UUID,
+        provider_id: str,
+        now: datetime,
+        *,
+        instance: str | None = None,
+    ) -> bool:
+        """`sending` → `sent`. With `instance`, the same transaction records the delivered
+        send on that instance: `last_message_at` stamped, its breaker closed."""
         with self._sessions.begin() as session:
-            return self._transition(
+            moved = self._transition(
                 session,
                 message_id,
                 {MessageState.SENDING},
@@ -266,6 +276,14 @@ class MessageStore:
                 sent_at=now,
                 last_error=None,
             )
+            if moved and instance is not None:
+                session.execute(
+                    update(Instance)
+                    .where(Instance.name == instance)
+                    .values(last_message_at=now, consecutive_failures=0, circuit_opened_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+            return moved
 
     def mark_failed(self, message_id: uuid.UUID, reason: str, now: datetime) -> bool:
         """Terminal failure from any non-terminal state."""
@@ -327,6 +345,7 @@ class MessageStore:
             update(Message)
             .where(Message.id == message_id, Message.state.in_(list(sources)))
             .values(state=target, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -171,8 +171,8 @@ class Dispatcher:
         except EvolutionError as exc:
             self._limiter.release(slot)
             return self._transient_failure(message, slot, exc)
-        self._record_sent(message.id, sent.provider_message_id, slot.now)
-        self._instances.record_send_success(slot.instance, to_datetime(slot.now))
+        self._record_sent(message.id, sent.provider_message_id, slot)
+        self._instances.forget_failures_seen(slot.instance)
         log.info(
             "sent message %s via %s to contact %s",
             message.id,
@@ -181,7 +181,7 @@ class Dispatcher:
         )
         return Delivered(Result.SENT, instance=slot.instance)
 
-    def _record_sent(self, message_id: uuid.UUID, provider_id: str, at: float) -> None:
+    def _record_sent(self, message_id: uuid.UUID, provider_id: str, slot: Reservation) -> None:
         """Commit `sent` for a message Evolution accepted. The send cannot be undone, so a
         database outage here is retried in place, for at most half of
         SENDING_STUCK_AFTER_SECONDS: giving up sooner leaves the claim for the sweep, which
@@ -190,7 +190,9 @@ class Dispatcher:
         pause = RECORD_RETRY_FIRST_SECONDS
         while True:
             try:
-                self._messages.mark_sent(message_id, provider_id, to_datetime(at))
+                self._messages.mark_sent(
+                    message_id, provider_id, to_datetime(slot.now), instance=slot.instance
+                )
                 return
             except DBAPIError as exc:
                 left = deadline - time.monotonic()
