@@ -152,7 +152,7 @@ def build_stack(settings: Settings, clock: Callable[[], float]) -> Stack:
             scheduler,
         ),
         intake=Intake(settings, res.messages, res.limiter),
-        sweeper=Sweeper(settings, res.messages, res.limiter, res.redis, scheduler),
+        sweeper=Sweeper(settings, res.sweeps, res.limiter, res.redis, scheduler),
         sql=SqlCounter(res.engine),
     )
 

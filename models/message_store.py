@@ -1,4 +1,4 @@
-"""SQL for messages: acceptance (idempotent), the claim guard, outcomes and sweeps.
+"""SQL for messages: acceptance (idempotent), the claim guard and outcomes.
 
 Every state change is a conditional UPDATE on the current state, so two workers holding
 the same task can never both move one message forward (the claim is the send guard).
@@ -7,10 +7,8 @@ the same task can never both move one message forward (the claim is the send gua
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -18,84 +16,18 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.enums import PENDING_STATES, TERMINAL_STATES, MessageState
+from models.message_values import (
+    Accepted,
+    ClaimOutcome,
+    IdempotencyConflict,
+    NewMessage,
+    RejectedMessage,
+    RoutingInput,
+    UnknownMessage,
+    message_view,
+)
 from models.tables import Contact, Instance, Message
 from models.views import MessageView
-
-
-class IdempotencyConflict(ValueError):
-    """The idempotency key was used before for a different message."""
-
-
-class UnknownMessage(LookupError):
-    """No message has that id."""
-
-
-class ClaimOutcome(StrEnum):
-    CLAIMED = "claimed"
-    NOT_PENDING = "not_pending"  # another worker has it, or it is already terminal
-    PREFERENCE_CHANGED = "preference_changed"  # the contact's sticky number moved meanwhile
-
-
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """A validated message, ready to be recorded."""
-
-    id: uuid.UUID
-    contact_id: str
-    phone: str
-    text: str
-    content_hash: str
-    idempotency_key: str | None
-    expires_at: datetime
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedMessage:
-    """Input that failed validation; recorded `failed` so nothing accepted is silently dropped."""
-
-    id: uuid.UUID
-    raw_phone: str
-    text: str
-    content_hash: str
-    idempotency_key: str | None
-    reason: str
-    now: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    id: uuid.UUID
-    created: bool
-    state: MessageState
-
-
-@dataclass(frozen=True, slots=True)
-class RoutingInput:
-    """What the router needs about one message, read in one query."""
-
-    message: MessageView
-    preferred_instance: str | None
-
-
-def message_view(row: Message) -> MessageView:
-    return MessageView(
-        id=row.id,
-        contact_id=row.contact_id,
-        phone=row.phone,
-        text=row.text,
-        state=row.state,
-        instance=row.instance,
-        provider_message_id=row.provider_message_id,
-        attempts=row.attempts,
-        requeues=row.requeues,
-        idempotency_key=row.idempotency_key,
-        not_before=row.not_before,
-        expires_at=row.expires_at,
-        created_at=row.created_at,
-        sent_at=row.sent_at,
-        last_error=row.last_error,
-    )
 
 
 class MessageStore:
@@ -349,78 +281,15 @@ class MessageStore:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    # -- sweeps -------------------------------------------------------------------------
-    def wake_due(self, now: datetime, limit: int) -> list[uuid.UUID]:
-        """Parked messages whose `not_before` has come move `waiting` → `queued`; their ids
-        are returned, oldest first, for the caller to enqueue."""
-        with self._sessions.begin() as session:
-            ids = list(
-                session.scalars(
-                    select(Message.id)
-                    .where(
-                        Message.state == MessageState.WAITING,
-                        Message.not_before <= now,
-                    )
-                    .order_by(Message.not_before)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            if ids:
-                session.execute(
-                    update(Message)
-                    .where(Message.id.in_(ids))
-                    .values(state=MessageState.QUEUED, updated_at=now)
-                )
-            return ids
 
-    def idle_queued(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
-        """`queued` messages untouched since `older_than`: their task may have vanished."""
-        return self._ids(
-            select(Message.id)
-            .where(
-                Message.state == MessageState.QUEUED,
-                Message.updated_at < older_than,
-            )
-            .order_by(Message.updated_at)
-            .limit(limit)
-        )
-
-    def release_stuck_sending(
-        self, older_than: datetime, now: datetime, limit: int
-    ) -> list[uuid.UUID]:
-        """`sending` claims older than `older_than` (their worker died) go back to `queued`."""
-        with self._sessions.begin() as session:
-            ids = list(
-                session.scalars(
-                    select(Message.id)
-                    .where(
-                        Message.state == MessageState.SENDING,
-                        Message.claimed_at < older_than,
-                    )
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            if ids:
-                session.execute(
-                    update(Message)
-                    .where(Message.id.in_(ids))
-                    .values(
-                        state=MessageState.QUEUED,
-                        updated_at=now,
-                        last_error="re-driven: the worker holding it stopped before recording",
-                    )
-                )
-            return ids
-
-    def touch(self, message_ids: Sequence[uuid.UUID], now: datetime) -> None:
-        """Mark re-driven messages so the next sweep does not pick them again at once."""
-        with self._sessions.begin() as session:
-            session.execute(
-                update(Message).where(Message.id.in_(list(message_ids))).values(updated_at=now)
-            )
-
-    def _ids(self, query: Any) -> list[uuid.UUID]:
-        with self._sessions() as session:
-            return list(session.scalars(query))
+__all__ = [
+    "Accepted",
+    "ClaimOutcome",
+    "IdempotencyConflict",
+    "MessageStore",
+    "NewMessage",
+    "RejectedMessage",
+    "RoutingInput",
+    "UnknownMessage",
+    "message_view",
+]

@@ -66,7 +66,7 @@ def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:
         dispatcher=Dispatcher(
             res.settings, res.messages, res.instances, res.limiter, res.evolution, scheduler
         ),
-        sweeper=Sweeper(res.settings, res.messages, res.limiter, res.redis, scheduler),
+        sweeper=Sweeper(res.settings, res.sweeps, res.limiter, res.redis, scheduler),
     )
 
 

@@ -21,6 +21,7 @@ from config import Settings, load_settings
 from models.db import make_engine, make_session_factory
 from models.instance_store import InstanceStore
 from models.message_store import MessageStore
+from models.sweep_store import SweepStore
 from worker.evolution import EvolutionClient
 from worker.limiter import RedisLimiter, SpacingPolicy
 
@@ -39,6 +40,7 @@ class Resources:
     limiter: RedisLimiter
     instances: InstanceStore
     messages: MessageStore
+    sweeps: SweepStore
 
     def close(self) -> None:
         self.evolution.close()
@@ -87,6 +89,7 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
         ),
         instances=InstanceStore(sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
         messages=MessageStore(sessions),
+        sweeps=SweepStore(sessions),
     )
 
 

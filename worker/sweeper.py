@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import redis
 
 from config import Settings
-from models.message_store import MessageStore
+from models.sweep_store import SweepStore
 from models.views import to_datetime
 from worker import keys
 from worker.delivery import Scheduler
@@ -47,13 +47,13 @@ class Sweeper:
     def __init__(
         self,
         settings: Settings,
-        messages: MessageStore,
+        sweeps: SweepStore,
         limiter: Limiter,
         client: redis.Redis[bytes],
         scheduler: Scheduler,
     ) -> None:
         self._s = settings
-        self._messages = messages
+        self._sweeps = sweeps
         self._limiter = limiter
         self._redis = client
         self._scheduler = scheduler
@@ -71,11 +71,11 @@ class Sweeper:
     def _sweep(self, now: float) -> SweepReport:
         at = to_datetime(now)
         lost = self._redis.set(keys.SENTINEL, "1", nx=True) is True
-        woken = self._messages.wake_due(at, BATCH)
+        woken = self._sweeps.wake_due(at, BATCH)
         stuck_before = at - timedelta(seconds=self._s.sending_stuck_after_seconds)
-        stuck = self._messages.release_stuck_sending(stuck_before, at, BATCH)
+        stuck = self._sweeps.release_stuck_sending(stuck_before, at, BATCH)
         orphan_age = 0.0 if lost else self._s.max_countdown_seconds + ORPHAN_MARGIN_SECONDS
-        orphans = self._messages.idle_queued(at - timedelta(seconds=orphan_age), BATCH)
+        orphans = self._sweeps.idle_queued(at - timedelta(seconds=orphan_age), BATCH)
         orphans = [i for i in orphans if i not in set(woken) | set(stuck)]
         self._enqueue([*woken, *stuck, *orphans], at)
         report = SweepReport(len(woken), len(stuck), len(orphans), lost)
@@ -86,6 +86,6 @@ class Sweeper:
     def _enqueue(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
         if not ids:
             return
-        self._messages.touch(ids, at)
+        self._sweeps.touch(ids, at)
         for message_id in ids:
             self._scheduler.schedule(message_id, 0.0)

@@ -123,7 +123,7 @@ def make_stack(
             scheduler=scheduler,
             dispatcher=Dispatcher(s, res.messages, res.instances, res.limiter, client, scheduler),
             intake=Intake(s, res.messages, res.limiter),
-            sweeper=Sweeper(s, res.messages, res.limiter, res.redis, scheduler),
+            sweeper=Sweeper(s, res.sweeps, res.limiter, res.redis, scheduler),
             redis=redis_client,
         )
 

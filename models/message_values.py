@@ -1,0 +1,88 @@
+"""Values that cross the message store's boundary: inputs, outcomes and errors."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from models.enums import MessageState
+from models.tables import Message
+from models.views import MessageView
+
+
+class IdempotencyConflict(ValueError):
+    """The idempotency key was used before for a different message."""
+
+
+class UnknownMessage(LookupError):
+    """No message has that id."""
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"
+    NOT_PENDING = "not_pending"  # another worker has it, or it is already terminal
+    PREFERENCE_CHANGED = "preference_changed"  # the contact's sticky number moved meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated message, ready to be recorded."""
+
+    id: uuid.UUID
+    contact_id: str
+    phone: str
+    text: str
+    content_hash: str
+    idempotency_key: str | None
+    expires_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedMessage:
+    """Input that failed validation; recorded `failed` so nothing accepted is silently dropped."""
+
+    id: uuid.UUID
+    raw_phone: str
+    text: str
+    content_hash: str
+    idempotency_key: str | None
+    reason: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    id: uuid.UUID
+    created: bool
+    state: MessageState
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingInput:
+    """What the router needs about one message, read in one query."""
+
+    message: MessageView
+    preferred_instance: str | None
+
+
+def message_view(row: Message) -> MessageView:
+    return MessageView(
+        id=row.id,
+        contact_id=row.contact_id,
+        phone=row.phone,
+        text=row.text,
+        state=row.state,
+        instance=row.instance,
+        provider_message_id=row.provider_message_id,
+        attempts=row.attempts,
+        requeues=row.requeues,
+        idempotency_key=row.idempotency_key,
+        not_before=row.not_before,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        last_error=row.last_error,
+    )

@@ -1,0 +1,98 @@
+"""SQL for the beat sweep: parked messages that came due, lost tasks, dead workers' claims.
+
+Every query takes a bounded batch and locks with SKIP LOCKED, so overlapping sweeps (or a
+sweep racing a worker) never move one message twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.enums import MessageState
+from models.tables import Message
+
+
+class SweepStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def wake_due(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        """Parked messages whose `not_before` has come move `waiting` → `queued`; their ids
+        are returned, oldest first, for the caller to enqueue."""
+        with self._sessions.begin() as session:
+            ids = list(
+                session.scalars(
+                    select(Message.id)
+                    .where(
+                        Message.state == MessageState.WAITING,
+                        Message.not_before <= now,
+                    )
+                    .order_by(Message.not_before)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if ids:
+                session.execute(
+                    update(Message)
+                    .where(Message.id.in_(ids))
+                    .values(state=MessageState.QUEUED, updated_at=now)
+                )
+            return ids
+
+    def idle_queued(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
+        """`queued` messages untouched since `older_than`: their task may have vanished."""
+        return self._ids(
+            select(Message.id)
+            .where(
+                Message.state == MessageState.QUEUED,
+                Message.updated_at < older_than,
+            )
+            .order_by(Message.updated_at)
+            .limit(limit)
+        )
+
+    def release_stuck_sending(
+        self, older_than: datetime, now: datetime, limit: int
+    ) -> list[uuid.UUID]:
+        """`sending` claims older than `older_than` (their worker died) go back to `queued`."""
+        with self._sessions.begin() as session:
+            ids = list(
+                session.scalars(
+                    select(Message.id)
+                    .where(
+                        Message.state == MessageState.SENDING,
+                        Message.claimed_at < older_than,
+                    )
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if ids:
+                session.execute(
+                    update(Message)
+                    .where(Message.id.in_(ids))
+                    .values(
+                        state=MessageState.QUEUED,
+                        updated_at=now,
+                        last_error="re-driven: the worker holding it stopped before recording",
+                    )
+                )
+            return ids
+
+    def touch(self, message_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        """Mark re-driven messages so the next sweep does not pick them again at once."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Message).where(Message.id.in_(list(message_ids))).values(updated_at=now)
+            )
+
+    def _ids(self, query: Any) -> list[uuid.UUID]:
+        with self._sessions() as session:
+            return list(session.scalars(query))
