@@ -25,35 +25,18 @@ class SweepStore:
     def wake_due(self, now: datetime, limit: int) -> list[uuid.UUID]:
         """Parked messages whose `not_before` has come move `waiting` → `queued`; their ids
         are returned, oldest first, for the caller to enqueue."""
-        with self._sessions.begin() as session:
-            ids = list(
-                session.scalars(
-                    select(Message.id)
-                    .where(
-                        Message.state == MessageState.WAITING,
-                        Message.not_before <= now,
-                    )
-                    .order_by(Message.not_before)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            if ids:
-                session.execute(
-                    update(Message)
-                    .where(Message.id.in_(ids))
-                    .values(state=MessageState.QUEUED, updated_at=now)
-                )
-            return ids
+        due = (
+            select(Message.id)
+            .where(Message.state == MessageState.WAITING, Message.not_before <= now)
+            .order_by(Message.not_before)
+        )
+        return self._requeue_batch(due, limit, updated_at=now)
 
     def idle_queued(self, older_than: datetime, limit: int) -> list[uuid.UUID]:
         """`queued` messages untouched since `older_than`: their task may have vanished."""
         return self._ids(
             select(Message.id)
-            .where(
-                Message.state == MessageState.QUEUED,
-                Message.updated_at < older_than,
-            )
+            .where(Message.state == MessageState.QUEUED, Message.updated_at < older_than)
             .order_by(Message.updated_at)
             .limit(limit)
         )
@@ -62,27 +45,28 @@ class SweepStore:
         self, older_than: datetime, now: datetime, limit: int
     ) -> list[uuid.UUID]:
         """`sending` claims older than `older_than` (their worker died) go back to `queued`."""
+        stuck = select(Message.id).where(
+            Message.state == MessageState.SENDING, Message.claimed_at < older_than
+        )
+        return self._requeue_batch(
+            stuck,
+            limit,
+            updated_at=now,
+            last_error="re-driven: the worker holding it stopped before recording",
+        )
+
+    def _requeue_batch(self, ids_query: Any, limit: int, **values: Any) -> list[uuid.UUID]:
+        """Lock up to `limit` rows of `ids_query` (skipping locked ones), set them `queued`
+        with `values`, and return their ids."""
         with self._sessions.begin() as session:
-            ids = list(
-                session.scalars(
-                    select(Message.id)
-                    .where(
-                        Message.state == MessageState.SENDING,
-                        Message.claimed_at < older_than,
-                    )
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            )
+            locked = ids_query.limit(limit).with_for_update(skip_locked=True)
+            ids = list(session.scalars(locked))
             if ids:
                 session.execute(
                     update(Message)
                     .where(Message.id.in_(ids))
-                    .values(
-                        state=MessageState.QUEUED,
-                        updated_at=now,
-                        last_error="re-driven: the worker holding it stopped before recording",
-                    )
+                    .values(state=MessageState.QUEUED, **values)
+                    .execution_options(synchronize_session=False)
                 )
             return ids
 
