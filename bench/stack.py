@@ -28,6 +28,7 @@ from worker.delivery import Delivered, Dispatcher
 from worker.evolution import EvolutionClient
 from worker.intake_service import Intake
 from worker.resources import ROUTING_SNAPSHOT_SECONDS, Resources, build_resources
+from worker.simulator.contract import sent_text_body
 from worker.sweeper import Sweeper
 
 
@@ -47,15 +48,7 @@ class FakeEvolution:
             message_id = f"3EB0{next(self._ids):016X}"
             self.sends.append((instance, self._clock()))
         return httpx.Response(
-            201,
-            json={
-                "key": {
-                    "remoteJid": f"{body['number']}@s.whatsapp.net",
-                    "fromMe": True,
-                    "id": message_id,
-                },
-                "status": "PENDING",
-            },
+            201, json=sent_text_body(body["number"], body["text"], message_id, self._clock())
         )
 
 

@@ -20,6 +20,7 @@ from worker.delivery import Dispatcher
 from worker.evolution import EvolutionClient
 from worker.intake_service import Intake
 from worker.resources import Resources, build_resources, install
+from worker.simulator.contract import sent_text_body
 from worker.sweeper import Sweeper
 
 #: 2026-11-23 10:00:00 in São Paulo (13:00 UTC): a Monday morning.
@@ -44,15 +45,7 @@ class FakeEvolution:
         message_id = f"3EB0{next(self._ids):016X}"
         self.sent.append({"instance": instance, **body, "id": message_id})
         return httpx.Response(
-            201,
-            json={
-                "key": {
-                    "remoteJid": f"{body['number']}@s.whatsapp.net",
-                    "fromMe": True,
-                    "id": message_id,
-                },
-                "status": "PENDING",
-            },
+            201, json=sent_text_body(body["number"], body["text"], message_id, 0.0)
         )
 
     def by_instance(self) -> dict[str, list[str]]:

@@ -152,6 +152,13 @@ def _accept(sim: SimulatorState, instance: SimInstance, number: str, text: str) 
     """Record the message; return the contract's 201 body."""
     message_id, now = sim.new_message_id(), time.time()
     sim.record_message(ReceivedMessage(instance.name, number, text, message_id, now))
+    return sent_text_body(number, text, message_id, now, instance.instance_id)
+
+
+def sent_text_body(
+    number: str, text: str, message_id: str, now: float, instance_id: str = ""
+) -> dict[str, Any]:
+    """sendText's 201 body as Evolution v2 answers it (`now` in unix seconds)."""
     return {
         "key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True, "id": message_id},
         "pushName": "",
@@ -160,7 +167,7 @@ def _accept(sim: SimulatorState, instance: SimInstance, number: str, text: str) 
         "contextInfo": None,
         "messageType": "conversation",
         "messageTimestamp": int(now),
-        "instanceId": instance.instance_id,
+        "instanceId": instance_id,
         "source": "unknown",
     }
 
