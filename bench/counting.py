@@ -53,17 +53,19 @@ def count_redis(client: redis.Redis[Any]) -> None:
 
 
 class SqlCounter:
-    """Statements sent through `engine` (`before_cursor_execute`) and pool checkouts.
+    """Statements sent through `engines` (`before_cursor_execute`) and pool checkouts (one
+    per transaction: the message store's autocommit statements are one each).
 
-    With `pool_pre_ping`, each checkout also costs one ping round trip to PostgreSQL that
-    the statement counter does not see.
+    On an engine with `pool_pre_ping`, each checkout also costs one ping round trip to
+    PostgreSQL that the statement counter does not see.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, *engines: Engine) -> None:
         self.statements = Tally()
         self.checkouts = Tally()
-        event.listen(engine, "before_cursor_execute", self._on_statement)
-        event.listen(engine.pool, "checkout", self._on_checkout)
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", self._on_statement)
+            event.listen(engine.pool, "checkout", self._on_checkout)
 
     def _on_statement(self, *_: Any) -> None:
         self.statements.add()

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 import worker.resources
-from models.db import make_engine
+from models.db import make_engine, make_statement_engine
 
 _SIZE = int(os.environ.get("ZD_BENCH_POOL_SIZE", "0"))
 _PRE_PING = os.environ.get("ZD_BENCH_PRE_PING", "1") != "0"
@@ -30,5 +30,12 @@ def _engine(database_url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def _statement_engine(database_url: str, **kwargs: Any) -> Engine:
+    if _SIZE > 0:
+        kwargs["pool_size"] = _SIZE
+    return make_statement_engine(database_url, **kwargs)
+
+
 if _SIZE > 0 or not _PRE_PING:
     worker.resources.make_engine = _engine  # type: ignore[assignment]
+    worker.resources.make_statement_engine = _statement_engine  # type: ignore[assignment]

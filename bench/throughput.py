@@ -59,7 +59,11 @@ class PoolConfig:
 
 
 #: 7.1: same pool and concurrency for bare and pipeline.
-OVERHEAD_POOLS = (PoolConfig("threads", 8), PoolConfig("prefork", 2))
+OVERHEAD_POOLS = (
+    PoolConfig("threads", 8),
+    PoolConfig("prefork", 2),
+    PoolConfig("threads", 8, processes=2),
+)
 OVERHEAD_TRIALS = 3
 BARE_TASKS = 1000
 PIPELINE_TASKS = 400

@@ -7,14 +7,16 @@ the same task can never both move one message forward (the claim is the send gua
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, Row, TextClause, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from models import message_sql
 from models.enums import PENDING_STATES, TERMINAL_STATES, MessageState
 from models.message_values import (
     Accepted,
@@ -25,35 +27,46 @@ from models.message_values import (
     RoutingInput,
     UnknownMessage,
     message_view,
+    new_message_view,
 )
-from models.tables import Contact, Instance, Message
+from models.tables import Message
 from models.views import MessageView
 
 
 class MessageStore:
     """The messages table and the contact rows that producers create through it."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], statements: Engine | None = None) -> None:
+        """`statements` runs the hot path's single statements (models/message_sql.py) and
+        must be in autocommit mode; by default, the sessions' engine in autocommit mode."""
         self._sessions = sessions
+        bind = sessions.kw["bind"]
+        self._statements = statements or bind.execution_options(isolation_level="AUTOCOMMIT")
 
     # -- acceptance -----------------------------------------------------------------
     def accept(self, new: NewMessage) -> Accepted:
-        """Record a message once per idempotency key; a key reused with other content raises."""
-        with self._sessions.begin() as session:
-            self._upsert_contact(session, new.contact_id, new.phone)
-            return self._insert_once(
-                session,
-                MessageState.QUEUED,
-                new.content_hash,
-                id=new.id,
-                contact_id=new.contact_id,
-                phone=new.phone,
-                text=new.text,
-                idempotency_key=new.idempotency_key,
-                expires_at=new.expires_at,
-                created_at=new.created_at,
-                updated_at=new.created_at,
-            )
+        """Record a message once per idempotency key; a key reused with other content raises.
+
+        One statement (message and contact together). A message recorded by this call comes
+        back with its `routing` input, so delivery can route it without reading it back."""
+        row = self._run(
+            message_sql.ACCEPT,
+            {
+                "id": new.id,
+                "contact_id": new.contact_id,
+                "phone": new.phone,
+                "text": new.text,
+                "content_hash": new.content_hash,
+                "idempotency_key": new.idempotency_key,
+                "expires_at": new.expires_at,
+                "now": new.created_at,
+            },
+        )
+        if row is not None and row.inserted is not None:
+            routing = RoutingInput(new_message_view(new), row.preferred)
+            return Accepted(new.id, True, MessageState.QUEUED, routing)
+        with self._sessions() as session:
+            return self._existing(session, new.idempotency_key, new.id, new.content_hash)
 
     def reject(self, bad: RejectedMessage) -> Accepted:
         """Record invalid input as `failed` with its reason (idempotent on the key too)."""
@@ -79,29 +92,26 @@ class MessageStore:
         inserted = session.scalar(
             insert(Message)
             .values(state=state, content_hash=content_hash, **values)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .on_conflict_do_nothing()
             .returning(Message.id)
         )
         if inserted is not None:
             return Accepted(inserted, True, state)
-        return self._existing(session, values.get("idempotency_key"), content_hash)
+        return self._existing(session, values.get("idempotency_key"), values["id"], content_hash)
 
     @staticmethod
-    def _upsert_contact(session: Session, contact_id: str, phone: str) -> None:
-        stmt = insert(Contact).values(id=contact_id, phone=phone)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={"phone": stmt.excluded.phone},
-                where=Contact.phone != stmt.excluded.phone,
-            )
-        )
-
-    @staticmethod
-    def _existing(session: Session, key: str | None, content_hash: str) -> Accepted:
-        row = session.scalar(select(Message).where(Message.idempotency_key == key))
-        if row is None:  # pragma: no cover - the conflict that sent us here names this key
+    def _existing(
+        session: Session, key: str | None, message_id: uuid.UUID, content_hash: str
+    ) -> Accepted:
+        """The message an insert conflicted with: the idempotency key's, or (no key: an
+        insert whose first run committed unseen) the one with this very id. Finding this
+        very id means the message is this call's own: it counts as created."""
+        match = Message.idempotency_key == key if key is not None else Message.id == message_id
+        row = session.scalar(select(Message).where(match))
+        if row is None:  # pragma: no cover - the conflict that sent us here names this row
             raise UnknownMessage(f"idempotency key {key!r} vanished")
+        if row.id == message_id:
+            return Accepted(row.id, True, row.state)
         if row.content_hash != content_hash:
             raise IdempotencyConflict(
                 f"idempotency key {key!r} was already used for a different message ({row.id})"
@@ -118,15 +128,10 @@ class MessageStore:
 
     def routing_input(self, message_id: uuid.UUID) -> RoutingInput:
         """The message and its contact's preferred instance, in one indexed query."""
-        with self._sessions() as session:
-            found = session.execute(
-                select(Message, Contact.preferred_instance)
-                .outerjoin(Contact, Contact.id == Message.contact_id)
-                .where(Message.id == message_id)
-            ).first()
-            if found is None:
-                raise UnknownMessage(f"no message {message_id}")
-            return RoutingInput(message_view(found[0]), found[1])
+        row = self._run(message_sql.ROUTING_INPUT, {"id": message_id})
+        if row is None:
+            raise UnknownMessage(f"no message {message_id}")
+        return RoutingInput(message_view(row), row.preferred_instance)
 
     def count_by_state(self) -> dict[str, int]:
         with self._sessions() as session:
@@ -148,43 +153,18 @@ class MessageStore:
         now: datetime,
     ) -> ClaimOutcome:
         """Move a pending message to `sending` on `instance` and make `instance` the contact's
-        sticky number, in one transaction; only if nobody moved either since we looked."""
+        sticky number, atomically; only if nobody moved either since we looked."""
+        params = {"id": message_id, "instance": instance, "now": now}
+        if contact_id is None or seen_preference == instance:
+            claimed = self._run(message_sql.CLAIM, params, repeatable=False) is not None
+            return ClaimOutcome.CLAIMED if claimed else ClaimOutcome.NOT_PENDING
+        params |= {"contact_id": contact_id, "seen": seen_preference}
         with self._sessions.begin() as session:
-            if contact_id is not None and not self._move_preference(
-                session, contact_id, seen_preference, instance, now
-            ):
-                return ClaimOutcome.PREFERENCE_CHANGED
-            claimed = self._transition(
-                session,
-                message_id,
-                PENDING_STATES,
-                MessageState.SENDING,
-                now,
-                instance=instance,
-                attempts=Message.attempts + 1,
-                claimed_at=now,
-                not_before=None,
-            )
-            if not claimed:
-                session.rollback()
-                return ClaimOutcome.NOT_PENDING
-            return ClaimOutcome.CLAIMED
-
-    @staticmethod
-    def _move_preference(
-        session: Session, contact_id: str, seen: str | None, instance: str, now: datetime
-    ) -> bool:
-        if seen == instance:
-            return True
-        current = Contact.preferred_instance
-        guard = current.is_(None) if seen is None else current == seen
-        result = session.execute(
-            update(Contact)
-            .where(Contact.id == contact_id, guard)
-            .values(preferred_instance=instance, preferred_since=now)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+            row = session.execute(message_sql.CLAIM_MOVING_PREFERENCE, params).one()
+            if row.claimed:
+                return ClaimOutcome.CLAIMED
+            session.rollback()  # a moved preference without its message is not kept
+            return ClaimOutcome.NOT_PENDING if row.moved else ClaimOutcome.PREFERENCE_CHANGED
 
     # -- outcomes -----------------------------------------------------------------------
     def mark_sent(
@@ -195,27 +175,18 @@ class MessageStore:
         *,
         instance: str | None = None,
     ) -> bool:
-        """`sending` → `sent`. With `instance`, the same transaction records the delivered
-        send on that instance: `last_message_at` stamped, its breaker closed."""
-        with self._sessions.begin() as session:
-            moved = self._transition(
-                session,
-                message_id,
-                {MessageState.SENDING},
-                MessageState.SENT,
-                now,
-                provider_message_id=provider_id,
-                sent_at=now,
-                last_error=None,
-            )
-            if moved and instance is not None:
-                session.execute(
-                    update(Instance)
-                    .where(Instance.name == instance)
-                    .values(last_message_at=now, consecutive_failures=0, circuit_opened_at=None)
-                    .execution_options(synchronize_session=False)
-                )
-            return moved
+        """`sending` → `sent`. With `instance`, the same statement records the delivered send
+        on that instance: its breaker closed, `last_message_at` stamped (to the second)."""
+        row = self._run(
+            message_sql.MARK_SENT,
+            {
+                "id": message_id,
+                "provider_message_id": provider_id,
+                "now": now,
+                "instance": instance,
+            },
+        )
+        return bool(row is not None and row.sent)
 
     def mark_failed(self, message_id: uuid.UUID, reason: str, now: datetime) -> bool:
         """Terminal failure from any non-terminal state."""
@@ -263,6 +234,28 @@ class MessageStore:
                 requeues=Message.requeues + 1,
                 not_before=not_before,
             )
+
+    def _run(
+        self, statement: TextClause, params: Mapping[str, Any], *, repeatable: bool = True
+    ) -> Row[Any] | None:
+        """One autocommit statement and its first row.
+
+        When the pooled connection turns out dead (PostgreSQL restarted since it was last
+        used), SQLAlchemy drops the whole pool and a `repeatable` statement is run once more
+        on a fresh connection: what a ping on every checkout would buy, for one round trip
+        per statement less. Repeatable means harmless if the first run did commit and only
+        its answer was lost: ACCEPT finds its own row, MARK_SENT and ROUTING_INPUT change
+        nothing the second time. CLAIM is not: a lost answer would read as "claimed by
+        another worker" and strand the message in `sending` until the sweep; it raises
+        instead, and the task retries (the pool is fresh by then)."""
+        for attempt in (1, 2) if repeatable else (2,):
+            try:
+                with self._statements.connect() as conn:
+                    return conn.execute(statement, params).first()
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _transition(

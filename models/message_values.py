@@ -6,6 +6,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Row
 
 from models.enums import MessageState
 from models.tables import Message
@@ -54,13 +57,6 @@ class RejectedMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class Accepted:
-    id: uuid.UUID
-    created: bool
-    state: MessageState
-
-
-@dataclass(frozen=True, slots=True)
 class RoutingInput:
     """What the router needs about one message, read in one query."""
 
@@ -68,13 +64,47 @@ class RoutingInput:
     preferred_instance: str | None
 
 
-def message_view(row: Message) -> MessageView:
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An accepted message. `routing` is set when this call recorded it: the message as
+    recorded and its contact's sticky instance, so delivery need not read them back."""
+
+    id: uuid.UUID
+    created: bool
+    state: MessageState
+    routing: RoutingInput | None = None
+
+
+def new_message_view(new: NewMessage) -> MessageView:
+    """The row `MessageStore.accept` writes for `new`, as a view."""
+    return MessageView(
+        id=new.id,
+        contact_id=new.contact_id,
+        phone=new.phone,
+        text=new.text,
+        state=MessageState.QUEUED,
+        instance=None,
+        provider_message_id=None,
+        attempts=0,
+        requeues=0,
+        idempotency_key=new.idempotency_key,
+        not_before=None,
+        expires_at=new.expires_at,
+        created_at=new.created_at,
+        sent_at=None,
+        last_error=None,
+    )
+
+
+def message_view(row: Message | Row[Any]) -> MessageView:
+    """A view of a `messages` row: an ORM object, or a row selected by column name
+    (models/message_sql.py), whose state is still a string."""
     return MessageView(
         id=row.id,
         contact_id=row.contact_id,
         phone=row.phone,
         text=row.text,
-        state=row.state,
+        state=MessageState(row.state),
         instance=row.instance,
         provider_message_id=row.provider_message_id,
         attempts=row.attempts,

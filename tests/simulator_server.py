@@ -6,10 +6,11 @@
         ...
         assert sim.messages("inst-a")[0]["text"] == "hi"
 
-uvicorn runs in a background thread of the test process on 127.0.0.1, port 0 (the OS
-picks a free one: no race); the context manager waits until the server answers and shuts
-it down on exit. Any process can reach `sim.url` (e.g. a Celery worker
-subprocess). Helper methods use the `/_sim/` admin endpoints over HTTP.
+uvicorn (httptools, uvloop, no access log) runs in a background thread of the test
+process on 127.0.0.1, port 0 (the OS picks a free one: no race); the context manager
+waits until the server answers and shuts it down on exit. Any process can reach `sim.url`
+(e.g. a Celery worker subprocess). Helper methods use the `/_sim/` admin endpoints over
+HTTP.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def running_simulator(instances: list[str], **options: Any) -> Iterator[Simulato
             host="127.0.0.1",
             port=0,
             log_level="warning",
+            access_log=False,
+            http="httptools",
+            loop="uvloop",
             lifespan="off",
             timeout_graceful_shutdown=1,
         )

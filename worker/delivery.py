@@ -12,6 +12,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -20,8 +21,8 @@ from sqlalchemy.exc import DBAPIError
 
 from config import Settings
 from models.instance_store import InstanceStore
-from models.message_store import ClaimOutcome, MessageStore
-from models.views import MessageView, to_datetime
+from models.message_store import ClaimOutcome, MessageStore, RoutingInput
+from models.views import InstanceView, MessageView, to_datetime
 from worker.evolution import (
     EvolutionClient,
     EvolutionError,
@@ -32,7 +33,14 @@ from worker.evolution import (
 from worker.limiter import Limiter, NoCapacity, Reservation
 from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
 from worker.phones import mask_id, mask_phone
-from worker.routing import BreakerPolicy, RoutePlan, RouteRequest, plan_route
+from worker.routing import (
+    BreakerPolicy,
+    RoutePlan,
+    RouteRequest,
+    RoutingTable,
+    plan_route,
+    routing_table,
+)
 
 log = logging.getLogger("zapdispatch.delivery")
 
@@ -95,18 +103,22 @@ class Dispatcher:
         self._breaker = BreakerPolicy(
             settings.circuit_failure_threshold, settings.circuit_cooldown_seconds
         )
+        self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
 
-    def deliver(self, message_id: uuid.UUID) -> Delivered:
-        """Try once to send; every path ends in a recorded state or a scheduled retry."""
+    def deliver(self, message_id: uuid.UUID, known: RoutingInput | None = None) -> Delivered:
+        """Try once to send; every path ends in a recorded state or a scheduled retry.
+
+        `known` is the message's routing input when the caller has just recorded it
+        (`MessageStore.accept`); otherwise it is read from the database."""
         for _ in range(PREFERENCE_RACE_LIMIT):
-            outcome = self._attempt(message_id)
+            outcome = self._attempt(known or self._messages.routing_input(message_id))
             if outcome is not None:
                 return outcome
+            known = None  # the contact's sticky number moved meanwhile: read it again
         return self._requeue_soon(self._messages.get(message_id), "sticky preference race")
 
     # -- one attempt --------------------------------------------------------------------
-    def _attempt(self, message_id: uuid.UUID) -> Delivered | None:
-        found = self._messages.routing_input(message_id)
+    def _attempt(self, found: RoutingInput) -> Delivered | None:
         message, now = found.message, self._limiter.now()
         if message.state.terminal or message.state.value == "sending":
             return Delivered(Result.SKIPPED, detail=f"message is {message.state}")
@@ -121,25 +133,45 @@ class Dispatcher:
             return self._requeue(message, wait, "waiting for the preferred instance")
         if plan.empty:
             return self._nothing_online(message)
-        reserved = self._limiter.reserve(
-            plan.candidates, phone=message.phone or "", strict=plan.strict
-        )
+        reserved = self._reserve(plan, message.phone or "")
         if isinstance(reserved, NoCapacity):
             return self._wait_for_capacity(message, plan, reserved)
         return self._claim_and_send(message, plan, reserved)
+
+    def _reserve(self, plan: RoutePlan, phone: str) -> Reservation | NoCapacity:
+        """A slot on the plan's first choice (instances without recent send failures); on
+        the others only when the first choice is over its caps. Waiting out a pacing or
+        recipient gap is better than handing a new contact to a number that is failing."""
+        if plan.first_choice is not None:
+            first = self._limiter.reserve(plan.first_choice, phone=phone, strict=plan.strict)
+            if isinstance(first, Reservation) or first.reason != "caps":
+                return first
+        return self._limiter.reserve(plan.candidates, phone=phone, strict=plan.strict)
 
     def _route_request(
         self, message: MessageView, preferred: str | None, now: float
     ) -> RouteRequest:
         failed_here = message.instance if message.attempts >= 2 and message.last_error else None
+        instances = self._instances.snapshot()
         return RouteRequest(
             preferred=preferred,
-            instances=self._instances.snapshot(),
+            instances=instances,
             now=now,
             message_age_seconds=now - message.created_at.timestamp(),
             sticky_patience_seconds=self._s.sticky_patience_seconds,
             demote=failed_here,
+            table=self._routing_table(instances),
         )
+
+    def _routing_table(self, instances: Sequence[InstanceView]) -> RoutingTable:
+        """The routing table of this snapshot: built when the snapshot is replaced, so once
+        a second at most (worker/resources.py ROUTING_SNAPSHOT_SECONDS)."""
+        last = self._table
+        if last is not None and last[0] is instances:
+            return last[1]
+        table = routing_table(instances, self._breaker)
+        self._table = (instances, table)
+        return table
 
     def _claim_and_send(
         self, message: MessageView, plan: RoutePlan, slot: Reservation
@@ -156,10 +188,10 @@ class Dispatcher:
             if claim is ClaimOutcome.PREFERENCE_CHANGED:
                 return None
             return Delivered(Result.SKIPPED, detail="claimed by another worker")
-        self._log_route(message, plan, slot.instance)
-        return self._send(message, slot)
+        return self._send(message, slot, self._route_label(message, plan, slot.instance))
 
-    def _send(self, message: MessageView, slot: Reservation) -> Delivered:
+    def _send(self, message: MessageView, slot: Reservation, route: str) -> Delivered:
+        """Send through the reserved instance; `route` says how it was chosen (for the log)."""
         try:
             sent = self._evolution.send_text(slot.instance, message.phone or "", message.text)
         except RecipientNotOnWhatsApp as exc:
@@ -174,10 +206,11 @@ class Dispatcher:
         self._record_sent(message.id, sent.provider_message_id, slot)
         self._instances.forget_failures_seen(slot.instance)
         log.info(
-            "sent message %s via %s to contact %s",
+            "sent message %s via %s to contact %s (%s)",
             message.id,
             slot.instance,
             mask_id(message.contact_id),
+            route,
         )
         return Delivered(Result.SENT, instance=slot.instance)
 
@@ -324,18 +357,19 @@ class Dispatcher:
     def _jitter(self) -> float:
         return self._rng.uniform(0, self._s.requeue_jitter_seconds)
 
-    def _log_route(self, message: MessageView, plan: RoutePlan, instance: str) -> None:
-        contact = mask_id(message.contact_id)
+    def _route_label(self, message: MessageView, plan: RoutePlan, instance: str) -> str:
+        """How `instance` was chosen, for the send's log line; a fallback is also logged
+        now, as a warning, whatever becomes of the send."""
         if plan.preferred is None:
-            log.info("contact %s assigned to least-loaded instance %s", contact, instance)
-        elif instance != plan.preferred:
-            why = plan.fallback.value if plan.fallback else "preferred over its cap"
-            log.warning(
-                "fallback: contact %s moved from %s to %s (%s)",
-                contact,
-                plan.preferred,
-                instance,
-                why,
-            )
-        else:
-            log.info("contact %s using preferred instance %s", contact, instance)
+            return "new contact: least-loaded instance"
+        if instance == plan.preferred:
+            return "sticky instance"
+        why = plan.fallback.value if plan.fallback else "preferred over its cap"
+        log.warning(
+            "fallback: contact %s moved from %s to %s (%s)",
+            mask_id(message.contact_id),
+            plan.preferred,
+            instance,
+            why,
+        )
+        return f"fallback from {plan.preferred}: {why}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 DEFAULT_REGION = "BR"
@@ -12,12 +14,23 @@ class InvalidPhone(ValueError):
     """The input is not a valid phone number."""
 
 
+#: Distinct (raw, region) inputs whose normalized form is remembered per process. A doctor
+#: gets many messages, and parsing is the costliest step of intake (bench/).
+NORMALIZED_CACHE_SIZE = 65_536
+
+
 def normalize_phone(raw: object, region: str = DEFAULT_REGION) -> str:
     """`"+55 11 99999-8888"` → `"5511999998888"` (E.164 digits, no plus), as Evolution wants."""
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidPhone("phone must be a non-empty string")
     if len(raw) > MAX_RAW_LENGTH:
         raise InvalidPhone(f"phone is longer than {MAX_RAW_LENGTH} characters")
+    return _normalize(raw, region)
+
+
+@functools.lru_cache(maxsize=NORMALIZED_CACHE_SIZE)
+def _normalize(raw: str, region: str) -> str:
+    """Valid numbers only are cached: an invalid one raises, and exceptions are not kept."""
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:

@@ -57,7 +57,7 @@ class Pipeline:
             accepted = self.intake.accept_or_record_failure(fields)
         if accepted.state.value != "queued":
             return Delivered(Result.SKIPPED, detail=f"message {accepted.id} is {accepted.state}")
-        return self.dispatcher.deliver(accepted.id)
+        return self.dispatcher.deliver(accepted.id, accepted.routing)
 
 
 def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:

@@ -18,7 +18,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, load_settings
-from models.db import make_engine, make_session_factory
+from models.db import (
+    SESSION_MAX_OVERFLOW,
+    SESSION_POOL_SIZE,
+    make_engine,
+    make_session_factory,
+    make_statement_engine,
+)
 from models.instance_store import InstanceStore
 from models.message_store import MessageStore
 from models.sweep_store import SweepStore
@@ -34,6 +40,7 @@ ROUTING_SNAPSHOT_SECONDS = 1.0
 class Resources:
     settings: Settings
     engine: Engine
+    statements: Engine  # autocommit, for the message store's hot statements
     sessions: sessionmaker[Session]
     redis: redis.Redis[bytes]
     evolution: EvolutionClient
@@ -46,6 +53,7 @@ class Resources:
         self.evolution.close()
         self.redis.close()
         self.engine.dispose()
+        self.statements.dispose()
 
 
 def spacing_policy(settings: Settings) -> SpacingPolicy:
@@ -66,7 +74,10 @@ def evolution_timeout(settings: Settings) -> httpx.Timeout:
 
 def build_resources(settings: Settings, *, evolution: EvolutionClient | None = None) -> Resources:
     """Open every connection the workers use; `evolution` may be injected (tests)."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url, pool_size=SESSION_POOL_SIZE, max_overflow=SESSION_MAX_OVERFLOW
+    )
+    statements = make_statement_engine(settings.database_url)
     sessions = make_session_factory(engine)
     client = redis.Redis.from_url(
         settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
@@ -78,6 +89,7 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
     return Resources(
         settings=settings,
         engine=engine,
+        statements=statements,
         sessions=sessions,
         redis=client,
         evolution=evolution,
@@ -88,7 +100,7 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
             test_clock_enabled=settings.test_clock_enabled,
         ),
         instances=InstanceStore(sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
-        messages=MessageStore(sessions),
+        messages=MessageStore(sessions, statements),
         sweeps=SweepStore(sessions),
     )
 

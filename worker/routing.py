@@ -7,7 +7,7 @@ that fits (the preferred one first when `strict` is 1, the rest least-loaded fir
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -38,10 +38,65 @@ class RoutePlan:
     preferred: str | None
     fallback: FallbackReason | None
     waiting_for_preferred: bool = False
+    #: The strict head plus the candidates without a recent send failure, when some others
+    #: have one (breaker still closed): offered first, the others only when these are full.
+    first_choice: tuple[Candidate, ...] | None = None
 
     @property
     def empty(self) -> bool:
         return not self.candidates
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    """The instance list sorted for routing once, then used for many decisions.
+
+    `ready`: candidates of active, connected instances under the breaker threshold: first
+    those without a send failure since their last success (`healthy_names`), then those
+    with some. `tripped`: active, connected instances at or over it, whose breaker is open
+    or half-open depending on `now`. A decision then costs O(tripped), not O(instances): at
+    1,000 instances, rebuilding this per message was most of the routing time (bench 7.3).
+    """
+
+    known: Mapping[str, InstanceView]
+    ready: tuple[Candidate, ...]
+    ready_names: frozenset[str]
+    healthy_names: frozenset[str]
+    tripped: tuple[InstanceView, ...]
+
+    def usable(self, now: float, breaker: BreakerPolicy) -> tuple[Candidate, ...]:
+        """Candidates whose breaker is not open at `now` (unix seconds): ready ones first."""
+        half_open = tuple(
+            candidate(i)
+            for i in self.tripped
+            if i.circuit(
+                now, threshold=breaker.failure_threshold, cooldown_seconds=breaker.cooldown_seconds
+            )
+            is not CircuitState.OPEN
+        )
+        return self.ready + half_open if half_open else self.ready
+
+
+def routing_table(instances: Sequence[InstanceView], breaker: BreakerPolicy) -> RoutingTable:
+    healthy: list[Candidate] = []
+    failing: list[Candidate] = []
+    tripped: list[InstanceView] = []
+    for instance in instances:
+        if not (instance.active and instance.connected):
+            continue
+        if instance.consecutive_failures == 0:
+            healthy.append(candidate(instance))
+        elif instance.consecutive_failures < breaker.failure_threshold:
+            failing.append(candidate(instance))
+        else:
+            tripped.append(instance)
+    return RoutingTable(
+        known={i.name: i for i in instances},
+        ready=(*healthy, *failing),
+        ready_names=frozenset(c.name for c in (*healthy, *failing)),
+        healthy_names=frozenset(c.name for c in healthy),
+        tripped=tuple(tripped),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,68 +107,85 @@ class RouteRequest:
     message_age_seconds: float = 0.0
     sticky_patience_seconds: float = 0.0
     demote: str | None = None  # the instance this message just failed on, tried last
-
-
-def available(
-    instances: Sequence[InstanceView], now: float, breaker: BreakerPolicy
-) -> list[InstanceView]:
-    """Active, connected instances whose breaker is not open at `now` (unix seconds)."""
-    return [
-        i
-        for i in instances
-        if i.active
-        and i.connected
-        and i.circuit(
-            now, threshold=breaker.failure_threshold, cooldown_seconds=breaker.cooldown_seconds
-        )
-        is not CircuitState.OPEN
-    ]
+    table: RoutingTable | None = None  # `routing_table(instances)`, when the caller keeps one
 
 
 def plan_route(request: RouteRequest, breaker: BreakerPolicy) -> RoutePlan:
     """Sticky first; otherwise every available instance, least-loaded first (by the limiter)."""
-    usable = available(request.instances, request.now, breaker)
-    names = {i.name for i in usable}
+    table = request.table or routing_table(request.instances, breaker)
+    usable = table.usable(request.now, breaker)
+    names = _names(table, usable)
     preferred = request.preferred
     if preferred is not None and preferred in names and preferred != request.demote:
-        return _sticky(preferred, usable, request)
-    if _patient(request):
+        return _sticky(preferred, usable, request, table)
+    if _patient(request, table):
         return RoutePlan((), 0, preferred, None, waiting_for_preferred=True)
+    ordered = _ordered(usable, request.demote)
     return RoutePlan(
-        _ordered(usable, request.demote), 0, preferred, _fallback_reason(request, names)
+        ordered,
+        0,
+        preferred,
+        _fallback_reason(request, table, names),
+        first_choice=_first_choice((), ordered, table),
     )
 
 
-def _sticky(preferred: str, usable: Sequence[InstanceView], request: RouteRequest) -> RoutePlan:
-    first = next(i for i in usable if i.name == preferred)
+def _names(table: RoutingTable, usable: tuple[Candidate, ...]) -> frozenset[str]:
+    if len(usable) == len(table.ready):
+        return table.ready_names
+    return table.ready_names | {c.name for c in usable[len(table.ready) :]}
+
+
+def _sticky(
+    preferred: str, usable: tuple[Candidate, ...], request: RouteRequest, table: RoutingTable
+) -> RoutePlan:
+    first = next(c for c in usable if c.name == preferred)
     if request.message_age_seconds < request.sticky_patience_seconds:
-        return RoutePlan((candidate(first),), 1, preferred, None)
-    rest = [i for i in usable if i.name != preferred]
-    return RoutePlan((candidate(first), *_ordered(rest, request.demote)), 1, preferred, None)
+        return RoutePlan((first,), 1, preferred, None)
+    rest = _ordered(tuple(c for c in usable if c.name != preferred), request.demote)
+    return RoutePlan(
+        (first, *rest), 1, preferred, None, first_choice=_first_choice((first,), rest, table)
+    )
 
 
-def _patient(request: RouteRequest) -> bool:
+def _first_choice(
+    head: tuple[Candidate, ...], rest: tuple[Candidate, ...], table: RoutingTable
+) -> tuple[Candidate, ...] | None:
+    """`head` plus the instances of `rest` without a send failure since their last success,
+    when `rest` has both kinds: a number that just failed (its breaker not open yet) would
+    otherwise look least loaded, having handed its slots back, and draw new contacts."""
+    if len(table.healthy_names) == len(table.ready) and not table.tripped:
+        return None  # every instance is healthy: the common case, decided in O(1)
+    if table.healthy_names.issuperset(c.name for c in rest):
+        return None
+    healthy = tuple(c for c in rest if c.name in table.healthy_names)
+    return head + healthy if healthy else None
+
+
+def _patient(request: RouteRequest, table: RoutingTable) -> bool:
     """Wait for a preferred instance that is only temporarily away (not banned, not retired)."""
     if request.preferred is None or request.message_age_seconds >= request.sticky_patience_seconds:
         return False
-    known = {i.name: i for i in request.instances}
-    pref = known.get(request.preferred)
+    pref = table.known.get(request.preferred)
     return pref is not None and pref.active and pref.status is not InstanceStatus.BANNED
 
 
-def _ordered(instances: Sequence[InstanceView], demote: str | None) -> tuple[Candidate, ...]:
+def _ordered(usable: tuple[Candidate, ...], demote: str | None) -> tuple[Candidate, ...]:
     """Given order, with the instance that just failed this message moved to the end."""
-    ordered = sorted(instances, key=lambda i: i.name == demote)
-    return tuple(candidate(i) for i in ordered)
+    if demote is None:
+        return usable
+    return tuple(sorted(usable, key=lambda c: c.name == demote))
 
 
-def _fallback_reason(request: RouteRequest, usable_names: set[str]) -> FallbackReason:
+def _fallback_reason(
+    request: RouteRequest, table: RoutingTable, usable_names: frozenset[str]
+) -> FallbackReason:
     if request.preferred is None:
         return FallbackReason.NEW_CONTACT
     if request.preferred == request.demote and request.preferred in usable_names:
         return FallbackReason.PREFERRED_FAILING
-    known = {i.name: i for i in request.instances}
-    if request.preferred in known and known[request.preferred].connected:
+    pref = table.known.get(request.preferred)
+    if pref is not None and pref.connected:
         return FallbackReason.PREFERRED_CIRCUIT_OPEN
     return FallbackReason.PREFERRED_UNAVAILABLE
 

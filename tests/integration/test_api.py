@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -34,6 +35,15 @@ def seeded(res: Resources) -> Seeded:
 @pytest.fixture
 def client(seeded: Seeded) -> TestClient:
     return TestClient(seeded.app)
+
+
+def get_with_redis_down(settings: Settings, path: str) -> httpx.Response:
+    """GET `path` from an API whose Redis is unreachable (nothing listens on port 1)."""
+    broken = build_resources(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    try:
+        return TestClient(create_app(deps_from_resources(broken))).get(path)
+    finally:
+        broken.close()
 
 
 def test_overview_has_the_seed_summary_and_rows(client: TestClient) -> None:
@@ -127,11 +137,7 @@ def test_health_is_503_when_no_instance_is_online(res: Resources) -> None:
 
 
 def test_health_is_503_with_redis_unreachable(settings: Settings, seeded: Seeded) -> None:
-    broken = build_resources(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
-    try:
-        response = TestClient(create_app(deps_from_resources(broken))).get("/dashboard/health")
-    finally:
-        broken.close()
+    response = get_with_redis_down(settings, "/dashboard/health")
     assert response.status_code == 503
     body = response.json()
     assert body["checks"]["redis"] is False and body["checks"]["database"] is True
@@ -142,11 +148,7 @@ def test_health_is_503_with_redis_unreachable(settings: Settings, seeded: Seeded
 def test_data_routes_answer_503_not_500_when_redis_is_down(
     settings: Settings, seeded: Seeded
 ) -> None:
-    broken = build_resources(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
-    try:
-        response = TestClient(create_app(deps_from_resources(broken))).get("/stats/instances")
-    finally:
-        broken.close()
+    response = get_with_redis_down(settings, "/stats/instances")
     assert response.status_code == 503
     assert response.json() == {"detail": "redis unavailable"}
 
@@ -203,11 +205,7 @@ def test_metrics_in_prometheus_format(client: TestClient) -> None:
 def test_metrics_report_a_failed_scrape_instead_of_failing(
     settings: Settings, seeded: Seeded
 ) -> None:
-    broken = build_resources(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
-    try:
-        response = TestClient(create_app(deps_from_resources(broken))).get("/metrics")
-    finally:
-        broken.close()
+    response = get_with_redis_down(settings, "/metrics")
     assert response.status_code == 200
     assert "zapdispatch_scrape_ok 0.0" in response.text
 

@@ -139,6 +139,19 @@ def test_daily_counter_resets_at_local_midnight_not_utc(stack: Stack) -> None:
     assert send(stack, "d3", 3) is Result.SENT
 
 
+def test_a_number_that_just_failed_takes_new_contacts_only_when_the_others_are_full(
+    stack: Stack,
+) -> None:
+    """It handed its slots back, so it looks least loaded; its breaker is not open yet."""
+    stack.add_instance("a", hourly=3)
+    stack.add_instance("b")
+    threshold = stack.res.settings.circuit_failure_threshold
+    stack.res.instances.record_send_failure("b", to_datetime(T0), threshold=threshold)
+    assert [send(stack, f"d{i}", i) for i in range(4)] == [Result.SENT] * 4
+    assert [preferred(stack, f"d{i}") for i in range(4)] == ["a", "a", "a", "b"]
+    assert stack.res.instances.get("b").consecutive_failures == 0  # its send succeeded
+
+
 def test_parked_messages_are_spread_over_the_windows_that_can_send_them(stack: Stack) -> None:
     stack.add_instance("a", hourly=2)
     ids = [stack.accept(phone(i), f"m{i}", contact_id=f"d{i}") for i in range(7)]

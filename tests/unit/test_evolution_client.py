@@ -299,3 +299,24 @@ def test_concurrent_probes_bound_each_call_by_its_own_timeout() -> None:
     assert all(isinstance(results[name], TransientEvolutionError) for name in hanging)
     assert isinstance(results["gone"], InstanceUnavailable)
     assert results["ok-3"] == InstanceState("ok-3", "open", None, None)
+
+
+def test_each_request_carries_its_timeouts_and_the_base_path() -> None:
+    """The client drives the transport itself: it must set what httpx.Client would have."""
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=SENT_BODY)
+
+    timeout = httpx.Timeout(7.0, connect=2.0)
+    transport = httpx.MockTransport(record)
+    with EvolutionClient(f"{BASE}/evo/", "secret", timeout=timeout, transport=transport) as client:
+        client.send_text("inst a", NUMBER, "olá")
+    (request,) = seen
+    assert str(request.url) == f"{BASE}/evo/message/sendText/inst%20a"
+    assert request.extensions["timeout"] == timeout.as_dict()
+    assert request.headers["apikey"] == "secret"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"] == "zapdispatch"
+    assert json.loads(request.content) == {"number": NUMBER, "text": "olá"}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from models.enums import InstanceStatus
 from models.views import InstanceView
-from worker.routing import BreakerPolicy, FallbackReason, RouteRequest, plan_route
+from worker.routing import BreakerPolicy, FallbackReason, RouteRequest, plan_route, routing_table
 
 NOW = 1_790_000_000.0
 BREAKER = BreakerPolicy(failure_threshold=5, cooldown_seconds=120)
@@ -97,3 +97,32 @@ def test_an_instance_that_keeps_failing_this_message_is_tried_last() -> None:
     plan = plan_route(RouteRequest("a", POOL, NOW, demote="a"), BREAKER)
     assert [c.name for c in plan.candidates] == ["b", "c", "a"]
     assert plan.fallback is FallbackReason.PREFERRED_FAILING
+
+
+def test_one_routing_table_serves_decisions_at_any_time() -> None:
+    """Built once per snapshot; a breaker's cooldown still ends on time with the same table."""
+    pool = [inst("a", failures=5, opened_ago=10), inst("b"), inst("c", InstanceStatus.BANNED)]
+    table = routing_table(pool, BREAKER)
+    for now in (NOW, NOW + 50, NOW + 110, NOW + 111, NOW + 500):
+        with_table = plan_route(RouteRequest("a", pool, now, table=table), BREAKER)
+        assert with_table == plan_route(RouteRequest("a", pool, now), BREAKER)
+    assert names(RouteRequest("a", pool, NOW + 109, table=table)) == ["b"]
+    assert names(RouteRequest("a", pool, NOW + 111, table=table)) == ["a", "b"]
+
+
+def test_healthy_instances_come_before_half_open_ones_for_a_new_contact() -> None:
+    pool = [inst("a", failures=5, opened_ago=500), inst("b"), inst("c")]
+    assert names(RouteRequest(None, pool, NOW)) == ["b", "c", "a"]
+
+
+def test_instances_that_failed_lately_are_offered_only_after_the_others() -> None:
+    pool = [inst("a", failures=1), inst("b"), inst("c")]
+    new_contact = plan_route(RouteRequest(None, pool, NOW), BREAKER)
+    assert [c.name for c in new_contact.candidates] == ["b", "c", "a"]
+    assert [c.name for c in new_contact.first_choice or ()] == ["b", "c"]
+    sticky_to_failing = plan_route(RouteRequest("a", pool, NOW), BREAKER)
+    assert [c.name for c in sticky_to_failing.candidates] == ["a", "b", "c"]
+    assert sticky_to_failing.first_choice is None  # the rest are all healthy
+    sticky_to_healthy = plan_route(RouteRequest("b", pool, NOW), BREAKER)
+    assert [c.name for c in sticky_to_healthy.first_choice or ()] == ["b", "c"]
+    assert plan_route(RouteRequest(None, POOL, NOW), BREAKER).first_choice is None

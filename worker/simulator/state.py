@@ -2,6 +2,8 @@
 
 Every read and write goes through `SimulatorState`, under one lock that is never held
 across an `await`, so the state is safe from the event loop and from other threads.
+Instances are immutable records, replaced on change, so readers get them without a copy.
+Every sendText goes through here: keep per-request work O(1).
 Times are unix seconds; latencies are milliseconds.
 """
 
@@ -41,7 +43,7 @@ class SimulatorConfig:
     hang_seconds: float = 60.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class SimInstance:
     """One simulated instance. None knobs mean "use the global setting"."""
 
@@ -90,6 +92,7 @@ class SimulatorState:
         self._lock = threading.Lock()
         self._rng = random.Random(config.seed)
         self.config = replace(config, instances=[], not_on_whatsapp=list(config.not_on_whatsapp))
+        self._not_on_whatsapp = _digit_set(self.config.not_on_whatsapp)
         self._instances: dict[str, SimInstance] = {}
         self._messages: list[ReceivedMessage] = []
         self._requests: Counter[str] = Counter()
@@ -100,14 +103,13 @@ class SimulatorState:
     # --- instances ---------------------------------------------------------------------
 
     def instance(self, name: str) -> SimInstance | None:
-        """A snapshot of the instance, or None if it does not exist."""
+        """The instance as it is now, or None if it does not exist."""
         with self._lock:
-            found = self._instances.get(name)
-            return replace(found) if found else None
+            return self._instances.get(name)
 
     def instances(self) -> list[SimInstance]:
         with self._lock:
-            return [replace(inst) for inst in self._instances.values()]
+            return list(self._instances.values())
 
     def upsert_instance(self, name: str, changes: dict[str, Any]) -> SimInstance:
         """Create the instance if needed, then apply `changes` (field name → value)."""
@@ -115,7 +117,7 @@ class SimulatorState:
             current = self._instances.get(name) or self._new_instance(name)
             updated = _with_state_change(current, changes, time.time())
             self._instances[name] = updated
-            return replace(updated)
+            return updated
 
     def delete_instance(self, name: str) -> bool:
         with self._lock:
@@ -134,11 +136,13 @@ class SimulatorState:
     def update_config(self, changes: dict[str, Any]) -> SimulatorConfig:
         with self._lock:
             self.config = replace(self.config, **changes)
+            self._not_on_whatsapp = _digit_set(self.config.not_on_whatsapp)
             return replace(self.config)
 
     def is_on_whatsapp(self, number: str) -> bool:
+        """False if `number` is in `not_on_whatsapp`, both compared by their digits only."""
         with self._lock:
-            blocked = {_digits(item) for item in self.config.not_on_whatsapp}
+            blocked = self._not_on_whatsapp
         return _digits(number) not in blocked
 
     # --- sends -------------------------------------------------------------------------
@@ -164,7 +168,10 @@ class SimulatorState:
     def count_outcome(self, instance: str, outcome: str) -> None:
         """`outcome`: the HTTP status answered ("201", "400", ...), "timeout" or "reset"."""
         with self._lock:
-            self._outcomes.setdefault(instance, Counter())[outcome] += 1
+            outcomes = self._outcomes.get(instance)
+            if outcomes is None:
+                outcomes = self._outcomes[instance] = Counter()
+            outcomes[outcome] += 1
 
     def record_message(self, message: ReceivedMessage) -> None:
         with self._lock:
@@ -200,13 +207,15 @@ def _instance_stats(requests: int, outcomes: Counter[str]) -> dict[str, Any]:
 def _with_state_change(current: SimInstance, changes: dict[str, Any], now: float) -> SimInstance:
     """Apply `changes`; a move to close stamps `disconnection_at`, a move to open clears it."""
     updated = replace(current, **changes)
-    if updated.state != current.state and "disconnection_at" not in changes:
-        if updated.state == "close":
-            updated.disconnection_at = now
-        elif updated.state == "open":
-            updated.disconnection_at = None
-            if "disconnection_reason" not in changes:
-                updated.disconnection_reason = None
+    if updated.state == current.state or "disconnection_at" in changes:
+        return updated
+    if updated.state == "close":
+        return replace(updated, disconnection_at=now)
+    if updated.state == "open":
+        cleared: dict[str, Any] = {"disconnection_at": None}
+        if "disconnection_reason" not in changes:
+            cleared["disconnection_reason"] = None
+        return replace(updated, **cleared)
     return updated
 
 
@@ -215,4 +224,8 @@ def _first(value: float | None, default: float) -> float:
 
 
 def _digits(number: str) -> str:
-    return "".join(char for char in number if char.isdigit())
+    return number if number.isdigit() else "".join(filter(str.isdigit, number))
+
+
+def _digit_set(numbers: list[str]) -> frozenset[str]:
+    return frozenset(_digits(number) for number in numbers)
