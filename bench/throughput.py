@@ -46,12 +46,14 @@ class PoolConfig:
     concurrency: int  # per process
     processes: int = 1  # worker processes started side by side
     db_pool: int = 0  # > 0: override the SQLAlchemy pool size (bench.pool_override)
+    stock_fetch: bool = False  # True: kombu's own BRPOP fetch (bench.stock_fetch)
 
     @property
     def label(self) -> str:
         procs = f"{self.processes} × " if self.processes > 1 else ""
         db = f", db pool {self.db_pool}" if self.db_pool else ""
-        return f"{procs}{self.pool} {self.concurrency}{db}"
+        fetch = ", stock kombu fetch" if self.stock_fetch else ""
+        return f"{procs}{self.pool} {self.concurrency}{db}{fetch}"
 
     @property
     def slots(self) -> int:
@@ -63,6 +65,7 @@ OVERHEAD_POOLS = (
     PoolConfig("threads", 8),
     PoolConfig("prefork", 2),
     PoolConfig("threads", 8, processes=2),
+    PoolConfig("threads", 8, stock_fetch=True),
 )
 OVERHEAD_TRIALS = 3
 BARE_TASKS = 1000
@@ -127,7 +130,9 @@ class Bench:
     @contextlib.contextmanager
     def workers(self, config: PoolConfig) -> Iterator[Workers]:
         env = self.env.worker_env(
-            EVOLUTION_API_URL=self.sim.url, ZD_BENCH_POOL_SIZE=str(config.db_pool)
+            EVOLUTION_API_URL=self.sim.url,
+            ZD_BENCH_POOL_SIZE=str(config.db_pool),
+            ZD_BENCH_STOCK_FETCH="1" if config.stock_fetch else "0",
         )
         group = Workers([])
         try:
@@ -139,7 +144,7 @@ class Bench:
                         pool=config.pool,
                         concurrency=config.concurrency,
                         name=name,
-                        include="bench.noop_tasks,bench.pool_override",
+                        include="bench.noop_tasks,bench.pool_override,bench.stock_fetch",
                     )
                 )
             yield group

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -26,12 +27,16 @@ DELIVER_MESSAGE = "zapdispatch.deliver_message"
 HEALTH_CHECK = "zapdispatch.health_check"
 SWEEP = "zapdispatch.sweep"
 
+#: kombu's Redis transport with a fetch that cannot lose a message to a killed worker.
+CRASH_SAFE_TRANSPORT = "worker.broker.transport:CrashSafeTransport"
+
 
 def celery_config(settings: Settings) -> dict[str, object]:
     """Every Celery setting of the project, derived from the typed settings."""
     transport = {"visibility_timeout": settings.broker_visibility_timeout_seconds}
     return {
         "broker_url": settings.redis_url,
+        **broker_transport(settings.redis_url),
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,
@@ -60,6 +65,21 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "enable_utc": True,
         "include": ["tasks.messages", "tasks.monitoring"],
     }
+
+
+def broker_transport(redis_url: str) -> dict[str, object]:
+    """Our crash-safe Redis transport (worker/broker) for `redis://` and `rediss://` URLs.
+
+    Naming a transport class bypasses kombu's `rediss` default of not verifying the
+    server's certificate; we verify it unless the URL says otherwise (`?ssl_cert_reqs=`).
+    """
+    scheme = redis_url.split("://", 1)[0]
+    if scheme not in ("redis", "rediss"):
+        return {}
+    options: dict[str, object] = {"broker_transport": CRASH_SAFE_TRANSPORT}
+    if scheme == "rediss":
+        options["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return options
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:

@@ -4,6 +4,10 @@ Limiter keys carry the `{zd}` hash tag so that one Lua script can touch all of t
 Redis Cluster (they hash to one slot). Window ids are appended by the script itself:
 `hour_window` = floor(local_seconds / 3600) and `day_window` = floor(local_seconds / 86400),
 where local_seconds is the limiter clock shifted by the UTC offset of `TIMEZONE`.
+
+The broker's keys are kombu's, not ours: the queue lists (`celery`, `zapdispatch.monitor`),
+`unacked` and `unacked_index`. worker/broker/fetch.lua writes the last two in kombu's own
+layout and takes their names from the kombu channel.
 """
 
 from __future__ import annotations
