@@ -17,7 +17,7 @@ import pytest
 import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
-from worker.broker.transport import CrashSafeTransport
+from worker.broker.transport import CrashSafeTransport, RedisTooOld, require_blmove
 from worker.celery_app import CRASH_SAFE_TRANSPORT, app, broker_transport
 
 QUEUE = Queue("q", Exchange("q"), routing_key="q")
@@ -28,7 +28,7 @@ OTHER = Queue("other", Exchange("other"), routing_key="other")
 KILLED_CONSUMER = """
 import os, select, signal, sys, time
 from kombu import Connection, Consumer, Exchange, Queue
-from worker.broker.transport import CrashSafeTransport
+from worker.broker.transport import CrashSafeTransport, RedisTooOld, require_blmove
 url, which, prefix = sys.argv[1:4]
 queue = Queue("q", Exchange("q"), routing_key="q")
 transport = CrashSafeTransport if which == "crash-safe" else None
@@ -221,3 +221,15 @@ def test_a_flushed_script_cache_costs_one_empty_poll(redis_url: str, broker: red
             message.ack()
     assert received == [{"n": 1}, {"n": 2}]
     assert counts(broker) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("version", "accepted"),
+    [("7.0.15", True), ("6.2.0", True), ("6.0.16", False), ("5.0.7", False), ("", False)],
+)
+def test_redis_older_than_6_2_is_refused_with_a_clear_error(version: str, accepted: bool) -> None:
+    if accepted:
+        require_blmove({"redis_version": version})
+    else:
+        with pytest.raises(RedisTooOld, match=r"Redis 6\.2 or later"):
+            require_blmove({"redis_version": version})

@@ -4,8 +4,8 @@ Stock kombu takes a message with `BRPOP` and then, in a second command, copies i
 `unacked` hash that late acknowledgement and the visibility-timeout restore rely on. A
 worker killed between the two (SIGKILL, OOM killer, a lost node), or shut down warm while
 the reply sits unread in its socket, loses that message for good: it is in neither the
-queue nor `unacked` (kombu#305, celery#4354, celery#7950). Our chaos test lost 1 to 4 of
-500 messages that way in about one run in five.
+queue nor `unacked` (kombu#305, celery#4354, celery#7950). Our chaos test's worker kills
+lost tasks that way in two CI runs (4 of 500 once, 1 of 500 the other time).
 
 This transport keeps everything else of kombu's and replaces only the consumer's fetch:
 
@@ -19,7 +19,8 @@ This transport keeps everything else of kombu's and replaces only the consumer's
   is not the one being waited on is fetched within WAIT_SECONDS.
 
 A channel with a `no_ack` consumer keeps kombu's own fetch (nothing would
-ever acknowledge what the script recorded). Needs Redis 6.2 or later (`BLMOVE`).
+ever acknowledge what the script recorded). Needs Redis 6.2 or later (`BLMOVE`), checked
+when a channel starts consuming.
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ _FETCH = "EVALSHA"
 _WAIT = "BLMOVE"
 
 
+class RedisTooOld(RuntimeError):
+    """The broker's Redis lacks BLMOVE (Redis 6.2, 2021), which the idle wait needs."""
+
+
+def require_blmove(server_info: dict[str, Any]) -> None:
+    """Refuse to consume from a Redis older than 6.2, with a message that says so."""
+    version = str(server_info.get("redis_version", "0"))
+    major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if major_minor < (6, 2):
+        raise RedisTooOld(f"the broker needs Redis 6.2 or later (BLMOVE); this one is {version}")
+
+
 class CrashSafeQoS(kombu_redis.QoS):  # type: ignore[misc]
     """kombu's Redis QoS that skips the `unacked` write the fetch script already made."""
 
@@ -71,10 +84,14 @@ class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
         self._fetch_order: list[str] = []
         self._no_ack_queues: set[str] = set()
         self._script_cached = False
+        self._server_checked = False
 
     def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
         if no_ack and queue not in self._fanout_queues:  # fanout queues never use the fetch
             self._no_ack_queues.add(queue)
+        if queue not in self._fanout_queues and not self._server_checked:
+            require_blmove(self.client.info("server"))
+            self._server_checked = True
         return super().basic_consume(queue, no_ack, *args, **kwargs)
 
     def basic_cancel(self, consumer_tag: str) -> Any:
