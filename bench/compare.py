@@ -37,12 +37,11 @@ from bench import scale
 from bench.env import ROOT, BenchEnv
 from bench.procs import Simulator, Worker
 from bench.report import RESULTS
-from bench.stack import Stack, build_stack
+from bench.stack import build_stack
 from bench.throughput import INSTANCES, Bench, Workers
 from models.instance_store import InstanceStore, instance_view
 from models.tables import Instance
 from models.views import InstanceView
-from worker.delivery import Dispatcher
 from worker.limiter import Candidate, RedisLimiter, redis_backend
 from worker.resources import ROUTING_SNAPSHOT_SECONDS
 
@@ -109,7 +108,7 @@ def routing(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
         rng = scale.random.Random(3)
         for rep in range(REPS + 1):
             for name, (store, sample, reuse) in variants.items():
-                _use_store(stack, store())
+                stack.use_instances(store())
                 ids = scale._prepare_messages(stack, size, BATCH, rng)
                 with limiter_knobs(sample, reuse):
                     measured = [scale._measure(stack, i) for i in ids]
@@ -126,18 +125,6 @@ def routing(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
         } | {"instances": size}
     finally:
         stack.close()
-
-
-def _use_store(stack: Stack, store: InstanceStore) -> None:
-    stack.res.instances = store
-    stack.dispatcher = Dispatcher(
-        stack.settings,
-        stack.res.messages,
-        store,
-        stack.limiter,  # type: ignore[arg-type]
-        stack.res.evolution,
-        stack.scheduler,
-    )
 
 
 class UnpackedLimiter(RedisLimiter):

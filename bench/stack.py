@@ -101,7 +101,12 @@ class Stack:
 
     def forget_instances(self) -> None:
         """After instances changed behind the store's back (bench SQL): route on fresh reads."""
-        store = InstanceStore(self.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS)
+        self.use_instances(
+            InstanceStore(self.res.sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS)
+        )
+
+    def use_instances(self, store: InstanceStore) -> None:
+        """Route through `store` from now on (a fresh dispatcher around it)."""
         self.res.instances = store
         self.dispatcher = Dispatcher(
             self.settings,
