@@ -21,6 +21,7 @@ from worker.evolution import (
     RecipientNotOnWhatsApp,
     TransientEvolutionError,
 )
+from worker.evolution.exchange import ExchangeFailed
 from worker.monitor.poll import PollPolicy, probe_each
 
 NUMBER = "5511999998888"
@@ -130,7 +131,8 @@ def test_reset_is_a_connection_error(sim: SimulatorHandle, client: EvolutionClie
     with pytest.raises(TransientEvolutionError) as caught:
         client.send_text("inst-a", NUMBER, "hi")
     assert caught.value.status_code is None
-    assert isinstance(caught.value.__cause__, httpx.TransportError)
+    assert isinstance(caught.value.__cause__, ExchangeFailed)
+    assert caught.value.__cause__.kind in {"ReadError", "RemoteProtocolError", "WriteError"}
 
 
 def test_429_carries_retry_after(sim: SimulatorHandle, client: EvolutionClient) -> None:
@@ -149,7 +151,8 @@ def test_timeout_mode(sim: SimulatorHandle) -> None:
     ):
         client.send_text("inst-a", NUMBER, "hi")
     assert time.monotonic() - started < 2.0
-    assert isinstance(caught.value.__cause__, httpx.TimeoutException)
+    assert isinstance(caught.value.__cause__, ExchangeFailed)
+    assert caught.value.__cause__.kind == "ReadTimeout"
 
 
 def test_failure_rate_is_seeded() -> None:

@@ -24,6 +24,7 @@ from worker.evolution import (
     SentText,
     TransientEvolutionError,
 )
+from worker.evolution.exchange import ExchangeFailed
 from worker.monitor.poll import PollPolicy, probe_each
 from worker.phones import mask_phone
 
@@ -175,7 +176,9 @@ def test_transport_errors_are_transient(exc: httpx.HTTPError) -> None:
         send_with(handler)
     assert type(caught.value) is TransientEvolutionError
     assert caught.value.status_code is None
-    assert isinstance(caught.value.__cause__, httpx.HTTPError)
+    assert type(exc).__name__ in str(caught.value)
+    assert isinstance(caught.value.__cause__, ExchangeFailed)
+    assert caught.value.__cause__.__cause__ is exc
 
 
 def test_malformed_json_is_transient() -> None:

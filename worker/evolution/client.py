@@ -28,6 +28,14 @@ from worker.evolution.errors import (
     RecipientNotOnWhatsApp,
     TransientEvolutionError,
 )
+from worker.evolution.exchange import (
+    Exchange,
+    ExchangeFailed,
+    HttpAnswer,
+    HttpxExchange,
+    Timeouts,
+)
+from worker.evolution.http11 import KeepAliveHTTP
 from worker.phones import mask_phone
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -63,15 +71,15 @@ class InstanceState:
 
 
 class EvolutionClient:
-    """Synchronous client; one per worker process (its transport holds a connection pool).
+    """Synchronous client; one per worker process (its exchange holds a connection pool).
 
-    It builds each request itself and hands it to an httpx transport (by default
-    `httpx.HTTPTransport`, or the one injected): `httpx.Client`'s machinery (cookies,
-    auth and redirect flows, proxies from the environment) cost more CPU per send than the
-    HTTP exchange itself (bench/), and a send needs none of it. So sends connect to
-    EVOLUTION_API_URL directly (HTTP_PROXY and friends are not read, and credentials in the
-    URL are not sent: Evolution authenticates by the `apikey` header). Timeouts are per
-    request.
+    By default it speaks keep-alive HTTP/1.1 itself (`worker/evolution/http11.py`): a send
+    is one small POST, and httpx's machinery cost about 5 times the CPU of the exchange
+    (docs/benchmarks.md). With `transport` (an httpx transport, e.g. `httpx.MockTransport`
+    in tests) requests go through it instead. Either way sends connect to EVOLUTION_API_URL
+    directly (HTTP_PROXY and friends are not read, and credentials in the URL are not sent:
+    Evolution authenticates by the `apikey` header). Timeouts are per connect, read and
+    write.
     """
 
     def __init__(
@@ -82,10 +90,13 @@ class EvolutionClient:
         timeout: httpx.Timeout | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._headers = [*_headers(api_key).items(), ("content-type", "application/json")]
-        self._extensions = {"timeout": (timeout or DEFAULT_TIMEOUT).as_dict()}
-        self._transport = transport or httpx.HTTPTransport()
+        headers = list(_headers(api_key).items())
+        timeout = timeout or DEFAULT_TIMEOUT
+        self._http: Exchange = (
+            HttpxExchange(base_url, headers, timeout, transport)
+            if transport is not None
+            else KeepAliveHTTP(base_url, headers, Timeouts.from_httpx(timeout))
+        )
 
     def send_text(self, instance: str, number: str, text: str) -> SentText:
         """Send `text` to `number` (digits, with country code) through `instance`."""
@@ -93,39 +104,23 @@ class EvolutionClient:
             {"number": number, "text": text}, ensure_ascii=False, separators=(",", ":")
         )
         with _at_edge(instance, number):
-            response = self._exchange("POST", _send_path(instance), body.encode())
-        return _parse_sent(_ok_json(response, instance, number, ok=_SEND_OK), instance)
+            answer = self._http.exchange("POST", _send_path(instance), body.encode())
+        return _parse_sent(_ok_json(answer, instance, number, ok=_SEND_OK), instance)
 
     def connection_state(self, instance: str) -> InstanceState:
         """The state of one instance (no number or reason: this endpoint lacks them)."""
         with _at_edge(instance):
-            response = self._exchange("GET", _state_path(instance))
-        return _parse_connection_state(_ok_json(response, instance), instance)
+            answer = self._http.exchange("GET", _state_path(instance), None)
+        return _parse_connection_state(_ok_json(answer, instance), instance)
 
     def fetch_instances(self) -> list[InstanceState]:
         """Every instance the server knows, in one call (needs the global key)."""
         with _at_edge(None):
-            response = self._exchange("GET", "/instance/fetchInstances")
-        return _parse_instances(_ok_json(response, None))
-
-    def _exchange(self, method: str, path: str, content: bytes | None = None) -> httpx.Response:
-        """One request through the transport; the response is read whole and closed."""
-        request = httpx.Request(
-            method,
-            self._base_url + path,
-            headers=self._headers if content is not None else self._headers[:-1],
-            content=content,
-            extensions=self._extensions,
-        )
-        response = self._transport.handle_request(request)
-        try:
-            response.read()
-        finally:
-            response.close()
-        return response
+            answer = self._http.exchange("GET", "/instance/fetchInstances", None)
+        return _parse_instances(_ok_json(answer, None))
 
     def close(self) -> None:
-        self._transport.close()
+        self._http.close()
 
     def __enter__(self) -> EvolutionClient:
         return self
@@ -158,13 +153,14 @@ class AsyncEvolutionClient:
         """The state of one instance (no number or reason: this endpoint lacks them)."""
         with _at_edge(instance):
             response = await self._http.get(_state_path(instance))
-        return _parse_connection_state(_ok_json(response, instance), instance)
+        answer = HttpAnswer.from_httpx(response)
+        return _parse_connection_state(_ok_json(answer, instance), instance)
 
     async def fetch_instances(self) -> list[InstanceState]:
         """Every instance the server knows, in one call (needs the global key)."""
         with _at_edge(None):
             response = await self._http.get("/instance/fetchInstances")
-        return _parse_instances(_ok_json(response, None))
+        return _parse_instances(_ok_json(HttpAnswer.from_httpx(response), None))
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -195,22 +191,22 @@ def _state_path(instance: str) -> str:
 
 @contextlib.contextmanager
 def _at_edge(instance: str | None, number: str | None = None) -> Iterator[None]:
-    """Convert httpx's transport errors (timeouts, resets, refused) into ours."""
+    """Convert transport errors (timeouts, resets, refused, malformed answers) into ours."""
     try:
         yield
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, ExchangeFailed) as exc:
         raise _to_error(exc, instance, number) from exc
 
 
 def _ok_json(
-    response: httpx.Response,
+    response: HttpAnswer,
     instance: str | None,
     number: str | None = None,
     *,
     ok: frozenset[int] = frozenset({200}),
 ) -> Any:
     """The decoded body of a successful answer; raise the mapped error otherwise."""
-    if response.status_code not in ok:
+    if response.status not in ok:
         raise _to_error(response, instance, number)
     try:
         return response.json()
@@ -222,13 +218,15 @@ def _ok_json(
 
 
 def _to_error(
-    failure: httpx.Response | httpx.HTTPError, instance: str | None, number: str | None
+    failure: HttpAnswer | httpx.HTTPError | ExchangeFailed,
+    instance: str | None,
+    number: str | None,
 ) -> EvolutionError:
-    """The one place where an HTTP answer or an httpx error becomes an EvolutionError."""
-    if isinstance(failure, httpx.HTTPError):
-        kind = type(failure).__name__
+    """The one place where an HTTP answer or a transport failure becomes an EvolutionError."""
+    if isinstance(failure, ExchangeFailed | httpx.HTTPError):
+        kind = failure.kind if isinstance(failure, ExchangeFailed) else type(failure).__name__
         return TransientEvolutionError(f"{_where(instance, number)}: {kind}", instance=instance)
-    status = failure.status_code
+    status = failure.status
     detail = f"{_where(instance, number)}: HTTP {status} {_details(failure)}".rstrip()
     if status == 400 and _says_not_on_whatsapp(failure):
         return RecipientNotOnWhatsApp(detail, instance=instance, status_code=status)
@@ -243,9 +241,9 @@ def _to_error(
     return TransientEvolutionError(detail, instance=instance, status_code=status)
 
 
-def _unexpected(response: httpx.Response, instance: str | None, why: str) -> EvolutionError:
-    message = f"{_where(instance, None)}: unexpected answer (HTTP {response.status_code}): {why}"
-    return TransientEvolutionError(message, instance=instance, status_code=response.status_code)
+def _unexpected(response: HttpAnswer, instance: str | None, why: str) -> EvolutionError:
+    message = f"{_where(instance, None)}: unexpected answer (HTTP {response.status}): {why}"
+    return TransientEvolutionError(message, instance=instance, status_code=response.status)
 
 
 def _where(instance: str | None, number: str | None) -> str:
@@ -253,7 +251,7 @@ def _where(instance: str | None, number: str | None) -> str:
     return f"{where} to {mask_phone(number)}" if number is not None else where
 
 
-def _server_messages(response: httpx.Response) -> list[Any]:
+def _server_messages(response: HttpAnswer) -> list[Any]:
     """`response.message` of the contract's error shape, as a list (empty if absent)."""
     try:
         body = response.json()
@@ -266,12 +264,12 @@ def _server_messages(response: httpx.Response) -> list[Any]:
     return message if isinstance(message, list) else [message]
 
 
-def _says_not_on_whatsapp(response: httpx.Response) -> bool:
+def _says_not_on_whatsapp(response: HttpAnswer) -> bool:
     messages = _server_messages(response)
     return any(isinstance(item, dict) and item.get("exists") is False for item in messages)
 
 
-def _details(response: httpx.Response) -> str:
+def _details(response: HttpAnswer) -> str:
     """The server's messages, phone-like digit runs masked, cut to a sane length."""
     text = "; ".join(str(item) for item in _server_messages(response))
     return _DIGIT_RUN.sub(lambda match: mask_phone(match.group()), text)[:_MAX_DETAIL_CHARS]
