@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery.utils.saferepr import saferepr
+
 from worker.masking import (
     PhoneMaskingFilter,
     _mask_published_headers,
     args_repr,
     kwargs_repr,
     mask_phones_in,
+    masked_args,
+    masked_kwargs,
     shorten,
 )
 
@@ -57,3 +61,20 @@ def test_log_filter_masks_bare_phone_numbers_in_any_record() -> None:
     )
     PhoneMaskingFilter().filter(record)
     assert record.getMessage() == "bad body '5511*******88'"
+
+
+def test_the_fast_repr_is_exactly_celery_s_saferepr_for_usual_arguments() -> None:
+    usual = {"phone": "5511999998888", "text": TEXT, "contact_id": "d-1", "ttl_seconds": 60}
+    expected = str(saferepr(masked_kwargs(usual)))
+    assert kwargs_repr(usual) == expected
+    assert args_repr(["5511999998888", TEXT, None, 1.5]) == str(
+        saferepr(masked_args(["5511999998888", TEXT, None, 1.5]))
+    )
+
+
+def test_odd_or_large_arguments_keep_celery_s_saferepr() -> None:
+    odd = {"phone": "5511999998888", "extra": "x" * 1_000, "n": {"a": [1]}}
+    assert kwargs_repr(odd) == str(saferepr(masked_kwargs(odd)))
+    assert "5511*******88" in kwargs_repr(odd)
+    many = list(range(1_000))
+    assert args_repr(many) == str(saferepr(masked_args(many)))
