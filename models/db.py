@@ -34,9 +34,15 @@ SESSION_MAX_OVERFLOW = 8
 
 def make_statement_engine(database_url: str, *, pool_size: int = STATEMENT_POOL_SIZE) -> Engine:
     """An autocommit engine for `MessageStore`'s single statements, without pre-ping: the
-    store replaces a dead connection itself, which saves a round trip per statement."""
+    store replaces a dead connection itself, which saves a round trip per statement. Nothing
+    is left open on a returned connection (autocommit; `Statements.in_transaction` always
+    ends its transaction), so the pool does not reset it on return."""
     return make_engine(
-        database_url, pool_size=pool_size, pool_pre_ping=False, isolation_level="AUTOCOMMIT"
+        database_url,
+        pool_size=pool_size,
+        pool_pre_ping=False,
+        pool_reset_on_return=None,
+        isolation_level="AUTOCOMMIT",
     )
 
 

@@ -1,17 +1,17 @@
 """The hot path's SQL: one statement per step of a delivery, written out once.
 
-Each statement does a whole step in one round trip (CTEs join the writes), so a message
-costs three statements in steady state: accept, claim, record. They run on an autocommit
-connection (one statement = one transaction, no BEGIN/COMMIT round trips), except
-`CLAIM_MOVING_PREFERENCE`, which may have to be rolled back. As text they are compiled
-once per process; PostgreSQL prepares them after a few executions (psycopg's default).
+Each statement does a whole step in one round trip (CTEs join the writes). A message to a
+contact whose sticky number this worker knows costs two statements: `ACCEPT_CLAIMING`
+(recorded and claimed at once) and `MARK_SENT`; otherwise three: `ACCEPT`, a claim, and
+`MARK_SENT`. They run on an autocommit connection (one statement = one transaction, no
+BEGIN/COMMIT round trips), except `CLAIM_MOVING_PREFERENCE`, which may have to be rolled
+back. PostgreSQL prepares them after a few executions on a connection (psycopg's default).
 
-Parameters are named `:like_this`; timestamps are aware datetimes, ids UUIDs.
+They run on psycopg's cursor (models/statements.py), so parameters are `%(like_this)s`;
+timestamps are aware datetimes, ids UUIDs.
 """
 
 from __future__ import annotations
-
-from sqlalchemy import text
 
 #: A new message and its contact in one statement; the contact row is created or its phone
 #: refreshed. Returns one row:
@@ -20,60 +20,111 @@ from sqlalchemy import text
 #:   preferred  - the contact's sticky instance as it was before this statement (NULL for
 #:                a new contact), so routing needs no second read
 #: Params: id, contact_id, phone, text, content_hash, idempotency_key, expires_at, now.
-ACCEPT = text(
-    """
+ACCEPT = """
     WITH contact AS (
-        INSERT INTO contacts (id, phone) VALUES (:contact_id, :phone)
+        INSERT INTO contacts (id, phone) VALUES (%(contact_id)s, %(phone)s)
         ON CONFLICT (id) DO UPDATE SET phone = EXCLUDED.phone
         WHERE contacts.phone IS DISTINCT FROM EXCLUDED.phone
     ), inserted AS (
         INSERT INTO messages (id, contact_id, phone, text, content_hash, state,
                               idempotency_key, expires_at, attempts, requeues,
                               created_at, updated_at)
-        VALUES (:id, :contact_id, :phone, :text, :content_hash, 'queued',
-                :idempotency_key, :expires_at, 0, 0, :now, :now)
+        VALUES (%(id)s, %(contact_id)s, %(phone)s, %(text)s, %(content_hash)s, 'queued',
+                %(idempotency_key)s, %(expires_at)s, 0, 0, %(now)s, %(now)s)
         ON CONFLICT DO NOTHING
         RETURNING id
     )
     SELECT (SELECT id FROM inserted) AS inserted,
-           (SELECT preferred_instance FROM contacts WHERE id = :contact_id) AS preferred
+           (SELECT preferred_instance FROM contacts WHERE id = %(contact_id)s) AS preferred
     """
-)
+
+#: `ACCEPT` and the send guard in one statement, for a message routed before it was recorded
+#: (the worker knew the contact's sticky instance, `seen`, and reserved a slot on
+#: `instance`). The contact row is created, or its phone refreshed, and its preference moves
+#: to `instance` only if it still is `seen` (compare-and-set; the conflicting row is locked,
+#: so of two concurrent first messages to a new contact only the first is claimed). The
+#: message is recorded `sending` on `instance` when the preference holds, `queued` when it
+#: does not. Returns one row:
+#:   inserted   - the message id, or NULL as for `ACCEPT` (nothing recorded)
+#:   claimed    - whether the message was recorded `sending`
+#:   preferred  - the contact's sticky instance: `instance` when claimed, else as it was
+#: A preference that stays `seen` is not re-checked under lock (as `CLAIM`): a move racing
+#: with this statement may see this one message go out on the old number.
+#: Params: those of `ACCEPT`, plus instance and seen.
+ACCEPT_CLAIMING = """
+    WITH contact AS (
+        INSERT INTO contacts AS c (id, phone, preferred_instance, preferred_since)
+        VALUES (%(contact_id)s, %(phone)s, %(instance)s, %(now)s)
+        ON CONFLICT (id) DO UPDATE
+           SET phone = EXCLUDED.phone,
+               preferred_instance = CASE WHEN c.preferred_instance IS NOT DISTINCT FROM %(seen)s
+                                         THEN EXCLUDED.preferred_instance
+                                         ELSE c.preferred_instance END,
+               preferred_since = CASE WHEN c.preferred_instance IS NOT DISTINCT FROM %(seen)s
+                                       AND c.preferred_instance
+                                           IS DISTINCT FROM EXCLUDED.preferred_instance
+                                      THEN EXCLUDED.preferred_since
+                                      ELSE c.preferred_since END
+         WHERE c.phone IS DISTINCT FROM EXCLUDED.phone
+            OR (c.preferred_instance IS NOT DISTINCT FROM %(seen)s
+                AND c.preferred_instance IS DISTINCT FROM EXCLUDED.preferred_instance)
+        RETURNING c.preferred_instance
+    ), holds AS (
+        SELECT COALESCE(
+            (SELECT preferred_instance = %(instance)s FROM contact),
+            (SELECT preferred_instance = %(instance)s AND %(seen)s = %(instance)s
+               FROM contacts WHERE id = %(contact_id)s),
+            false) AS claim
+    ), inserted AS (
+        INSERT INTO messages (id, contact_id, phone, text, content_hash, state, instance,
+                              idempotency_key, expires_at, attempts, requeues, claimed_at,
+                              created_at, updated_at)
+        SELECT %(id)s, %(contact_id)s, %(phone)s, %(text)s, %(content_hash)s,
+               CASE WHEN claim THEN 'sending' ELSE 'queued' END,
+               CASE WHEN claim THEN %(instance)s END,
+               %(idempotency_key)s, %(expires_at)s, CASE WHEN claim THEN 1 ELSE 0 END, 0,
+               CASE WHEN claim THEN CAST(%(now)s AS timestamptz) END, %(now)s, %(now)s
+          FROM holds
+        ON CONFLICT DO NOTHING
+        RETURNING id, state
+    )
+    SELECT (SELECT id FROM inserted) AS inserted,
+           COALESCE((SELECT state = 'sending' FROM inserted), false) AS claimed,
+           COALESCE((SELECT preferred_instance FROM contact),
+                    (SELECT preferred_instance FROM contacts WHERE id = %(contact_id)s))
+               AS preferred
+    """
 
 #: The send guard when the contact keeps its sticky instance: `queued`/`waiting` →
-#: `sending` on :instance. Returns a row only if this call moved the message.
+#: `sending` on `instance`. Returns a row only if this call moved the message.
 #: Params: id, instance, now.
-CLAIM = text(
-    """
+CLAIM = """
     UPDATE messages
-       SET state = 'sending', instance = :instance, attempts = attempts + 1,
-           claimed_at = :now, not_before = NULL, updated_at = :now
-     WHERE id = :id AND state IN ('queued', 'waiting')
+       SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
+           claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
+     WHERE id = %(id)s AND state IN ('queued', 'waiting')
     RETURNING 1
     """
-)
 
-#: The send guard when the contact's sticky instance moves to :instance: the preference
-#: moves only if it still is :seen (compare-and-set), and the message is claimed only if
+#: The send guard when the contact's sticky instance moves to `instance`: the preference
+#: moves only if it still is `seen` (compare-and-set), and the message is claimed only if
 #: the preference moved. Returns one row (moved, claimed); when moved and not claimed the
 #: caller rolls back, so neither change is kept.
 #: Params: id, contact_id, seen, instance, now.
-CLAIM_MOVING_PREFERENCE = text(
-    """
+CLAIM_MOVING_PREFERENCE = """
     WITH moved AS (
-        UPDATE contacts SET preferred_instance = :instance, preferred_since = :now
-         WHERE id = :contact_id AND preferred_instance IS NOT DISTINCT FROM :seen
+        UPDATE contacts SET preferred_instance = %(instance)s, preferred_since = %(now)s
+         WHERE id = %(contact_id)s AND preferred_instance IS NOT DISTINCT FROM %(seen)s
         RETURNING 1
     ), claimed AS (
         UPDATE messages
-           SET state = 'sending', instance = :instance, attempts = attempts + 1,
-               claimed_at = :now, not_before = NULL, updated_at = :now
-         WHERE id = :id AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM moved)
+           SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
+               claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
+         WHERE id = %(id)s AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM moved)
         RETURNING 1
     )
     SELECT EXISTS (SELECT 1 FROM moved) AS moved, EXISTS (SELECT 1 FROM claimed) AS claimed
     """
-)
 
 #: `sending` → `sent`, and the instance's success recorded in the same statement: its
 #: breaker closed and `last_message_at` stamped. The instance row is written only when that
@@ -81,35 +132,31 @@ CLAIM_MOVING_PREFERENCE = text(
 #: number's row is not rewritten, and its lock not taken, on every send.
 #: Returns one row (sent): whether this call moved the message.
 #: Params: id, provider_message_id, now, instance (NULL: no instance to stamp).
-MARK_SENT = text(
-    """
+MARK_SENT = """
     WITH sent AS (
         UPDATE messages
-           SET state = 'sent', provider_message_id = :provider_message_id, sent_at = :now,
-               last_error = NULL, updated_at = :now
-         WHERE id = :id AND state = 'sending'
+           SET state = 'sent', provider_message_id = %(provider_message_id)s, sent_at = %(now)s,
+               last_error = NULL, updated_at = %(now)s
+         WHERE id = %(id)s AND state = 'sending'
         RETURNING 1
     ), stamped AS (
         UPDATE instances
-           SET last_message_at = :now, consecutive_failures = 0, circuit_opened_at = NULL
-         WHERE name = :instance AND EXISTS (SELECT 1 FROM sent)
+           SET last_message_at = %(now)s, consecutive_failures = 0, circuit_opened_at = NULL
+         WHERE name = %(instance)s AND EXISTS (SELECT 1 FROM sent)
            AND (consecutive_failures > 0 OR circuit_opened_at IS NOT NULL
                 OR last_message_at IS NULL
-                OR last_message_at < CAST(:now AS timestamptz) - INTERVAL '1 second')
+                OR last_message_at < CAST(%(now)s AS timestamptz) - INTERVAL '1 second')
     )
     SELECT EXISTS (SELECT 1 FROM sent) AS sent
     """
-)
 
 #: What routing needs about one message and its contact's sticky instance, in one read.
 #: Params: id.
-ROUTING_INPUT = text(
-    """
+ROUTING_INPUT = """
     SELECT m.id, m.contact_id, m.phone, m.text, m.state, m.instance,
            m.provider_message_id, m.attempts, m.requeues, m.idempotency_key, m.not_before,
            m.expires_at, m.created_at, m.sent_at, m.last_error,
            c.preferred_instance
       FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id
-     WHERE m.id = :id
+     WHERE m.id = %(id)s
     """
-)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 
-from sqlalchemy import Engine, Row, TextClause, func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +29,7 @@ from models.message_values import (
     message_view,
     new_message_view,
 )
+from models.statements import Statements
 from models.tables import Message
 from models.views import MessageView
 
@@ -37,11 +38,13 @@ class MessageStore:
     """The messages table and the contact rows that producers create through it."""
 
     def __init__(self, sessions: sessionmaker[Session], statements: Engine | None = None) -> None:
-        """`statements` runs the hot path's single statements (models/message_sql.py) and
-        must be in autocommit mode; by default, the sessions' engine in autocommit mode."""
+        """`statements` runs the hot path's single statements (models/message_sql.py, on
+        psycopg's cursor: models/statements.py); it must be in autocommit mode. By default,
+        the sessions' engine in autocommit mode."""
         self._sessions = sessions
         bind = sessions.kw["bind"]
-        self._statements = statements or bind.execution_options(isolation_level="AUTOCOMMIT")
+        engine = statements or bind.execution_options(isolation_level="AUTOCOMMIT")
+        self._statements = Statements(engine)
 
     # -- acceptance -----------------------------------------------------------------
     def accept(self, new: NewMessage) -> Accepted:
@@ -49,22 +52,28 @@ class MessageStore:
 
         One statement (message and contact together). A message recorded by this call comes
         back with its `routing` input, so delivery can route it without reading it back."""
-        row = self._run(
-            message_sql.ACCEPT,
-            {
-                "id": new.id,
-                "contact_id": new.contact_id,
-                "phone": new.phone,
-                "text": new.text,
-                "content_hash": new.content_hash,
-                "idempotency_key": new.idempotency_key,
-                "expires_at": new.expires_at,
-                "now": new.created_at,
-            },
-        )
-        if row is not None and row.inserted is not None:
-            routing = RoutingInput(new_message_view(new), row.preferred)
+        inserted, preferred = self._first_row(message_sql.ACCEPT, _accept_params(new))
+        if inserted is not None:
+            routing = RoutingInput(new_message_view(new), preferred)
             return Accepted(new.id, True, MessageState.QUEUED, routing)
+        return self._existing_for(new)
+
+    def accept_claiming(self, new: NewMessage, instance: str, *, seen: str | None) -> Accepted:
+        """`accept` and the send guard in one statement, for a message routed before it was
+        recorded: `instance` has a reserved slot, `seen` is the contact's sticky instance as
+        the router knew it. Comes back `sending` on `instance` when the contact's preference
+        still was `seen` (and now is `instance`); `queued` with the actual preference when it
+        was not; or, like `accept`, as the existing message its key names."""
+        params = _accept_params(new) | {"instance": instance, "seen": seen}
+        inserted, claimed, preferred = self._first_row(
+            message_sql.ACCEPT_CLAIMING, params, repeatable=False
+        )
+        if inserted is None:
+            return self._existing_for(new)
+        view = new_message_view(new, claimed_on=instance if claimed else None)
+        return Accepted(new.id, True, view.state, RoutingInput(view, preferred))
+
+    def _existing_for(self, new: NewMessage) -> Accepted:
         with self._sessions() as session:
             return self._existing(session, new.idempotency_key, new.id, new.content_hash)
 
@@ -128,7 +137,7 @@ class MessageStore:
 
     def routing_input(self, message_id: uuid.UUID) -> RoutingInput:
         """The message and its contact's preferred instance, in one indexed query."""
-        row = self._run(message_sql.ROUTING_INPUT, {"id": message_id})
+        row = self._run(message_sql.ROUTING_INPUT, {"id": message_id}, named=True)
         if row is None:
             raise UnknownMessage(f"no message {message_id}")
         return RoutingInput(message_view(row), row.preferred_instance)
@@ -159,12 +168,13 @@ class MessageStore:
             claimed = self._run(message_sql.CLAIM, params, repeatable=False) is not None
             return ClaimOutcome.CLAIMED if claimed else ClaimOutcome.NOT_PENDING
         params |= {"contact_id": contact_id, "seen": seen_preference}
-        with self._sessions.begin() as session:
-            row = session.execute(message_sql.CLAIM_MOVING_PREFERENCE, params).one()
-            if row.claimed:
-                return ClaimOutcome.CLAIMED
-            session.rollback()  # a moved preference without its message is not kept
-            return ClaimOutcome.NOT_PENDING if row.moved else ClaimOutcome.PREFERENCE_CHANGED
+        # A moved preference without its message is not kept: rolled back unless claimed.
+        moved, claimed = self._statements.in_transaction(
+            message_sql.CLAIM_MOVING_PREFERENCE, params, keep=lambda row: bool(row[1])
+        )
+        if claimed:
+            return ClaimOutcome.CLAIMED
+        return ClaimOutcome.NOT_PENDING if moved else ClaimOutcome.PREFERENCE_CHANGED
 
     # -- outcomes -----------------------------------------------------------------------
     def mark_sent(
@@ -177,7 +187,7 @@ class MessageStore:
     ) -> bool:
         """`sending` → `sent`. With `instance`, the same statement records the delivered send
         on that instance: its breaker closed, `last_message_at` stamped (to the second)."""
-        row = self._run(
+        (sent,) = self._first_row(
             message_sql.MARK_SENT,
             {
                 "id": message_id,
@@ -186,7 +196,7 @@ class MessageStore:
                 "instance": instance,
             },
         )
-        return bool(row is not None and row.sent)
+        return bool(sent)
 
     def mark_failed(self, message_id: uuid.UUID, reason: str, now: datetime) -> bool:
         """Terminal failure from any non-terminal state."""
@@ -236,26 +246,40 @@ class MessageStore:
             )
 
     def _run(
-        self, statement: TextClause, params: Mapping[str, Any], *, repeatable: bool = True
-    ) -> Row[Any] | None:
-        """One autocommit statement and its first row.
+        self,
+        statement: LiteralString,
+        params: Mapping[str, Any],
+        *,
+        repeatable: bool = True,
+        named: bool = False,
+    ) -> Any | None:
+        """One autocommit statement and its first row (a tuple, or a named tuple).
 
         When the pooled connection turns out dead (PostgreSQL restarted since it was last
-        used), SQLAlchemy drops the whole pool and a `repeatable` statement is run once more
-        on a fresh connection: what a ping on every checkout would buy, for one round trip
-        per statement less. Repeatable means harmless if the first run did commit and only
-        its answer was lost: ACCEPT finds its own row, MARK_SENT and ROUTING_INPUT change
-        nothing the second time. CLAIM is not: a lost answer would read as "claimed by
-        another worker" and strand the message in `sending` until the sweep; it raises
-        instead, and the task retries (the pool is fresh by then)."""
+        used), the whole pool is dropped and a `repeatable` statement is run once more on a
+        fresh connection: what a ping on every checkout would buy, for one round trip per
+        statement less. Repeatable means harmless if the first run did commit and only its
+        answer was lost: ACCEPT finds its own row, MARK_SENT and ROUTING_INPUT change
+        nothing the second time. The claims (CLAIM, ACCEPT_CLAIMING) are not: a lost answer
+        would read as "claimed by another worker" and strand the message in `sending` until
+        the sweep; they raise instead, and the task retries (the pool is fresh by then)."""
+        run = self._statements.first_named if named else self._statements.first
         for attempt in (1, 2) if repeatable else (2,):
             try:
-                with self._statements.connect() as conn:
-                    return conn.execute(statement, params).first()
+                return run(statement, params)
             except DBAPIError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _first_row(
+        self, statement: LiteralString, params: Mapping[str, Any], *, repeatable: bool = True
+    ) -> tuple[Any, ...]:
+        """The one row a statement always returns (the CTEs' summary row)."""
+        row = self._run(statement, params, repeatable=repeatable)
+        if row is None:  # pragma: no cover - these statements select one row
+            raise AssertionError("statement returned no row")
+        return tuple(row)
 
     @staticmethod
     def _transition(
@@ -273,6 +297,19 @@ class MessageStore:
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _accept_params(new: NewMessage) -> dict[str, Any]:
+    return {
+        "id": new.id,
+        "contact_id": new.contact_id,
+        "phone": new.phone,
+        "text": new.text,
+        "content_hash": new.content_hash,
+        "idempotency_key": new.idempotency_key,
+        "expires_at": new.expires_at,
+        "now": new.created_at,
+    }
 
 
 __all__ = [

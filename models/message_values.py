@@ -75,17 +75,18 @@ class Accepted:
     routing: RoutingInput | None = None
 
 
-def new_message_view(new: NewMessage) -> MessageView:
-    """The row `MessageStore.accept` writes for `new`, as a view."""
+def new_message_view(new: NewMessage, *, claimed_on: str | None = None) -> MessageView:
+    """The row `MessageStore.accept` writes for `new`, as a view; with `claimed_on`, the row
+    `accept_claiming` writes when it claims the message for that instance."""
     return MessageView(
         id=new.id,
         contact_id=new.contact_id,
         phone=new.phone,
         text=new.text,
-        state=MessageState.QUEUED,
-        instance=None,
+        state=MessageState.SENDING if claimed_on else MessageState.QUEUED,
+        instance=claimed_on,
         provider_message_id=None,
-        attempts=0,
+        attempts=1 if claimed_on else 0,
         requeues=0,
         idempotency_key=new.idempotency_key,
         not_before=None,
@@ -96,9 +97,9 @@ def new_message_view(new: NewMessage) -> MessageView:
     )
 
 
-def message_view(row: Message | Row[Any]) -> MessageView:
-    """A view of a `messages` row: an ORM object, or a row selected by column name
-    (models/message_sql.py), whose state is still a string."""
+def message_view(row: Message | Row[Any] | Any) -> MessageView:
+    """A view of a `messages` row: an ORM object, or a row selected by column name (a named
+    tuple from models/message_sql.py, whose state is still a string)."""
     return MessageView(
         id=row.id,
         contact_id=row.contact_id,

@@ -20,8 +20,10 @@ from typing import Protocol
 from sqlalchemy.exc import DBAPIError
 
 from config import Settings
+from models.enums import MessageState
 from models.instance_store import InstanceStore
-from models.message_store import ClaimOutcome, MessageStore, RoutingInput
+from models.message_store import Accepted, ClaimOutcome, MessageStore, NewMessage, RoutingInput
+from models.message_values import new_message_view
 from models.views import InstanceView, MessageView, to_datetime
 from worker.evolution import (
     EvolutionClient,
@@ -41,6 +43,7 @@ from worker.routing import (
     plan_route,
     routing_table,
 )
+from worker.sticky_cache import StickyCache
 
 log = logging.getLogger("zapdispatch.delivery")
 
@@ -75,6 +78,11 @@ class Delivered:
     detail: str | None = None
 
 
+def skipped(accepted: Accepted) -> Delivered:
+    """Nothing to deliver: the message was recorded `failed`, or is another run's."""
+    return Delivered(Result.SKIPPED, detail=f"message {accepted.id} is {accepted.state}")
+
+
 def backoff_seconds(attempt: int, base: float, cap: float) -> float:
     """Capped exponential backoff: base × 2^(attempt−1), at most `cap` seconds."""
     return float(min(cap, base * 2.0 ** max(0, attempt - 1)))
@@ -104,6 +112,55 @@ class Dispatcher:
             settings.circuit_failure_threshold, settings.circuit_cooldown_seconds
         )
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
+        self._preferences = StickyCache()
+
+    def deliver_new(self, new: NewMessage) -> Delivered:
+        """Record and deliver a message the producer just handed over.
+
+        The message is routed on the contact's sticky instance as this worker last saw it
+        (worker/sticky_cache.py; a contact it never saw is routed as a new one), then
+        recorded already claimed for the reserved instance (`accept_claiming`: one statement
+        instead of two), which checks that sticky instance in the database. When the check
+        fails, or no slot is free, it is recorded `queued` and `deliver` takes over.
+        Raises IdempotencyConflict when its key names a different message."""
+        seen = self._preferences.get(new.contact_id)
+        message, now = new_message_view(new), self._limiter.now()
+        plan = plan_route(self._route_request(message, seen, now), self._breaker)
+        if plan.waiting_for_preferred or plan.empty:
+            return self._deliver_recorded(self._messages.accept(new))
+        reserved = self._reserve(plan, new.phone)
+        if isinstance(reserved, NoCapacity):
+            return self._wait_after_accept(new, plan, reserved)
+        return self._accept_claiming(new, plan, reserved)
+
+    def _accept_claiming(self, new: NewMessage, plan: RoutePlan, slot: Reservation) -> Delivered:
+        try:
+            accepted = self._messages.accept_claiming(new, slot.instance, seen=plan.preferred)
+        except BaseException:
+            self._limiter.release(slot)
+            raise
+        routing = accepted.routing
+        if routing is not None and routing.message.state is MessageState.SENDING:
+            self._preferences.put(new.contact_id, slot.instance)
+            label = self._route_label(routing.message, plan, slot.instance)
+            return self._send(routing.message, slot, label)
+        self._limiter.release(slot)  # the sticky instance moved meanwhile, or not ours
+        return self._deliver_recorded(accepted)
+
+    def _wait_after_accept(self, new: NewMessage, plan: RoutePlan, full: NoCapacity) -> Delivered:
+        """No slot for a new message: record it, then wait as `deliver` would have."""
+        accepted = self._messages.accept(new)
+        routing = accepted.routing
+        if routing is None or routing.preferred_instance != plan.preferred:
+            return self._deliver_recorded(accepted)  # routed on a stale preference: again
+        return self._wait_for_capacity(routing.message, plan, full)
+
+    def _deliver_recorded(self, accepted: Accepted) -> Delivered:
+        if not accepted.created:
+            log.info("idempotency key reused: message %s already accepted", accepted.id)
+        if accepted.state is not MessageState.QUEUED:
+            return skipped(accepted)
+        return self.deliver(accepted.id, accepted.routing)
 
     def deliver(self, message_id: uuid.UUID, known: RoutingInput | None = None) -> Delivered:
         """Try once to send; every path ends in a recorded state or a scheduled retry.
@@ -120,6 +177,8 @@ class Dispatcher:
     # -- one attempt --------------------------------------------------------------------
     def _attempt(self, found: RoutingInput) -> Delivered | None:
         message, now = found.message, self._limiter.now()
+        if message.contact_id is not None:
+            self._preferences.put(message.contact_id, found.preferred_instance)
         if message.state.terminal or message.state.value == "sending":
             return Delivered(Result.SKIPPED, detail=f"message is {message.state}")
         if now >= message.expires_at.timestamp():
@@ -188,6 +247,8 @@ class Dispatcher:
             if claim is ClaimOutcome.PREFERENCE_CHANGED:
                 return None
             return Delivered(Result.SKIPPED, detail="claimed by another worker")
+        if message.contact_id is not None:
+            self._preferences.put(message.contact_id, slot.instance)
         return self._send(message, slot, self._route_label(message, plan, slot.instance))
 
     def _send(self, message: MessageView, slot: Reservation, route: str) -> Delivered:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 
 from config import Settings
-from models.message_store import Accepted, IdempotencyConflict, MessageStore
+from models.message_store import Accepted, IdempotencyConflict, MessageStore, NewMessage
 from worker.intake import InvalidMessage, rejection, validate
 from worker.limiter import Limiter
 
@@ -24,28 +24,27 @@ class Intake:
         self._messages = messages
         self._limiter = limiter
 
+    def validated(self, fields: Mapping[str, object]) -> NewMessage:
+        """The message `fields` describe, not yet recorded; raises InvalidMessage."""
+        return validate(
+            fields, now=self._limiter.now(), default_ttl_seconds=self._s.message_ttl_seconds
+        )
+
     def accept(self, fields: Mapping[str, object]) -> Accepted:
         """Record a valid message (or return the one its idempotency key names).
 
         Raises InvalidMessage or IdempotencyConflict (both ValueError) for bad input.
         """
-        new = validate(
-            fields, now=self._limiter.now(), default_ttl_seconds=self._s.message_ttl_seconds
-        )
-        accepted = self._messages.accept(new)
+        accepted = self._messages.accept(self.validated(fields))
         if not accepted.created:
             log.info("idempotency key reused: message %s already accepted", accepted.id)
         return accepted
 
-    def accept_or_record_failure(self, fields: Mapping[str, object]) -> Accepted:
-        """Like `accept`, but bad input is recorded as a `failed` message with its reason."""
-        try:
-            return self.accept(fields)
-        except InvalidMessage as exc:
-            return self.record_rejection(fields, str(exc))
-        except IdempotencyConflict as exc:
-            # The key belongs to another message: record this one without it.
-            return self.record_rejection({**fields, "idempotency_key": None}, str(exc))
+    def record_conflict(
+        self, fields: Mapping[str, object], conflict: IdempotencyConflict
+    ) -> Accepted:
+        """The key belongs to another message: record this one `failed`, without the key."""
+        return self.record_rejection({**fields, "idempotency_key": None}, str(conflict))
 
     def record_rejection(self, fields: Mapping[str, object], reason: str) -> Accepted:
         """Record input that cannot become a message as `failed` with `reason`."""

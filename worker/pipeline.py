@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from celery import Celery
 
+from models.message_store import IdempotencyConflict
 from worker.celery_app import DELIVER_MESSAGE
-from worker.delivery import Delivered, Dispatcher, Result
+from worker.delivery import Delivered, Dispatcher, skipped
 from worker.intake import InvalidMessage
 from worker.intake_service import POSITIONAL_ORDER, Intake, positional_fields
 from worker.resources import Resources, resources
@@ -38,26 +39,35 @@ class Pipeline:
     def send(
         self, args: tuple[object, ...], kwargs: Mapping[str, object], *, task_id: str | None = None
     ) -> Delivered:
-        """The `send_message` task: accept (or record the failure), then deliver in-line.
+        """The `send_message` task: validate, then record and deliver in-line (bad input is
+        recorded `failed` with the reason).
 
         Without a producer key, the task id is the idempotency key: a redelivered or retried
         task finds its message instead of recording a second one.
         """
-        problem = None
         try:
             fields = {**positional_fields(args), **kwargs}
         except InvalidMessage as exc:  # recorded like any bad input, not left a task error
             fields = {**positional_fields(args[: len(POSITIONAL_ORDER)]), **kwargs}
-            problem = str(exc)
+            return self._rejected(self._keyed(fields, task_id), str(exc))
+        fields = self._keyed(fields, task_id)
+        try:
+            new = self.intake.validated(fields)
+        except InvalidMessage as exc:
+            return self._rejected(fields, str(exc))
+        try:
+            return self.dispatcher.deliver_new(new)
+        except IdempotencyConflict as exc:
+            return skipped(self.intake.record_conflict(fields, exc))
+
+    @staticmethod
+    def _keyed(fields: dict[str, object], task_id: str | None) -> dict[str, object]:
         if fields.get("idempotency_key") is None and task_id:
             fields["idempotency_key"] = f"celery-task:{task_id}"
-        if problem is not None:
-            accepted = self.intake.record_rejection(fields, problem)
-        else:
-            accepted = self.intake.accept_or_record_failure(fields)
-        if accepted.state.value != "queued":
-            return Delivered(Result.SKIPPED, detail=f"message {accepted.id} is {accepted.state}")
-        return self.dispatcher.deliver(accepted.id, accepted.routing)
+        return fields
+
+    def _rejected(self, fields: Mapping[str, object], problem: str) -> Delivered:
+        return skipped(self.intake.record_rejection(fields, problem))
 
 
 def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:

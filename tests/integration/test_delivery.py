@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from models.enums import InstanceStatus, MessageState
 from models.message_store import IdempotencyConflict
@@ -283,3 +283,86 @@ def test_saturated_pool_requeues_with_a_countdown_when_the_slot_is_near(stack: S
     deliver_new(stack, 1)
     message_id = deliver_new(stack, 2)
     assert stack.scheduler.calls == [(message_id, pytest.approx(100.0))]
+
+
+# -- the send task's path: routed before it is recorded ---------------------------------
+def statement_checkouts(stack: Stack) -> list[object]:
+    """One entry per hot statement run (each is one pool checkout on its autocommit engine)."""
+    seen: list[object] = []
+    event.listen(stack.res.statements.pool, "checkout", lambda *args: seen.append(args))
+    return seen
+
+
+def hourly_sent(stack: Stack, name: str) -> int:
+    [usage] = stack.res.limiter.usage([Candidate(name, 100, 1000)])
+    return usage.sent_hour
+
+
+def send_through_task(stack: Stack, i: int, contact: str = "doctor-1") -> Result:
+    fields = {"phone": phone(i), "text": f"message {i}", "contact_id": contact}
+    return pipeline(stack).send((), fields, task_id=f"task-{uuid.uuid4()}").result
+
+
+def test_a_new_contact_and_a_known_one_cost_two_statements_each(stack: Stack) -> None:
+    stack.add_instance("a")
+    stack.add_instance("b")
+    checkouts = statement_checkouts(stack)
+    assert send_through_task(stack, 1) is Result.SENT
+    assert send_through_task(stack, 2) is Result.SENT
+    assert len(checkouts) == 4  # each: accept-and-claim, then sent
+    assert [len(numbers) for numbers in stack.evolution.by_instance().values()] == [2]
+    assert stack.res.messages.count_by_state() == {"sent": 2}
+
+
+def test_a_stale_sticky_hint_is_corrected_by_the_database(stack: Stack) -> None:
+    stack.add_instance("a")
+    stack.add_instance("b")
+    send_through_task(stack, 1)
+    first = preferred(stack, "doctor-1")
+    other = "b" if first == "a" else "a"
+    with stack.res.sessions.begin() as s:  # another worker moved the contact meanwhile
+        s.execute(update(Contact).values(preferred_instance=other))
+    assert send_through_task(stack, 2) is Result.SENT
+    assert [r["instance"] for r in stack.evolution.sent] == [first, other]
+    assert preferred(stack, "doctor-1") == other
+    assert hourly_sent(stack, first) == 1  # the slot reserved on the stale hint was returned
+
+
+def test_a_contact_another_worker_made_sticky_keeps_its_number(stack: Stack) -> None:
+    """This worker never saw the contact, so it routes it as new (least loaded: b); the
+    database knows better (a), and the message goes out on a."""
+    stack.add_instance("a")
+    stack.add_instance("b")
+    with stack.res.sessions.begin() as s:
+        s.add(Contact(id="doctor-1", phone="5511900010001", preferred_instance="a"))
+    stack.res.limiter.reserve([Candidate("a", 100, 1000)], phone="x")  # a carries load
+    assert send_through_task(stack, 1) is Result.SENT
+    assert [r["instance"] for r in stack.evolution.sent] == ["a"]
+    assert (hourly_sent(stack, "a"), hourly_sent(stack, "b")) == (2, 0)
+
+
+def test_a_ban_elsewhere_moves_a_known_contact_on_its_next_message(stack: Stack) -> None:
+    stack.add_instance("a")
+    send_through_task(stack, 1)
+    stack.add_instance("b")
+    stack.res.instances.ban("a", "banned by the health check", datetime.now(UTC))
+    assert send_through_task(stack, 2) is Result.SENT
+    assert [r["instance"] for r in stack.evolution.sent] == ["a", "b"]
+    assert preferred(stack, "doctor-1") == "b"
+
+
+def test_a_known_contact_without_a_slot_is_recorded_and_parked(stack: Stack) -> None:
+    stack.add_instance("a", hourly=1)
+    send_through_task(stack, 1)
+    assert send_through_task(stack, 2) is Result.PARKED
+    states = stack.res.messages.count_by_state()
+    assert states == {"sent": 1, "waiting": 1}
+    assert hourly_sent(stack, "a") == 1
+
+
+def test_a_known_contact_with_its_number_offline_waits_recorded(stack: Stack) -> None:
+    stack.add_instance("a")
+    send_through_task(stack, 1)
+    stack.res.instances.set_status("a", InstanceStatus.DISCONNECTED, "closed", datetime.now(UTC))
+    assert send_through_task(stack, 2) is Result.REQUEUED
+    assert stack.res.messages.count_by_state() == {"sent": 1, "queued": 1}

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import uuid
 from datetime import timedelta
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
-from models.message_store import ClaimOutcome, MessageStore, NewMessage
+from models import message_sql
+from models.db import make_statement_engine
+from models.message_store import (
+    Accepted,
+    ClaimOutcome,
+    IdempotencyConflict,
+    MessageStore,
+    NewMessage,
+)
+from models.statements import Statements
 from models.views import to_datetime
 from tests.integration.conftest import T0, Stack, phone
 from worker.intake import validate
@@ -169,3 +182,139 @@ def test_the_store_needs_no_statement_engine_of_its_own(stack: Stack) -> None:
     store = MessageStore(stack.res.sessions)
     accepted = store.accept(new_message(1))
     assert stack.res.messages.get(accepted.id).state == "queued"
+
+
+# -- accept_claiming: recorded and claimed in one statement ------------------------------------
+
+
+def contact_row(stack: Stack, contact: str = "doc") -> tuple[object, object]:
+    with stack.res.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT preferred_instance, preferred_since FROM contacts WHERE id = :c"),
+            {"c": contact},
+        ).one()
+    return row[0], row[1]
+
+
+def test_a_new_contact_is_recorded_claimed_and_made_sticky(stack: Stack) -> None:
+    store = stack.res.messages
+    stack.add_instance("a")
+    new = new_message(1)
+    accepted = store.accept_claiming(new, "a", seen=None)
+    assert accepted.created and accepted.state == "sending"
+    assert accepted.routing is not None and accepted.routing.preferred_instance == "a"
+    stored = store.get(new.id)
+    assert (stored.state, stored.instance, stored.attempts) == ("sending", "a", 1)
+    assert accepted.routing.message == stored
+    assert contact_row(stack) == ("a", AT)
+
+
+def test_a_sticky_contact_is_claimed_without_rewriting_its_row(stack: Stack) -> None:
+    store = stack.res.messages
+    stack.add_instance("a")
+    store.accept_claiming(new_message(1), "a", seen=None)
+    later = validate(
+        {"phone": phone(1), "text": "again", "contact_id": "doc"},
+        now=T0 + 60,
+        default_ttl_seconds=3600,
+    )
+    assert store.accept_claiming(later, "a", seen="a").state == "sending"
+    assert contact_row(stack) == ("a", AT)  # preferred_since untouched
+
+
+def test_a_fallback_moves_the_preference_with_the_claim(stack: Stack) -> None:
+    store = stack.res.messages
+    stack.add_instance("a")
+    stack.add_instance("b")
+    store.accept_claiming(new_message(1), "a", seen=None)
+    moved = store.accept_claiming(new_message(2), "b", seen="a")
+    assert moved.state == "sending" and store.get(moved.id).instance == "b"
+    assert contact_row(stack)[0] == "b"
+
+
+def test_a_stale_preference_records_the_message_queued_with_the_real_one(stack: Stack) -> None:
+    store = stack.res.messages
+    stack.add_instance("a")
+    stack.add_instance("b")
+    store.accept_claiming(new_message(1), "a", seen=None)
+    stale = store.accept_claiming(new_message(2), "b", seen=None)  # routed as a new contact
+    assert stale.created and stale.state == "queued"
+    assert stale.routing is not None and stale.routing.preferred_instance == "a"
+    assert store.get(stale.id).instance is None
+    assert contact_row(stack)[0] == "a"
+    # ... and a sticky route that no longer holds is not claimed either.
+    store.accept_claiming(new_message(3), "b", seen="a")
+    assert store.accept_claiming(new_message(4), "a", seen="a").state == "queued"
+
+
+def test_of_two_concurrent_first_messages_only_the_first_is_claimed(stack: Stack) -> None:
+    """The first statement holds the new contact's row uncommitted; the second, routed to
+    another instance on the same "new contact" view, waits for it and must then refuse."""
+    store = stack.res.messages
+    stack.add_instance("a")
+    stack.add_instance("b")
+    first, second = new_message(1), new_message(2)
+    params = {
+        "id": first.id, "contact_id": "doc", "phone": first.phone, "text": first.text,
+        "content_hash": first.content_hash, "idempotency_key": None,
+        "expires_at": first.expires_at, "now": AT, "instance": "a", "seen": None,
+    }  # fmt: skip
+    url = stack.res.settings.database_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as holder:
+        row = holder.execute(message_sql.ACCEPT_CLAIMING, params).fetchone()
+        assert row is not None and row[1] is True  # claimed, not committed yet
+        outcome: list[object] = []
+        waiter = threading.Thread(
+            target=lambda: outcome.append(store.accept_claiming(second, "b", seen=None))
+        )
+        waiter.start()
+        waiter.join(1.0)
+        assert waiter.is_alive(), "the second statement should wait on the contact row"
+        holder.commit()
+    waiter.join(10)
+    [accepted] = outcome
+    assert isinstance(accepted, Accepted)
+    assert accepted.state == "queued"
+    assert accepted.routing is not None and accepted.routing.preferred_instance == "a"
+    assert contact_row(stack)[0] == "a"
+
+
+def test_an_idempotency_key_seen_before_claims_nothing(stack: Stack) -> None:
+    store = stack.res.messages
+    stack.add_instance("a")
+    first = store.accept_claiming(new_message(1, idempotency_key="k"), "a", seen=None)
+    again = store.accept_claiming(new_message(1, idempotency_key="k"), "a", seen="a")
+    assert (again.id, again.created, again.routing) == (first.id, False, None)
+    with pytest.raises(IdempotencyConflict):
+        store.accept_claiming(new_message(2, idempotency_key="k"), "a", seen="a")
+    assert store.count_by_state() == {"sending": 1}
+
+
+def test_driver_errors_keep_sqlalchemy_s_shape(stack: Stack) -> None:
+    """The hot statements run on psycopg's cursor (models/statements.py); callers (the
+    tasks' retries, `_record_sent`) still see SQLAlchemy's exceptions."""
+    statements = Statements(stack.res.statements)
+    with pytest.raises(ProgrammingError) as caught:
+        statements.first("SELECT no_such_column FROM messages", {})
+    assert not caught.value.connection_invalidated
+    assert isinstance(caught.value.orig, psycopg.errors.UndefinedColumn)
+    with pytest.raises(IntegrityError):
+        statements.first("INSERT INTO contacts (id, phone) VALUES (NULL, '1')", {})
+    assert statements.first("SELECT 1", {}) == (1,)  # the connection is still fine
+
+
+def test_an_unreachable_server_is_sqlalchemy_s_operational_error(stack: Stack) -> None:
+    """What the tasks retry on (tasks/messages.py) and `_record_sent` waits out: a raw
+    psycopg error here would fail the task, or leave a delivered message `sending`."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    nowhere = make_statement_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/x")
+    try:
+        with pytest.raises(OperationalError) as caught:
+            Statements(nowhere).first("SELECT 1", {})
+        assert caught.value.connection_invalidated
+        with pytest.raises(OperationalError):
+            MessageStore(stack.res.sessions, nowhere).mark_sent(uuid.uuid4(), "3EB0", AT)
+    finally:
+        nowhere.dispose()
