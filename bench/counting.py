@@ -53,24 +53,31 @@ def count_redis(client: redis.Redis[Any]) -> None:
 
 
 class SqlCounter:
-    """Statements sent through `engines` (`before_cursor_execute`) and pool checkouts (one
-    per transaction: the message store's autocommit statements are one each).
+    """SQL statements and pool checkouts (one per transaction).
 
-    On an engine with `pool_pre_ping`, each checkout also costs one ping round trip to
-    PostgreSQL that the statement counter does not see.
+    On `sessions` (SQLAlchemy connections) statements are counted by
+    `before_cursor_execute`. The message store's hot statements run on psycopg's cursor over
+    the `statements` engine's pool (models/statements.py), which SQLAlchemy's statement
+    events do not see: each is one checkout there, counted as one statement and one
+    transaction. On an engine with `pool_pre_ping`, each checkout also costs one ping
+    round trip to PostgreSQL that the statement counter does not see.
     """
 
-    def __init__(self, *engines: Engine) -> None:
+    def __init__(self, sessions: Engine, statements: Engine) -> None:
         self.statements = Tally()
         self.checkouts = Tally()
-        for engine in engines:
-            event.listen(engine, "before_cursor_execute", self._on_statement)
-            event.listen(engine.pool, "checkout", self._on_checkout)
+        event.listen(sessions, "before_cursor_execute", self._on_statement)
+        event.listen(sessions.pool, "checkout", self._on_checkout)
+        event.listen(statements.pool, "checkout", self._on_hot_statement)
 
     def _on_statement(self, *_: Any) -> None:
         self.statements.add()
 
     def _on_checkout(self, *_: Any) -> None:
+        self.checkouts.add()
+
+    def _on_hot_statement(self, *_: Any) -> None:
+        self.statements.add()
         self.checkouts.add()
 
 

@@ -151,7 +151,7 @@ def build_stack(settings: Settings, clock: Callable[[], float]) -> Stack:
         ),
         intake=Intake(settings, res.messages, res.limiter),
         sweeper=Sweeper(settings, res.sweeps, res.limiter, res.redis, scheduler),
-        sql=SqlCounter(res.engine, res.statements),
+        sql=SqlCounter(sessions=res.engine, statements=res.statements),
     )
 
 

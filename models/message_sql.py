@@ -39,15 +39,16 @@ ACCEPT = """
     """
 
 #: `ACCEPT` and the send guard in one statement, for a message routed before it was recorded
-#: (the worker knew the contact's sticky instance, `seen`, and reserved a slot on
+#: (the worker thought the contact's sticky instance was `seen`, and reserved a slot on
 #: `instance`). The contact row is created, or its phone refreshed, and its preference moves
-#: to `instance` only if it still is `seen` (compare-and-set; the conflicting row is locked,
-#: so of two concurrent first messages to a new contact only the first is claimed). The
-#: message is recorded `sending` on `instance` when the preference holds, `queued` when it
-#: does not. Returns one row:
+#: to `instance` only if it still is `seen` (compare-and-set on the locked row: of two
+#: concurrent first messages to a new contact, only the first moves it). The message is
+#: recorded `sending` on `instance` when that is the contact's sticky instance afterwards,
+#: `queued` otherwise. Returns one row:
 #:   inserted   - the message id, or NULL as for `ACCEPT` (nothing recorded)
 #:   claimed    - whether the message was recorded `sending`
-#:   preferred  - the contact's sticky instance: `instance` when claimed, else as it was
+#:   preferred  - the contact's sticky instance afterwards
+#:   had_one    - whether the contact had a sticky instance before this statement
 #: A preference that stays `seen` is not re-checked under lock (as `CLAIM`): a move racing
 #: with this statement may see this one message go out on the old number.
 #: Params: those of `ACCEPT`, plus instance and seen.
@@ -69,12 +70,11 @@ ACCEPT_CLAIMING = """
             OR (c.preferred_instance IS NOT DISTINCT FROM %(seen)s
                 AND c.preferred_instance IS DISTINCT FROM EXCLUDED.preferred_instance)
         RETURNING c.preferred_instance
-    ), holds AS (
-        SELECT COALESCE(
-            (SELECT preferred_instance = %(instance)s FROM contact),
-            (SELECT preferred_instance = %(instance)s AND %(seen)s = %(instance)s
-               FROM contacts WHERE id = %(contact_id)s),
-            false) AS claim
+    ), before AS (
+        SELECT preferred_instance FROM contacts WHERE id = %(contact_id)s
+    ), after AS (
+        SELECT COALESCE((SELECT preferred_instance FROM contact),
+                        (SELECT preferred_instance FROM before)) AS preferred
     ), inserted AS (
         INSERT INTO messages (id, contact_id, phone, text, content_hash, state, instance,
                               idempotency_key, expires_at, attempts, requeues, claimed_at,
@@ -84,15 +84,14 @@ ACCEPT_CLAIMING = """
                CASE WHEN claim THEN %(instance)s END,
                %(idempotency_key)s, %(expires_at)s, CASE WHEN claim THEN 1 ELSE 0 END, 0,
                CASE WHEN claim THEN CAST(%(now)s AS timestamptz) END, %(now)s, %(now)s
-          FROM holds
+          FROM (SELECT COALESCE(preferred = %(instance)s, false) AS claim FROM after) AS decided
         ON CONFLICT DO NOTHING
         RETURNING id, state
     )
     SELECT (SELECT id FROM inserted) AS inserted,
            COALESCE((SELECT state = 'sending' FROM inserted), false) AS claimed,
-           COALESCE((SELECT preferred_instance FROM contact),
-                    (SELECT preferred_instance FROM contacts WHERE id = %(contact_id)s))
-               AS preferred
+           (SELECT preferred FROM after) AS preferred,
+           EXISTS (SELECT 1 FROM before WHERE preferred_instance IS NOT NULL) AS had_one
     """
 
 #: The send guard when the contact keeps its sticky instance: `queued`/`waiting` →

@@ -55,23 +55,27 @@ class MessageStore:
         inserted, preferred = self._first_row(message_sql.ACCEPT, _accept_params(new))
         if inserted is not None:
             routing = RoutingInput(new_message_view(new), preferred)
-            return Accepted(new.id, True, MessageState.QUEUED, routing)
+            return Accepted(
+                new.id, True, MessageState.QUEUED, routing, contact_was_new=preferred is None
+            )
         return self._existing_for(new)
 
     def accept_claiming(self, new: NewMessage, instance: str, *, seen: str | None) -> Accepted:
         """`accept` and the send guard in one statement, for a message routed before it was
         recorded: `instance` has a reserved slot, `seen` is the contact's sticky instance as
-        the router knew it. Comes back `sending` on `instance` when the contact's preference
-        still was `seen` (and now is `instance`); `queued` with the actual preference when it
-        was not; or, like `accept`, as the existing message its key names."""
+        the router knew it. Comes back `sending` on `instance` when that is the contact's
+        sticky instance afterwards (it was `seen` and moved, or already was `instance`);
+        `queued` with the actual preference when it is not; or, like `accept`, as the
+        existing message its key names."""
         params = _accept_params(new) | {"instance": instance, "seen": seen}
-        inserted, claimed, preferred = self._first_row(
+        inserted, claimed, preferred, had_one = self._first_row(
             message_sql.ACCEPT_CLAIMING, params, repeatable=False
         )
         if inserted is None:
             return self._existing_for(new)
         view = new_message_view(new, claimed_on=instance if claimed else None)
-        return Accepted(new.id, True, view.state, RoutingInput(view, preferred))
+        routing = RoutingInput(view, preferred)
+        return Accepted(new.id, True, view.state, routing, contact_was_new=not had_one)
 
     def _existing_for(self, new: NewMessage) -> Accepted:
         with self._sessions() as session:

@@ -67,12 +67,14 @@ class RoutingInput:
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """An accepted message. `routing` is set when this call recorded it: the message as
-    recorded and its contact's sticky instance, so delivery need not read them back."""
+    recorded and its contact's sticky instance, so delivery need not read them back;
+    `contact_was_new` then says whether the contact had no sticky instance before."""
 
     id: uuid.UUID
     created: bool
     state: MessageState
     routing: RoutingInput | None = None
+    contact_was_new: bool = False
 
 
 def new_message_view(new: NewMessage, *, claimed_on: str | None = None) -> MessageView:

@@ -100,6 +100,7 @@ class Dispatcher:
         evolution: EvolutionClient,
         scheduler: Scheduler,
         rng: random.Random | None = None,
+        sticky: StickyCache | None = None,
     ) -> None:
         self._s = settings
         self._messages = messages
@@ -112,22 +113,25 @@ class Dispatcher:
             settings.circuit_failure_threshold, settings.circuit_cooldown_seconds
         )
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
-        self._preferences = StickyCache()
+        self._preferences = sticky if sticky is not None else StickyCache()
 
     def deliver_new(self, new: NewMessage) -> Delivered:
         """Record and deliver a message the producer just handed over.
 
         The message is routed on the contact's sticky instance as this worker last saw it
-        (worker/sticky_cache.py; a contact it never saw is routed as a new one), then
-        recorded already claimed for the reserved instance (`accept_claiming`: one statement
-        instead of two), which checks that sticky instance in the database. When the check
-        fails, or no slot is free, it is recorded `queued` and `deliver` takes over.
-        Raises IdempotencyConflict when its key names a different message."""
+        (worker/sticky_cache.py), then recorded already claimed for the reserved instance
+        (`accept_claiming`: one statement instead of two), which checks that sticky
+        instance in the database. When the check fails, no slot is free, or the cache
+        advises against guessing about an unknown contact, the message is recorded `queued`
+        and `deliver` takes over. Raises IdempotencyConflict when its key names a different
+        message."""
         seen = self._preferences.get(new.contact_id)
+        if seen is None and not self._preferences.guess_unknown_are_new():
+            return self._deliver_recorded(self._accept(new, seen))
         message, now = new_message_view(new), self._limiter.now()
         plan = plan_route(self._route_request(message, seen, now), self._breaker)
         if plan.waiting_for_preferred or plan.empty:
-            return self._deliver_recorded(self._messages.accept(new))
+            return self._deliver_recorded(self._accept(new, seen))
         reserved = self._reserve(plan, new.phone)
         if isinstance(reserved, NoCapacity):
             return self._wait_after_accept(new, plan, reserved)
@@ -140,6 +144,8 @@ class Dispatcher:
             self._limiter.release(slot)
             raise
         routing = accepted.routing
+        if plan.preferred is None:
+            self._learn_unknown(accepted)
         if routing is not None and routing.message.state is MessageState.SENDING:
             self._preferences.put(new.contact_id, slot.instance)
             label = self._route_label(routing.message, plan, slot.instance)
@@ -147,9 +153,21 @@ class Dispatcher:
         self._limiter.release(slot)  # the sticky instance moved meanwhile, or not ours
         return self._deliver_recorded(accepted)
 
+    def _accept(self, new: NewMessage, seen: str | None) -> Accepted:
+        """Record `new` `queued` (no slot yet); the database's answer teaches the cache."""
+        accepted = self._messages.accept(new)
+        if seen is None:
+            self._learn_unknown(accepted)
+        return accepted
+
+    def _learn_unknown(self, accepted: Accepted) -> None:
+        """Tell the sticky cache whether a contact it did not know was new to the database."""
+        if accepted.routing is not None:
+            self._preferences.learn_unknown(was_new=accepted.contact_was_new)
+
     def _wait_after_accept(self, new: NewMessage, plan: RoutePlan, full: NoCapacity) -> Delivered:
         """No slot for a new message: record it, then wait as `deliver` would have."""
-        accepted = self._messages.accept(new)
+        accepted = self._accept(new, plan.preferred)
         routing = accepted.routing
         if routing is None or routing.preferred_instance != plan.preferred:
             return self._deliver_recorded(accepted)  # routed on a stale preference: again

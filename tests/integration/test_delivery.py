@@ -16,10 +16,11 @@ from models.enums import InstanceStatus, MessageState
 from models.message_store import IdempotencyConflict
 from models.tables import Contact, Message
 from tests.integration.conftest import T0, Stack, phone
-from worker.delivery import Result
+from worker.delivery import Dispatcher, Result
 from worker.intake import InvalidMessage
 from worker.limiter import Candidate
 from worker.pipeline import Pipeline
+from worker.sticky_cache import StickyCache
 
 
 def preferred(stack: Stack, contact_id: str) -> str | None:
@@ -366,3 +367,34 @@ def test_a_known_contact_with_its_number_offline_waits_recorded(stack: Stack) ->
     stack.res.instances.set_status("a", InstanceStatus.DISCONNECTED, "closed", datetime.now(UTC))
     assert send_through_task(stack, 2) is Result.REQUEUED
     assert stack.res.messages.count_by_state() == {"sent": 1, "queued": 1}
+
+
+def test_a_worker_meeting_contacts_sticky_elsewhere_stops_guessing_they_are_new(
+    make_stack: Callable[..., Stack],
+) -> None:
+    """After a restart (an empty cache) most unknown contacts already have a number: the
+    worker then records first and routes on the database's answer, instead of reserving a
+    slot on a guess and giving it back. Each message still goes out on its sticky number."""
+    sticky = StickyCache()
+    stack = make_stack()
+    stack.dispatcher = Dispatcher(
+        stack.res.settings,
+        stack.res.messages,
+        stack.res.instances,
+        stack.res.limiter,
+        stack.res.evolution,
+        stack.scheduler,
+        sticky=sticky,
+    )
+    stack.add_instance("a")
+    stack.add_instance("b")
+    with stack.res.sessions.begin() as s:
+        for n in range(30):
+            s.add(Contact(id=f"doctor-{n}", phone="5511900010001", preferred_instance="a"))
+    for n in range(30):
+        assert send_through_task(stack, n, contact=f"doctor-{n}") is Result.SENT
+    assert not sticky.guess_unknown_are_new()
+    assert {r["instance"] for r in stack.evolution.sent} == {"a"}
+    for n in range(30, 60):  # new doctors again: guessing pays off, and resumes
+        assert send_through_task(stack, n, contact=f"doctor-{n}") is Result.SENT
+    assert sticky.guess_unknown_are_new()

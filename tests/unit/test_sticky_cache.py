@@ -48,3 +48,21 @@ def test_writers_on_many_threads_keep_it_bounded() -> None:
 def test_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         StickyCache(max_entries=0)
+
+
+def test_unknown_contacts_are_guessed_new_until_most_turn_out_sticky() -> None:
+    cache = StickyCache()
+    assert cache.guess_unknown_are_new()  # a fresh worker assumes new doctors
+    for _ in range(14):
+        cache.learn_unknown(was_new=False)  # e.g. a restart: known doctors, empty cache
+    assert not cache.guess_unknown_are_new()
+    for _ in range(14):
+        cache.learn_unknown(was_new=True)
+    assert cache.guess_unknown_are_new()
+
+
+def test_one_surprise_does_not_flip_the_policy() -> None:
+    cache = StickyCache()
+    for _ in range(5):
+        cache.learn_unknown(was_new=False)
+    assert cache.guess_unknown_are_new()
