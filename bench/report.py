@@ -186,7 +186,9 @@ def _details(r: dict[str, Any]) -> list[str]:
             f"{sat['waited_messages']} messages waited (max {sat['max_requeues']} requeues); "
             f"all Redis round trips per delivery attempt: "
             f"{sat['redis_round_trips_per_deliver']:.2f} (with the test clock, read "
-            "from Redis on every attempt).",
+            "from Redis on every attempt); limiter calls made again after a `stale` "
+            "UTC-offset table (the simulated clock jumping days ahead): "
+            f"{sat['counts'].get('offset_table_refreshes', 0)}.",
         ]
     thr = r.get("throughput", {})
     if thr.get("overhead"):

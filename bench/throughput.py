@@ -67,7 +67,7 @@ OVERHEAD_POOLS = (
     PoolConfig("threads", 8, processes=2),
     PoolConfig("threads", 8, stock_fetch=True),
 )
-OVERHEAD_TRIALS = 3
+OVERHEAD_TRIALS = 5
 BARE_TASKS = 1000
 PIPELINE_TASKS = 400
 #: 7.2: simulator latency 300 ms.

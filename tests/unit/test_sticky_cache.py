@@ -50,19 +50,21 @@ def test_size_must_be_positive() -> None:
         StickyCache(max_entries=0)
 
 
-def test_unknown_contacts_are_guessed_new_until_most_turn_out_sticky() -> None:
+def test_unknown_contacts_are_guessed_new_only_while_most_turn_out_new() -> None:
     cache = StickyCache()
-    assert cache.guess_unknown_are_new()  # a fresh worker assumes new doctors
-    for _ in range(14):
-        cache.learn_unknown(was_new=False)  # e.g. a restart: known doctors, empty cache
-    assert not cache.guess_unknown_are_new()
-    for _ in range(14):
-        cache.learn_unknown(was_new=True)
+    assert not cache.guess_unknown_are_new()  # a fresh worker asks the database first
+    for _ in range(20):
+        cache.learn_unknown(was_new=True)  # new doctors: guessing pays off
     assert cache.guess_unknown_are_new()
+    for _ in range(20):
+        cache.learn_unknown(was_new=False)  # known doctors this worker never saw
+    assert not cache.guess_unknown_are_new()
 
 
 def test_one_surprise_does_not_flip_the_policy() -> None:
     cache = StickyCache()
+    for _ in range(50):
+        cache.learn_unknown(was_new=True)
     for _ in range(5):
         cache.learn_unknown(was_new=False)
     assert cache.guess_unknown_are_new()

@@ -71,7 +71,10 @@ def _text(value: Any) -> str:
 class RedisLimiter:
     """Caps and spacing enforced by `reserve.lua`; safe to share across threads and processes.
 
-    `round_trips` counts script calls made (one per reserve/usage/release in steady state).
+    `round_trips` counts script calls made (one per reserve/usage/release in steady state);
+    `table_refreshes` the calls among them that came back "stale" and were made again with
+    a rebuilt UTC-offset table (when the limiter clock left the table's span, e.g. the test
+    clock jumping ahead).
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class RedisLimiter:
         self._seen: tuple[float, float] | None = None  # (limiter clock, monotonic) last seen
         self._table = self._build_table(time.time())
         self.round_trips = 0
+        self.table_refreshes = 0
 
     def now(self) -> float:
         """The limiter clock, unix seconds: the test clock when enabled and set; otherwise
@@ -178,6 +182,7 @@ class RedisLimiter:
             self._seen = (float(reply[1]), time.monotonic())
             if reply[0] != "stale":
                 return reply
+            self.table_refreshes += 1
             self._table = self._build_table(float(reply[1]))
         raise RuntimeError("reserve.lua kept answering 'stale' after the table was rebuilt")
 
