@@ -147,9 +147,7 @@ class Dispatcher:
         if plan.preferred is None:
             self._learn_unknown(accepted)
         if routing is not None and routing.message.state is MessageState.SENDING:
-            self._preferences.put(new.contact_id, slot.instance)
-            label = self._route_label(routing.message, plan, slot.instance)
-            return self._send(routing.message, slot, label)
+            return self._send_claimed(routing.message, plan, slot)
         self._limiter.release(slot)  # the sticky instance moved meanwhile, or not ours
         return self._deliver_recorded(accepted)
 
@@ -265,6 +263,11 @@ class Dispatcher:
             if claim is ClaimOutcome.PREFERENCE_CHANGED:
                 return None
             return Delivered(Result.SKIPPED, detail="claimed by another worker")
+        return self._send_claimed(message, plan, slot)
+
+    def _send_claimed(self, message: MessageView, plan: RoutePlan, slot: Reservation) -> Delivered:
+        """Send a message this worker has just claimed; its contact now sticks to the slot's
+        instance, which the sticky cache learns."""
         if message.contact_id is not None:
             self._preferences.put(message.contact_id, slot.instance)
         return self._send(message, slot, self._route_label(message, plan, slot.instance))

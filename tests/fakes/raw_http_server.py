@@ -14,6 +14,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 #: What to do with one request: the bytes to answer with, or None to close without a word.
 Reply = Callable[[bytes], bytes | None]
@@ -101,11 +102,11 @@ class RawHttpServer:
             conn.close()
 
 
-def _read_request(reader: object) -> bytes:
+def _read_request(reader: BinaryIO) -> bytes:
     """One request (head and Content-Length body), or b"" at EOF."""
     head = b""
     while not head.endswith(b"\r\n\r\n"):
-        line = reader.readline()  # type: ignore[attr-defined]
+        line = reader.readline()
         if not line:
             return b""
         head += line
@@ -114,7 +115,7 @@ def _read_request(reader: object) -> bytes:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value)
-    return head + reader.read(length)  # type: ignore[attr-defined, no-any-return]
+    return head + reader.read(length)
 
 
 @contextlib.contextmanager
