@@ -60,7 +60,7 @@ def main() -> None:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
-    started, load_before = time.perf_counter(), _load()
+    started, load_before, cpu_before = time.perf_counter(), _load(), _cpu_jiffies()
     results: dict[str, Any] = {"meta": {}}
     env = bench_env.open_env()
     try:
@@ -68,7 +68,9 @@ def main() -> None:
             results[name] = _section(name, env)
     finally:
         bench_env.close_env(env)
-    results["meta"] = _meta(started, load_before)
+    results["meta"] = _meta(started, load_before) | {
+        "steal_percent": _steal_percent(cpu_before, _cpu_jiffies())
+    }
     json_path, md_path = report.write(results)
     print(md_path.read_text())
     print(f"wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)}")
@@ -86,19 +88,38 @@ def _shrink() -> None:
 
 def _section(name: str, env: BenchEnv) -> dict[str, Any]:
     print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-    began = time.perf_counter()
+    began, cpu_before = time.perf_counter(), _cpu_jiffies()
     try:
         out = SECTIONS[name](env)
     except Exception as exc:  # a failed section must not lose the others' figures
         traceback.print_exc()
         out = {"error": f"{type(exc).__name__}: {exc}"}
     out["seconds"] = round(time.perf_counter() - began, 1)
+    out["steal_percent"] = _steal_percent(cpu_before, _cpu_jiffies())
     print(f"[bench] {name} done in {out['seconds']:.0f} s", file=sys.stderr, flush=True)
     return out
 
 
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """(steal, all) CPU time of the machine since boot, in clock ticks (/proc/stat; zeros
+    where there is none). Steal: time a virtual CPU was ready but its host ran something
+    else, the noise that ratios measured side by side are meant to survive."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return (0, 0)
+    return (fields[7], sum(fields)) if len(fields) == 8 else (0, 0)
+
+
+def _steal_percent(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """Share of all CPU time stolen by the host between two readings, percent."""
+    total = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else None
 
 
 def _git(*args: str) -> str:
