@@ -96,9 +96,24 @@ class Message(Base):
     __table_args__ = (
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
         CheckConstraint("requeues >= 0", name="requeues_non_negative"),
-        # The beat sweep and the release of parked messages read these.
-        Index("ix_messages_pending_due", "state", "not_before"),
-        Index("ix_messages_state_updated_at", "state", "updated_at"),
+        # The beat sweep's three queries, one state each. Partial: a message leaves them when
+        # it reaches a final state, so they stay the size of the live backlog, not of the
+        # history, and recording `sent` writes no entry in them.
+        Index(
+            "ix_messages_waiting_not_before",
+            "not_before",
+            postgresql_where=sql_text("state = 'waiting'"),
+        ),
+        Index(
+            "ix_messages_queued_updated_at",
+            "updated_at",
+            postgresql_where=sql_text("state = 'queued'"),
+        ),
+        Index(
+            "ix_messages_sending_claimed_at",
+            "claimed_at",
+            postgresql_where=sql_text("state = 'sending'"),
+        ),
         # Dashboard: sends per instance per hour over the last 24 h.
         Index("ix_messages_instance_sent_at", "instance", "sent_at"),
         # `zapdispatch status`: the most recent messages.
