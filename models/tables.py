@@ -96,9 +96,9 @@ class Message(Base):
     __table_args__ = (
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
         CheckConstraint("requeues >= 0", name="requeues_non_negative"),
-        # The beat sweep's three queries, one state each. Partial: a message leaves them when
-        # it reaches a final state, so they stay the size of the live backlog, not of the
-        # history, and recording `sent` writes no entry in them.
+        # The beat sweep's three queries, one state each. Partial: each holds the rows in its
+        # state only (vacuum clears the rest), so it grows with the backlog, not with the
+        # history, and recording `sent` writes no entry in any of them.
         Index(
             "ix_messages_waiting_not_before",
             "not_before",

@@ -4,7 +4,9 @@ The two (state, ...) indexes covered every message ever recorded; the sweep only
 `waiting`, `queued` and `sending` rows. Each replacement holds one state's live rows, so it
 stays the size of the backlog, and a message recorded `sent` no longer writes an entry in
 them. Built and dropped CONCURRENTLY (outside a transaction): writers are not blocked while
-a large `messages` table is scanned.
+a large `messages` table is scanned. A concurrent build that is interrupted leaves an
+invalid index behind, so each index is dropped (if there) before it is built: running the
+migration again finishes the job.
 
 Revision ID: 0004
 Revises: 0003
@@ -38,27 +40,26 @@ FULL = (
 def upgrade() -> None:
     with op.get_context().autocommit_block():
         for name, column, state in PARTIAL:
+            _drop(name)
             op.create_index(
                 name,
                 'messages',
                 [column],
                 postgresql_where=sa.text(f"state = '{state}'"),
                 postgresql_concurrently=True,
-                if_not_exists=True,
             )
         for name, _ in FULL:
-            op.drop_index(
-                name, table_name='messages', postgresql_concurrently=True, if_exists=True
-            )
+            _drop(name)
 
 
 def downgrade() -> None:
     with op.get_context().autocommit_block():
         for name, columns in FULL:
-            op.create_index(
-                name, 'messages', columns, postgresql_concurrently=True, if_not_exists=True
-            )
+            _drop(name)
+            op.create_index(name, 'messages', columns, postgresql_concurrently=True)
         for name, _, _ in PARTIAL:
-            op.drop_index(
-                name, table_name='messages', postgresql_concurrently=True, if_exists=True
-            )
+            _drop(name)
+
+
+def _drop(name: str) -> None:
+    op.drop_index(name, table_name='messages', postgresql_concurrently=True, if_exists=True)

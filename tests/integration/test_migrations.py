@@ -93,3 +93,26 @@ def test_migrated_indexes_are_the_models_own_including_partial_predicates(
     migrated = index_definitions(empty_database_url)
     assert migrated == index_definitions(other_empty_database_url)
     assert "WHERE ((state)::text = 'waiting'::text)" in migrated["ix_messages_waiting_not_before"]
+
+
+def test_0004_rebuilds_a_sweep_index_an_interrupted_run_left_behind(
+    empty_database_url: str, other_empty_database_url: str
+) -> None:
+    """An interrupted CREATE INDEX CONCURRENTLY leaves an (invalid) index of that name."""
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0003")
+    engine = create_engine(empty_database_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE INDEX ix_messages_waiting_not_before ON messages (created_at)"))
+        conn.execute(
+            text(
+                "UPDATE pg_index SET indisvalid = false "
+                "WHERE indexrelid = 'ix_messages_waiting_not_before'::regclass"
+            )
+        )
+    engine.dispose()
+    command.upgrade(config, "head")
+    models_engine = create_engine(other_empty_database_url)
+    metadata.create_all(models_engine)
+    models_engine.dispose()
+    assert index_definitions(empty_database_url) == index_definitions(other_empty_database_url)
