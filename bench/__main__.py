@@ -131,7 +131,10 @@ def _meta(started: float, load_before: str) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git("rev-parse", "--short", "HEAD") or "unknown",
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # The previous run's own result files do not make the checkout dirty.
+        "dirty": bool(
+            _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
+        ),
         "cpus": os.cpu_count(),
         "load_before": load_before,
         "load_after": _load(),
