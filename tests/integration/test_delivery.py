@@ -15,6 +15,7 @@ from sqlalchemy import event, select, update
 from models.enums import InstanceStatus, MessageState
 from models.message_store import IdempotencyConflict
 from models.tables import Contact, Message
+from tests.concurrency import run_on_threads
 from tests.integration.conftest import T0, Stack, phone
 from worker.delivery import Dispatcher, Result
 from worker.intake import InvalidMessage
@@ -105,11 +106,7 @@ def test_two_workers_delivering_one_message_send_it_once(stack: Stack) -> None:
         barrier.wait()
         results.extend(stack.dispatcher.deliver(i).result for i in ids)
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_on_threads(worker, [()] * 2)
     assert len(stack.evolution.sent) == 20
     assert Counter(results)[Result.SENT] == 20
     usage = {

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.concurrency import run_on_threads
 from tests.fakes.raw_http_server import answer, raw_http_server
 from tests.simulator_server import running_simulator
 from worker.evolution import EvolutionClient, TransientEvolutionError
@@ -211,11 +212,7 @@ def test_concurrent_threads_each_get_a_connection_and_all_answers_match() -> Non
                 if got != payload:
                     failures.append(f"{n}/{i}: {got!r}")
 
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_on_threads(work, [(n,) for n in range(8)])
         conn.close()
     assert failures == []
     assert len(server.requests) == 400

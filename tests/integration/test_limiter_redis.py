@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import threading
 from collections import Counter
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
+from tests.concurrency import run_on_threads
 from tests.unit.test_limiter_policy import (
     SAO_PAULO,
     T0,
@@ -96,11 +96,7 @@ def assert_exactly_the_caps(client: redis.Redis[Any], instances: list[str]) -> N
 def test_eight_threads_never_exceed_a_cap(redis_client: redis.Redis[Any]) -> None:
     limiter = limiter_at(redis_client, T0)
     results: list[str] = []
-    threads = [threading.Thread(target=_hammer, args=(limiter, results)) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_on_threads(_hammer, [(limiter, results)] * 8)
     assert_exactly_the_caps(redis_client, results)
 
 

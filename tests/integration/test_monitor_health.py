@@ -20,6 +20,7 @@ from models.alerts import AlertKind, AlertSeverity, Channel
 from models.enums import InstanceStatus
 from models.tables import Contact, InstanceEvent
 from models.views import to_datetime
+from tests.concurrency import run_on_threads
 from tests.fakes.slack_server import FakeSlack, running_fake_slack
 from tests.fakes.smtp_sink import SmtpSink, running_smtp_sink
 from tests.simulator_server import SimulatorHandle, running_simulator
@@ -346,11 +347,7 @@ def test_overlapping_runs_alert_once(world: World) -> None:
         start.wait()
         reports.append(monitor.run())
 
-    threads = [threading.Thread(target=run, args=(m,)) for m in monitors]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_on_threads(run, [(m,) for m in monitors], timeout_seconds=30)
     assert sorted(r.ran for r in reports) == [False, True]
     offline = with_text(world.slack_texts(), "Instance b offline")
     assert len(offline) == 1
@@ -375,11 +372,7 @@ def test_store_opens_one_alert_per_condition_even_when_racing(world: World) -> N
             )
         )
 
-    threads = [threading.Thread(target=open_it) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    run_on_threads(open_it, [()] * 8, timeout_seconds=10)
     assert sum(r is not None for r in results) == 1
     assert len(store.pending()) == 1
 

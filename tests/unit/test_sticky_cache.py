@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
+from tests.concurrency import run_on_threads
 from worker.sticky_cache import StickyCache
 
 
@@ -37,11 +36,7 @@ def test_writers_on_many_threads_keep_it_bounded() -> None:
             cache.put(f"{n}-{i}", "a" if i % 2 else None)
             cache.get(f"{n}-{i // 2}")
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_on_threads(write, [(n,) for n in range(8)])
     assert len(cache) <= 100
 
 
