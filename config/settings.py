@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,6 +56,27 @@ class Settings(BaseSettings):
     infrastructure_retry_max_seconds: int = Field(default=120, gt=0)
     default_hourly_cap: int = Field(default=60, gt=0)
     default_daily_cap: int = Field(default=500, gt=0)
+    # A send whose outcome is unknown and that Evolution cannot be asked about: `retry`
+    # sends it again, `fail` records it failed ("outcome unknown").
+    uncertain_send_policy: Literal["retry", "fail"] = "retry"
+    # Grace before asking Evolution whether an unknown-outcome send went out (seconds).
+    unknown_outcome_grace_seconds: float = Field(default=10.0, ge=0)
+
+    # Sending policy that keeps numbers alive.
+    quiet_hours: str = ""  # HH:MM-HH:MM in the recipient's local time; empty: off
+    warmup_schedule: str = ""  # comma-separated daily caps for day 1, 2, ...; empty: off
+    typing_delay_ms: str = "0-0"  # MIN-MAX milliseconds of "typing..." before each send
+    not_on_whatsapp_ttl_days: int = Field(default=30, ge=0)
+
+    # Evolution webhooks in.
+    webhook_token: SecretStr | None = None
+    public_webhook_url: str | None = None
+    ban_reason_codes: str = "402,403,406"
+    opt_out_keywords: str = "PARE,SAIR,STOP,CANCELAR,DESCADASTRAR"
+    webhook_max_body_bytes: int = Field(default=1_000_000, gt=0)
+
+    # Workers.
+    worker_dead_after_seconds: float = Field(default=30.0, gt=0)
 
     # Monitoring.
     health_check_interval_seconds: float = Field(default=60.0, gt=0)
