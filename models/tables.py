@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
-from models.enums import InstanceStatus, MessageState
+from models.enums import InstanceStatus, MessageState, Receipt
 
 _STATUS = Enum(
     InstanceStatus,
@@ -39,6 +39,15 @@ _STATUS = Enum(
 _STATE = Enum(
     MessageState,
     name="message_state",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda e: [m.value for m in e],
+)
+
+_RECEIPT = Enum(
+    Receipt,
+    name="receipt",
     native_enum=False,
     create_constraint=True,
     length=16,
@@ -118,6 +127,19 @@ class Message(Base):
         Index("ix_messages_instance_sent_at", "instance", "sent_at"),
         # `zapdispatch status`: the most recent messages.
         Index("ix_messages_created_at", "created_at"),
+        # Pausing, cancelling and listing one campaign's messages.
+        Index(
+            "ix_messages_campaign_state",
+            "campaign",
+            "state",
+            postgresql_where=sql_text("campaign IS NOT NULL"),
+        ),
+        # Receipts (webhooks) find their message by Evolution's message id.
+        Index(
+            "ix_messages_provider_message_id",
+            "provider_message_id",
+            postgresql_where=sql_text("provider_message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -140,6 +162,10 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    campaign: Mapped[str | None] = mapped_column(String(100))
+    receipt: Mapped[Receipt | None] = mapped_column(_RECEIPT)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class InstanceEvent(Base):

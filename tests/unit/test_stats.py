@@ -178,4 +178,5 @@ def test_message_counts_cover_every_state() -> None:
         "sent": 2,
         "failed": 0,
         "expired": 0,
+        "cancelled": 0,
     }
