@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import redis
 from celery import Task
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from config import load_settings
 from worker import app
@@ -18,7 +18,14 @@ from worker.intake_service import message_id_from
 from worker.masking import MaskedRequest
 from worker.pipeline import pipeline
 
-INFRASTRUCTURE_ERRORS = (DBAPIError, redis.ConnectionError, redis.TimeoutError)
+#: What can get better by waiting: the database or Redis unreachable. Data errors
+#: (`DataError`, `IntegrityError`, ...) are not here: retrying them cannot help.
+INFRASTRUCTURE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
 RETRY = {
     "autoretry_for": INFRASTRUCTURE_ERRORS,
     "retry_backoff": 2,

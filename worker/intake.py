@@ -49,23 +49,51 @@ def validate(fields: Mapping[str, object], *, now: float, default_ttl_seconds: i
 
 
 def rejection(fields: Mapping[str, object], reason: str, *, now: float) -> RejectedMessage:
-    """A `failed` record of input that did not validate; oversize values are cut for storage."""
+    """A `failed` record of input that did not validate; oversize values are cut and values
+    PostgreSQL cannot store (NUL, lone surrogates) are escaped, so the record always fits."""
     raw_phone = fields.get("phone")
     text = fields.get("text")
     key = fields.get("idempotency_key")
     return RejectedMessage(
         id=uuid.uuid4(),
-        raw_phone=raw_phone if isinstance(raw_phone, str) else repr(raw_phone),
-        text=(text if isinstance(text, str) else repr(text))[:MAX_TEXT_CHARS],
+        raw_phone=storable(raw_phone if isinstance(raw_phone, str) else repr(raw_phone)),
+        text=storable((text if isinstance(text, str) else repr(text))[:MAX_TEXT_CHARS]),
         content_hash=content_hash(
             repr(raw_phone), repr(text)[:100_000], repr(fields.get("contact_id"))
         ),
         idempotency_key=key
-        if isinstance(key, str) and len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
+        if isinstance(key, str)
+        and len(key) <= MAX_IDEMPOTENCY_KEY_CHARS
+        and _unstorable(key) is None
         else None,
-        reason=reason,
+        reason=storable(reason),
         now=to_datetime(now),
     )
+
+
+def storable(value: str) -> str:
+    """`value` with what PostgreSQL text cannot hold written as escapes: NUL as `\\x00`,
+    a lone surrogate as `\\udXXX`."""
+    escaped = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped.replace("\x00", "\\x00")
+
+
+def _unstorable(value: str) -> str | None:
+    """Why PostgreSQL cannot store `value` as text, or None when it can."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid Unicode text)"
+    return None
+
+
+def _require_storable(value: str, name: str) -> str:
+    why = _unstorable(value)
+    if why is not None:
+        raise InvalidMessage(f"{name} {why}")
+    return value
 
 
 def content_hash(phone: str, text: str, contact_id: str) -> str:
@@ -98,7 +126,7 @@ def _text(value: object) -> str:
         raise InvalidMessage("text is empty")
     if len(value) > MAX_TEXT_CHARS:
         raise InvalidMessage(f"text has {len(value)} characters; WhatsApp allows {MAX_TEXT_CHARS}")
-    return value
+    return _require_storable(value, "text")
 
 
 def _optional_str(value: object, name: str, max_chars: int) -> str | None:
@@ -108,7 +136,7 @@ def _optional_str(value: object, name: str, max_chars: int) -> str | None:
         raise InvalidMessage(f"{name} must be a string, got {type(value).__name__}")
     if not value.strip() or len(value) > max_chars:
         raise InvalidMessage(f"{name} must have 1..{max_chars} characters")
-    return value
+    return _require_storable(value, name)
 
 
 def _ttl(value: object, default: int) -> int:

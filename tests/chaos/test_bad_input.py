@@ -18,6 +18,7 @@ from tests.chaos.results import record
 from tests.fakes.slack_server import running_fake_slack
 from tests.services import run_cli
 from tests.simulator_server import running_simulator
+from worker.intake import storable
 
 pytestmark = pytest.mark.chaos
 
@@ -80,7 +81,36 @@ RECORDED: list[tuple[str, list[Any], dict[str, Any], str]] = [
         {"phone": phone(7), "text": "bad: ttl str", "ttl_seconds": "60"},
         "ttl_seconds must be an integer",
     ),
+    (
+        "NUL byte in text",
+        [],
+        {"phone": phone(8), "text": "bad: nul \x00 inside"},
+        "text contains a NUL character",
+    ),
+    (
+        "NUL byte in contact id",
+        [],
+        {"phone": phone(8), "text": "bad: nul contact", "contact_id": "doc\x00tor"},
+        "contact_id contains a NUL character",
+    ),
+    (
+        "NUL byte in idempotency key",
+        [],
+        {"phone": phone(8), "text": "bad: nul key", "idempotency_key": "k\x00"},
+        "idempotency_key contains a NUL character",
+    ),
+    (
+        "lone surrogate in text",
+        [],
+        {"phone": phone(8), "text": "bad: surrogate \ud800"},
+        "text contains a lone surrogate",
+    ),
 ]
+
+
+def stored(text: object) -> object:
+    """A text as a `failed` record keeps it (NUL and lone surrogates escaped)."""
+    return storable(text) if isinstance(text, str) else text
 
 
 def publish_raw(url: str, body: bytes, content_type: str) -> None:
@@ -175,9 +205,9 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
     log = worker.output()
     by_text = {r["text"]: r for r in rows}
     reasons = {
-        label: (by_text.get(kwargs.get("text", args[1] if len(args) > 1 else None)) or {}).get(
-            "last_error"
-        )
+        label: (
+            by_text.get(stored(kwargs.get("text", args[1] if len(args) > 1 else None))) or {}
+        ).get("last_error")
         for label, args, kwargs, _ in RECORDED
     }
     row = tally(

@@ -24,7 +24,7 @@ from models.message_store import (
 from models.statements import Statements
 from models.views import to_datetime
 from tests.integration.conftest import T0, Stack, phone
-from worker.intake import validate
+from worker.intake import rejection, validate
 
 AT = to_datetime(T0)
 
@@ -318,3 +318,11 @@ def test_an_unreachable_server_is_sqlalchemy_s_operational_error(stack: Stack) -
             MessageStore(stack.res.sessions, nowhere).mark_sent(uuid.uuid4(), "3EB0", AT)
     finally:
         nowhere.dispose()
+
+
+def test_a_rejection_of_text_postgresql_cannot_hold_is_recorded(stack: Stack) -> None:
+    fields = {"phone": "55\x00", "text": "nul \x00 and \ud800", "idempotency_key": "k\x00"}
+    recorded = stack.res.messages.reject(rejection(fields, "text contains a NUL", now=T0))
+    row = stack.res.messages.get(recorded.id)
+    assert row.state == "failed" and row.last_error == "text contains a NUL"
+    assert row.text == "nul \\x00 and \\ud800"

@@ -55,6 +55,16 @@ def test_valid_message_defaults_contact_to_phone_and_ttl() -> None:
         ({"phone": "+5511999998888", "text": "oi", "ttl_seconds": -5}, "already be expired"),
         ({"phone": "+5511999998888", "text": "oi", "ttl_seconds": "60"}, "must be an integer"),
         ({"phone": "+5511999998888", "text": "oi", "priority": 1}, "unknown argument(s): priority"),
+        ({"phone": "+5511999998888", "text": "a\x00b"}, "text contains a NUL character"),
+        ({"phone": "+5511999998888", "text": "a\ud800"}, "text contains a lone surrogate"),
+        (
+            {"phone": "+5511999998888", "text": "oi", "contact_id": "d\x00"},
+            "contact_id contains a NUL",
+        ),
+        (
+            {"phone": "+5511999998888", "text": "oi", "idempotency_key": "\udfff"},
+            "idempotency_key contains a lone surrogate",
+        ),
     ],
 )
 def test_bad_input_is_rejected_with_a_clear_reason(fields: dict[str, object], reason: str) -> None:
@@ -81,3 +91,13 @@ def test_masks_hide_the_middle_of_numbers() -> None:
     assert mask_phone("5511999998888") == "5511*******88"
     assert mask_id("5511999998888") == "5511*******88"
     assert mask_id("doctor-1234567") == "doctor-1…"
+
+
+def test_rejection_escapes_what_postgresql_cannot_store() -> None:
+    bad = rejection(
+        {"phone": "55\x00", "text": "a\x00b\ud800", "idempotency_key": "k\x00"}, "r\x00", now=NOW
+    )
+    assert bad.text == "a\\x00b\\ud800" and bad.raw_phone == "55\\x00" and bad.reason == "r\\x00"
+    assert bad.idempotency_key is None
+    for value in (bad.text, bad.raw_phone, bad.reason):
+        value.encode("utf-8")
