@@ -13,7 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     # Tests and benchmarks only: lets a Redis key stand in for the Redis server clock.
     test_clock_enabled: bool = False
 
+    @field_validator("typing_delay_ms")
+    @classmethod
+    def _min_max_ms(cls, value: str) -> str:
+        low, sep, high = value.partition("-")
+        if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+            raise ValueError("must be MIN-MAX in milliseconds, e.g. 1000-3000")
+        if int(low) > int(high):
+            raise ValueError("MIN must not be above MAX")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -129,17 +139,39 @@ class Settings(BaseSettings):
             raise ValueError("must be user:password")
         return value
 
-    def risks(self) -> list[str]:
-        """Legal but risky combinations, for a start-up warning."""
-        found = []
-        longest_send = self.evolution_connect_timeout_seconds + self.evolution_timeout_seconds
-        if self.sending_stuck_after_seconds <= longest_send:
-            found.append(
-                f"SENDING_STUCK_AFTER_SECONDS ({self.sending_stuck_after_seconds}) is not above "
-                f"the longest send ({longest_send:.0f} s of Evolution timeouts): a slow send that "
-                "is still in flight can be re-driven and delivered twice"
+    @model_validator(mode="after")
+    def _stuck_after_the_longest_send(self) -> Settings:
+        """A claim older than SENDING_STUCK_AFTER_SECONDS is taken for a dead worker's, so
+        no send may last that long: its deadline (connect + read timeouts, plus the longest
+        typing delay Evolution waits before answering) must end well before."""
+        longest = self.send_deadline_seconds
+        if self.sending_stuck_after_seconds <= longest:
+            raise ValueError(
+                f"SENDING_STUCK_AFTER_SECONDS ({self.sending_stuck_after_seconds}) must be above "
+                f"the longest send, {longest:g} s (EVOLUTION_CONNECT_TIMEOUT_SECONDS "
+                f"{self.evolution_connect_timeout_seconds:g} + EVOLUTION_TIMEOUT_SECONDS "
+                f"{self.evolution_timeout_seconds:g} + the longest TYPING_DELAY_MS "
+                f"{self.typing_delay_range_ms[1] / 1000:g})"
             )
-        return found
+        return self
+
+    @property
+    def typing_delay_range_ms(self) -> tuple[int, int]:
+        """TYPING_DELAY_MS as (min, max) milliseconds."""
+        low, sep, high = self.typing_delay_ms.partition("-")
+        if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+            raise ValueError("TYPING_DELAY_MS must be MIN-MAX in milliseconds, e.g. 1000-3000")
+        return int(low), int(high)
+
+    @property
+    def send_deadline_seconds(self) -> float:
+        """The longest one send can take, seconds: connect + read timeouts + typing delay."""
+        connect, read = self.evolution_connect_timeout_seconds, self.evolution_timeout_seconds
+        return connect + read + self.typing_delay_range_ms[1] / 1000
+
+    def risks(self) -> list[str]:
+        """Legal but risky combinations, for a start-up warning (none known today)."""
+        return []
 
     @property
     def zone(self) -> ZoneInfo:
@@ -151,8 +183,10 @@ def describe_error(exc: ValidationError) -> str:
     """One line per invalid variable, naming it as it is spelled in the environment."""
     lines = []
     for error in exc.errors():
-        name = str(error["loc"][0]).upper() if error["loc"] else "?"
-        lines.append(f"invalid configuration: {name}: {error['msg']}")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            message = f"{str(error['loc'][0]).upper()}: {message}"
+        lines.append(f"invalid configuration: {message}")
     return "\n".join(lines)
 
 

@@ -45,3 +45,16 @@ class Receipt(StrEnum):
     READ = "read"
     PLAYED = "played"
     ERROR = "error"
+
+
+class AttemptOutcome(StrEnum):
+    """What is proven about one send attempt. Every outcome but `not_sent` spent the slot
+    it was given: the hourly and daily counters rebuilt from PostgreSQL count them."""
+
+    SENDING = "sending"  # in flight
+    SENT = "sent"  # Evolution answered 2xx, or its message look-up found the message
+    NOT_SENT = "not_sent"  # provably not sent (no connection, not fully written, an error
+    #                        Evolution answered before sending): the slot was given back
+    UNKNOWN = "unknown"  # no trustworthy answer: looked up before anything is sent again
+    ABSENT = "absent"  # the look-up found no such message twice: sent again on a new slot
+    UNVERIFIED = "unverified"  # could not be looked up; sent again (UNCERTAIN_SEND_POLICY)

@@ -87,6 +87,9 @@ ACCEPT_CLAIMING = """
           FROM (SELECT COALESCE(preferred = %(instance)s, false) AS claim FROM after) AS decided
         ON CONFLICT DO NOTHING
         RETURNING id, state
+    ), attempt AS (
+        INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
+        SELECT id, %(instance)s, 'sending', %(now)s, 0 FROM inserted WHERE state = 'sending'
     )
     SELECT (SELECT id FROM inserted) AS inserted,
            COALESCE((SELECT state = 'sending' FROM inserted), false) AS claimed,
@@ -95,14 +98,21 @@ ACCEPT_CLAIMING = """
     """
 
 #: The send guard when the contact keeps its sticky instance: `queued`/`waiting` →
-#: `sending` on `instance`. Returns a row only if this call moved the message.
+#: `sending` on `instance`, and the attempt recorded (`send_attempts`, outcome `sending`).
+#: Returns a row only if this call moved the message.
 #: Params: id, instance, now.
 CLAIM = """
-    UPDATE messages
-       SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
-           claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
-     WHERE id = %(id)s AND state IN ('queued', 'waiting')
-    RETURNING 1
+    WITH claimed AS (
+        UPDATE messages
+           SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
+               claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
+         WHERE id = %(id)s AND state IN ('queued', 'waiting')
+        RETURNING id
+    ), attempt AS (
+        INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
+        SELECT id, %(instance)s, 'sending', %(now)s, 0 FROM claimed
+    )
+    SELECT 1 FROM claimed
     """
 
 #: The send guard when the contact's sticky instance moves to `instance`: the preference
@@ -120,24 +130,33 @@ CLAIM_MOVING_PREFERENCE = """
            SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
                claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
          WHERE id = %(id)s AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM moved)
-        RETURNING 1
+        RETURNING id
+    ), attempt AS (
+        INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
+        SELECT id, %(instance)s, 'sending', %(now)s, 0 FROM claimed
     )
     SELECT EXISTS (SELECT 1 FROM moved) AS moved, EXISTS (SELECT 1 FROM claimed) AS claimed
     """
 
-#: `sending` → `sent`, and the instance's success recorded in the same statement: its
+#: `sending` → `sent` (and its attempt), and the instance's success recorded in the same
+#: statement: its
 #: breaker closed and `last_message_at` stamped. The instance row is written only when that
 #: changes something visible (failures to clear, or a stamp older than a second), so a busy
 #: number's row is not rewritten, and its lock not taken, on every send.
 #: Returns one row (sent): whether this call moved the message.
-#: Params: id, provider_message_id, now, instance (NULL: no instance to stamp).
+#: Params: id, provider_message_id, now, instance (NULL: no instance to stamp), note (NULL,
+#: or why the provider id is missing).
 MARK_SENT = """
     WITH sent AS (
         UPDATE messages
            SET state = 'sent', provider_message_id = %(provider_message_id)s, sent_at = %(now)s,
-               last_error = NULL, updated_at = %(now)s
+               last_error = %(note)s, updated_at = %(now)s
          WHERE id = %(id)s AND state = 'sending'
         RETURNING 1
+    ), attempt AS (
+        UPDATE send_attempts
+           SET outcome = 'sent', ended_at = %(now)s, provider_message_id = %(provider_message_id)s
+         WHERE message_id = %(id)s AND outcome = 'sending' AND EXISTS (SELECT 1 FROM sent)
     ), stamped AS (
         UPDATE instances
            SET last_message_at = %(now)s, consecutive_failures = 0, circuit_opened_at = NULL
@@ -149,13 +168,21 @@ MARK_SENT = """
     SELECT EXISTS (SELECT 1 FROM sent) AS sent
     """
 
-#: What routing needs about one message and its contact's sticky instance, in one read.
+#: What routing needs about one message and its contact's sticky instance, in one read,
+#: with the attempt whose outcome is still unknown (NULL columns when there is none).
 #: Params: id.
 ROUTING_INPUT = """
     SELECT m.id, m.contact_id, m.phone, m.text, m.state, m.instance,
            m.provider_message_id, m.attempts, m.requeues, m.idempotency_key, m.not_before,
            m.expires_at, m.created_at, m.sent_at, m.last_error,
-           c.preferred_instance
+           c.preferred_instance,
+           u.id AS unknown_attempt, u.instance AS unknown_instance,
+           u.started_at AS unknown_since, u.lookups AS unknown_lookups
       FROM messages m LEFT JOIN contacts c ON c.id = m.contact_id
+      LEFT JOIN LATERAL (
+          SELECT a.id, a.instance, a.started_at, a.lookups FROM send_attempts a
+           WHERE a.message_id = m.id AND a.outcome = 'unknown'
+           ORDER BY a.id DESC LIMIT 1
+      ) u ON true
      WHERE m.id = %(id)s
     """

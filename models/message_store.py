@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import message_sql
-from models.enums import PENDING_STATES, TERMINAL_STATES, MessageState
+from models.enums import PENDING_STATES, TERMINAL_STATES, AttemptOutcome, MessageState
 from models.message_values import (
     Accepted,
     ClaimOutcome,
@@ -25,13 +25,17 @@ from models.message_values import (
     NewMessage,
     RejectedMessage,
     RoutingInput,
+    UnknownAttempt,
     UnknownMessage,
     message_view,
     new_message_view,
 )
 from models.statements import Statements
-from models.tables import Message
+from models.tables import Message, SendAttempt
 from models.views import MessageView
+
+#: The note on a message sent whose answer could not be read.
+PROVIDER_ID_UNKNOWN = "sent; provider id unknown (Evolution's answer could not be read)"
 
 
 class MessageStore:
@@ -144,7 +148,12 @@ class MessageStore:
         row = self._run(message_sql.ROUTING_INPUT, {"id": message_id}, named=True)
         if row is None:
             raise UnknownMessage(f"no message {message_id}")
-        return RoutingInput(message_view(row), row.preferred_instance)
+        unknown = None
+        if row.unknown_attempt is not None:
+            unknown = UnknownAttempt(
+                row.unknown_attempt, row.unknown_instance, row.unknown_since, row.unknown_lookups
+            )
+        return RoutingInput(message_view(row), row.preferred_instance, unknown)
 
     def count_by_state(self) -> dict[str, int]:
         with self._sessions() as session:
@@ -184,13 +193,15 @@ class MessageStore:
     def mark_sent(
         self,
         message_id: uuid.UUID,
-        provider_id: str,
+        provider_id: str | None,
         now: datetime,
         *,
         instance: str | None = None,
     ) -> bool:
         """`sending` → `sent`. With `instance`, the same statement records the delivered send
-        on that instance: its breaker closed, `last_message_at` stamped (to the second)."""
+        on that instance: its breaker closed, `last_message_at` stamped (to the second).
+        Without `provider_id` (Evolution's answer could not be read) it is sent all the
+        same, noted "sent; provider id unknown"."""
         (sent,) = self._first_row(
             message_sql.MARK_SENT,
             {
@@ -198,14 +209,17 @@ class MessageStore:
                 "provider_message_id": provider_id,
                 "now": now,
                 "instance": instance,
+                "note": None if provider_id else PROVIDER_ID_UNKNOWN,
             },
         )
         return bool(sent)
 
     def mark_failed(self, message_id: uuid.UUID, reason: str, now: datetime) -> bool:
-        """Terminal failure from any non-terminal state."""
+        """Terminal failure from any non-terminal state; an attempt in flight was not sent
+        (the failure was Evolution's answer before sending)."""
         live = set(MessageState) - TERMINAL_STATES
         with self._sessions.begin() as session:
+            _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, reason)
             return self._transition(
                 session, message_id, live, MessageState.FAILED, now, last_error=reason[:2000]
             )
@@ -222,8 +236,10 @@ class MessageStore:
             )
 
     def return_to_queue(self, message_id: uuid.UUID, error: str, now: datetime) -> bool:
-        """After a transient send failure: `sending` → `queued`, error kept for the record."""
+        """After a send that provably did not happen: `sending` → `queued`, its attempt
+        `not_sent`, the error kept for the record."""
         with self._sessions.begin() as session:
+            _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, error)
             return self._transition(
                 session,
                 message_id,
@@ -232,6 +248,94 @@ class MessageStore:
                 now,
                 last_error=error[:2000],
             )
+
+    # -- sends whose outcome is unknown ---------------------------------------------------
+    def mark_unknown(
+        self, message_id: uuid.UUID, detail: str, now: datetime, *, look_up_at: datetime
+    ) -> bool:
+        """A send with no trustworthy answer: `sending` → `waiting` until `look_up_at`, its
+        attempt `unknown` (its slot stays spent). Nothing is sent again before Evolution
+        has been asked about it."""
+        with self._sessions.begin() as session:
+            _end_attempt(session, message_id, AttemptOutcome.UNKNOWN, now, detail)
+            return self._transition(
+                session,
+                message_id,
+                {MessageState.SENDING},
+                MessageState.WAITING,
+                now,
+                not_before=look_up_at,
+                last_error=f"outcome unknown: {detail}"[:2000],
+            )
+
+    def settle_found(
+        self, message_id: uuid.UUID, attempt: UnknownAttempt, provider_id: str, now: datetime
+    ) -> bool:
+        """Evolution has the message: the unknown attempt was `sent` (at its start)."""
+        with self._sessions.begin() as session:
+            moved = self._transition(
+                session,
+                message_id,
+                PENDING_STATES,
+                MessageState.SENT,
+                now,
+                instance=attempt.instance,
+                provider_message_id=provider_id,
+                sent_at=attempt.started_at,
+                not_before=None,
+                last_error=None,
+            )
+            if moved:
+                _settle(
+                    session, attempt.id, AttemptOutcome.SENT, now, provider_message_id=provider_id
+                )
+            return moved
+
+    def note_absent(
+        self, message_id: uuid.UUID, attempt: UnknownAttempt, now: datetime, look_up_at: datetime
+    ) -> None:
+        """A look-up found nothing: counted; the message waits for the next look-up."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(SendAttempt)
+                .where(SendAttempt.id == attempt.id)
+                .values(lookups=SendAttempt.lookups + 1)
+            )
+            self._transition(
+                session,
+                message_id,
+                PENDING_STATES,
+                MessageState.WAITING,
+                now,
+                not_before=look_up_at,
+            )
+
+    def settle_unknown(
+        self, attempt: UnknownAttempt, outcome: AttemptOutcome, now: datetime, detail: str
+    ) -> None:
+        """Close an unknown attempt as `absent` or `unverified`: the message may be sent
+        again, on a new slot (this attempt's slot stays spent)."""
+        with self._sessions.begin() as session:
+            _settle(session, attempt.id, outcome, now, detail=detail)
+
+    def spent_since(self, hour_start: datetime, day_start: datetime) -> dict[str, tuple[int, int]]:
+        """Per instance, the attempts that spent a slot since `hour_start` and since
+        `day_start`: what the limiter's hourly and daily counters must be at least."""
+        spent = (
+            select(
+                SendAttempt.instance,
+                func.count().filter(SendAttempt.started_at >= hour_start),
+                func.count(),
+            )
+            .where(
+                SendAttempt.started_at >= day_start,
+                SendAttempt.outcome != AttemptOutcome.NOT_SENT,
+            )
+            .group_by(SendAttempt.instance)
+        )
+        with self._sessions() as session:
+            rows = session.execute(spent).all()
+        return {str(name): (int(hour), int(day)) for name, hour, day in rows}
 
     def note_requeue(
         self, message_id: uuid.UUID, now: datetime, *, not_before: datetime | None = None
@@ -303,6 +407,37 @@ class MessageStore:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _end_attempt(
+    session: Session,
+    message_id: uuid.UUID,
+    outcome: AttemptOutcome,
+    now: datetime,
+    detail: str,
+) -> None:
+    """The message's attempt in flight (if any) ends with `outcome`."""
+    session.execute(
+        update(SendAttempt)
+        .where(
+            SendAttempt.message_id == message_id,
+            SendAttempt.outcome == AttemptOutcome.SENDING,
+        )
+        .values(outcome=outcome, ended_at=now, detail=detail[:2000])
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _settle(
+    session: Session, attempt_id: int, outcome: AttemptOutcome, now: datetime, **values: Any
+) -> None:
+    """An `unknown` attempt ends with `outcome` (only while it still is unknown)."""
+    session.execute(
+        update(SendAttempt)
+        .where(SendAttempt.id == attempt_id, SendAttempt.outcome == AttemptOutcome.UNKNOWN)
+        .values(outcome=outcome, ended_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _accept_params(new: NewMessage) -> dict[str, Any]:
     return {
         "id": new.id,
@@ -324,6 +459,7 @@ __all__ = [
     "NewMessage",
     "RejectedMessage",
     "RoutingInput",
+    "UnknownAttempt",
     "UnknownMessage",
     "message_view",
 ]

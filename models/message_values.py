@@ -57,11 +57,23 @@ class RejectedMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class UnknownAttempt:
+    """A send attempt whose outcome is not known: Evolution is asked about it before the
+    message is sent again. `lookups` counts the look-ups that found nothing so far."""
+
+    id: int
+    instance: str
+    started_at: datetime
+    lookups: int
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingInput:
     """What the router needs about one message, read in one query."""
 
     message: MessageView
     preferred_instance: str | None
+    unknown: UnknownAttempt | None = None
 
 
 @dataclass(frozen=True, slots=True)

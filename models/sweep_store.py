@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, literal_column, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.enums import MessageState
-from models.tables import Message
+from models.enums import AttemptOutcome, MessageState
+from models.tables import Message, SendAttempt
 
 
 def in_state(state: MessageState) -> ColumnElement[bool]:
@@ -52,16 +52,44 @@ class SweepStore:
     def release_stuck_sending(
         self, older_than: datetime, now: datetime, limit: int
     ) -> list[uuid.UUID]:
-        """`sending` claims older than `older_than` (their worker died) go back to `queued`."""
+        """`sending` claims older than `older_than` (their worker died) are released."""
         stuck = select(Message.id).where(
             in_state(MessageState.SENDING), Message.claimed_at < older_than
         )
-        return self._requeue_batch(
-            stuck,
-            limit,
-            updated_at=now,
-            last_error="re-driven: the worker holding it stopped before recording",
-        )
+        return self.release_claims(stuck, now, limit)
+
+    def release_claims(self, ids_query: Any, now: datetime, limit: int) -> list[uuid.UUID]:
+        """Claims whose worker stopped before recording the send's outcome: nobody knows
+        whether the send went out, so each message waits `waiting` (due now) with its
+        attempt `unknown`; its next delivery asks Evolution before sending anything again,
+        and the attempt's slot stays spent. Returns the ids, for the caller to enqueue."""
+        with self._sessions.begin() as session:
+            locked = ids_query.limit(limit).with_for_update(skip_locked=True)
+            ids = list(session.scalars(locked))
+            if not ids:
+                return ids
+            detail = "the worker holding the send stopped before recording its outcome"
+            session.execute(
+                update(SendAttempt)
+                .where(
+                    SendAttempt.message_id.in_(ids),
+                    SendAttempt.outcome == AttemptOutcome.SENDING,
+                )
+                .values(outcome=AttemptOutcome.UNKNOWN, ended_at=now, detail=detail)
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(
+                update(Message)
+                .where(Message.id.in_(ids))
+                .values(
+                    state=MessageState.WAITING,
+                    not_before=now,
+                    updated_at=now,
+                    last_error=f"outcome unknown: {detail}",
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return ids
 
     def _requeue_batch(self, ids_query: Any, limit: int, **values: Any) -> list[uuid.UUID]:
         """Lock up to `limit` rows of `ids_query` (skipping locked ones), set them `queued`

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
-from models.enums import InstanceStatus, MessageState, Receipt
+from models.enums import AttemptOutcome, InstanceStatus, MessageState, Receipt
 
 _STATUS = Enum(
     InstanceStatus,
@@ -48,6 +48,15 @@ _STATE = Enum(
 _RECEIPT = Enum(
     Receipt,
     name="receipt",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda e: [m.value for m in e],
+)
+
+_OUTCOME = Enum(
+    AttemptOutcome,
+    name="attempt_outcome",
     native_enum=False,
     create_constraint=True,
     length=16,
@@ -180,3 +189,30 @@ class InstanceEvent(Base):
     new_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SendAttempt(Base):
+    """One claim of a message for a send on one instance, and what is proven about it.
+
+    A message has at most one attempt `sending` (the claim guard) and at most one `unknown`
+    that is still to be looked up. The limiter's counters are rebuilt from these rows."""
+
+    __tablename__ = "send_attempts"
+    __table_args__ = (
+        Index("ix_send_attempts_message_id", "message_id"),
+        # Rebuilding the hour's and day's counters reads the last day of attempts.
+        Index("ix_send_attempts_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    instance: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[AttemptOutcome] = mapped_column(_OUTCOME)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    #: How many message look-ups found nothing (an `unknown` attempt becomes `absent` at 2).
+    lookups: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
+    detail: Mapped[str | None] = mapped_column(Text)

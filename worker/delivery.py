@@ -14,16 +14,17 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from sqlalchemy.exc import DBAPIError
 
 from config import Settings
-from models.enums import MessageState
+from models.enums import AttemptOutcome, MessageState
 from models.instance_store import InstanceStore
 from models.message_store import Accepted, ClaimOutcome, MessageStore, NewMessage, RoutingInput
-from models.message_values import new_message_view
+from models.message_values import UnknownAttempt, new_message_view
 from models.views import InstanceView, MessageView, to_datetime
 from worker.evolution import (
     EvolutionClient,
@@ -31,6 +32,7 @@ from worker.evolution import (
     InstanceRateLimited,
     PermanentRecipientError,
     RecipientNotOnWhatsApp,
+    SendOutcomeUnknown,
 )
 from worker.limiter import Limiter, NoCapacity, Reservation
 from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
@@ -44,6 +46,7 @@ from worker.routing import (
     routing_table,
 )
 from worker.sticky_cache import StickyCache
+from worker.verification import LOOK_UPS_BEFORE_RESEND, Verdict, look_up
 
 log = logging.getLogger("zapdispatch.delivery")
 
@@ -67,6 +70,7 @@ class Result(StrEnum):
     REQUEUED = "requeued"  # waiting for capacity or for an instance to come online
     PARKED = "parked"  # waiting in PostgreSQL until `not_before`
     RETRYING = "retrying"  # a transient send failure; retried with backoff
+    VERIFYING = "verifying"  # the last send's outcome is unknown: Evolution is asked first
     SKIPPED = "skipped"  # terminal already, or another worker holds it
 
 
@@ -197,11 +201,16 @@ class Dispatcher:
             self._preferences.put(message.contact_id, found.preferred_instance)
         if message.state.terminal or message.state.value == "sending":
             return Delivered(Result.SKIPPED, detail=f"message is {message.state}")
+        if found.unknown is not None and (verified := self._verify(message, found.unknown, now)):
+            return verified
         if now >= message.expires_at.timestamp():
             return self._expire(message, now)
-        plan = plan_route(
-            self._route_request(message, found.preferred_instance, now), self._breaker
-        )
+        return self._route_and_send(message, found.preferred_instance, now)
+
+    def _route_and_send(
+        self, message: MessageView, preferred: str | None, now: float
+    ) -> Delivered | None:
+        plan = plan_route(self._route_request(message, preferred, now), self._breaker)
         if plan.waiting_for_preferred:
             patience_ends = message.created_at.timestamp() + self._s.sticky_patience_seconds
             wait = min(self._s.offline_backoff_seconds, max(1.0, patience_ends - now))
@@ -282,6 +291,8 @@ class Dispatcher:
         except PermanentRecipientError as exc:
             self._limiter.release(slot)
             return self._fail(message, f"recipient rejected: {exc}")
+        except SendOutcomeUnknown as exc:
+            return self._outcome_unknown(message, slot, exc)  # the slot stays spent
         except EvolutionError as exc:
             self._limiter.release(slot)
             return self._transient_failure(message, slot, exc)
@@ -296,7 +307,9 @@ class Dispatcher:
         )
         return Delivered(Result.SENT, instance=slot.instance)
 
-    def _record_sent(self, message_id: uuid.UUID, provider_id: str, slot: Reservation) -> None:
+    def _record_sent(
+        self, message_id: uuid.UUID, provider_id: str | None, slot: Reservation
+    ) -> None:
         """Commit `sent` for a message Evolution accepted. The send cannot be undone, so a
         database outage here is retried in place, for at most half of
         SENDING_STUCK_AFTER_SECONDS: giving up sooner leaves the claim for the sweep, which
@@ -322,6 +335,97 @@ class Dispatcher:
                 )
                 time.sleep(pause)
                 pause = min(pause * 2, RECORD_RETRY_MAX_SECONDS)
+
+    # -- sends whose outcome is unknown ---------------------------------------------------
+    def _outcome_unknown(
+        self, message: MessageView, slot: Reservation, exc: SendOutcomeUnknown
+    ) -> Delivered:
+        """No trustworthy answer: the slot stays spent, the message waits, and Evolution is
+        asked about it after UNKNOWN_OUTCOME_GRACE_SECONDS before anything is sent again."""
+        now = self._limiter.now()
+        self._instances.record_send_failure(
+            slot.instance, to_datetime(now), threshold=self._s.circuit_failure_threshold
+        )
+        grace = self._s.unknown_outcome_grace_seconds
+        detail = f"{type(exc).__name__} on {slot.instance}: {exc}"
+        self._messages.mark_unknown(
+            message.id, detail, to_datetime(now), look_up_at=to_datetime(now + grace)
+        )
+        self._scheduler.schedule(message.id, grace)
+        log.warning(
+            "send of message %s via %s has an unknown outcome (%s); asking Evolution in %.0f s",
+            message.id,
+            slot.instance,
+            detail,
+            grace,
+        )
+        return Delivered(Result.VERIFYING, slot.instance, grace, detail)
+
+    def _verify(
+        self, message: MessageView, unknown: UnknownAttempt, now: float
+    ) -> Delivered | None:
+        """Settle an unknown attempt before anything is sent again. Returns None when the
+        message may be routed and sent again (on a new slot)."""
+        due = message.not_before.timestamp() if message.not_before is not None else now
+        if now < due:
+            self._scheduler.schedule(message.id, due - now)
+            return Delivered(Result.VERIFYING, unknown.instance, due - now, "look-up not due")
+        found = look_up(
+            self._evolution,
+            unknown.instance,
+            message.phone or "",
+            message.text,
+            unknown.started_at.timestamp(),
+        )
+        at, grace = to_datetime(now), self._s.unknown_outcome_grace_seconds
+        if found.verdict is Verdict.FOUND and found.provider_message_id is not None:
+            self._messages.settle_found(message.id, unknown, found.provider_message_id, at)
+            log.info(
+                "message %s was sent via %s after all (found by look-up, id %s)",
+                message.id,
+                unknown.instance,
+                found.provider_message_id,
+            )
+            return Delivered(Result.SENT, instance=unknown.instance, detail="found by look-up")
+        if found.verdict is Verdict.ABSENT and unknown.lookups + 1 < LOOK_UPS_BEFORE_RESEND:
+            self._messages.note_absent(message.id, unknown, at, to_datetime(now + grace))
+            self._scheduler.schedule(message.id, grace)
+            return Delivered(Result.VERIFYING, unknown.instance, grace, "not found yet")
+        if found.verdict is Verdict.ABSENT:
+            self._messages.settle_unknown(
+                unknown, AttemptOutcome.ABSENT, at, "Evolution has no such message"
+            )
+            log.warning(
+                "message %s was not sent via %s: sending it again", message.id, unknown.instance
+            )
+            return None
+        if found.verdict is Verdict.NOT_NOW:
+            wait = backoff_seconds(
+                message.requeues + 1,
+                self._s.retry_backoff_seconds,
+                self._s.retry_backoff_max_seconds,
+            )
+            self._messages.note_requeue(message.id, at, not_before=to_datetime(now + wait))
+            self._scheduler.schedule(message.id, wait)
+            return Delivered(Result.VERIFYING, unknown.instance, wait, found.detail)
+        return self._cannot_verify(message, unknown, at, found.detail)
+
+    def _cannot_verify(
+        self, message: MessageView, unknown: UnknownAttempt, at: datetime, why: str
+    ) -> Delivered | None:
+        """Evolution cannot be asked: UNCERTAIN_SEND_POLICY decides between sending again
+        (`retry`: None) and recording `failed` (`fail`)."""
+        if self._s.uncertain_send_policy == "fail":
+            return self._fail(message, f"outcome unknown: Evolution cannot be asked ({why})")
+        self._messages.settle_unknown(unknown, AttemptOutcome.UNVERIFIED, at, why)
+        log.warning(
+            "message %s: Evolution cannot be asked whether it was sent via %s (%s); "
+            "sending it again (UNCERTAIN_SEND_POLICY=retry)",
+            message.id,
+            unknown.instance,
+            why,
+        )
+        return None
 
     # -- outcomes -----------------------------------------------------------------------
     def _transient_failure(

@@ -28,6 +28,11 @@ def day_counter_prefix(instance: str) -> str:
     return f"{LIMITER_TAG}:sent:day:{instance}"
 
 
+#: Exists while the limiter's counters can be trusted: set once they were rebuilt from
+#: PostgreSQL (worker/limiter/rebuild.lua); gone when Redis lost its data.
+COUNTERS_SENTINEL = f"{LIMITER_TAG}:counters:sentinel"
+
+
 def instance_last_send(instance: str) -> str:
     """Unix seconds (float string) of the last slot reserved on `instance` (pacing)."""
     return f"{LIMITER_TAG}:last:instance:{instance}"

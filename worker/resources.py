@@ -86,6 +86,7 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
     evolution = evolution or EvolutionClient(
         settings.evolution_api_url, api_key, timeout=evolution_timeout(settings)
     )
+    messages = MessageStore(sessions, statements)
     return Resources(
         settings=settings,
         engine=engine,
@@ -98,9 +99,10 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
             settings.zone,
             spacing_policy(settings),
             test_clock_enabled=settings.test_clock_enabled,
+            counters=messages.spent_since,
         ),
         instances=InstanceStore(sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
-        messages=MessageStore(sessions, statements),
+        messages=messages,
         sweeps=SweepStore(sessions),
     )
 

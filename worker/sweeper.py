@@ -3,8 +3,9 @@
 Rules (also in the README's delivery guarantee):
 - `waiting` messages whose `not_before` has come are moved to `queued` and enqueued.
 - `sending` messages claimed more than SENDING_STUCK_AFTER_SECONDS ago belong to a worker
-  that died between its claim and its record: they go back to `queued` and are enqueued
-  (the one place a duplicate send can come from).
+  that died between its claim and its record: nobody knows whether the send went out, so
+  they wait with their attempt `unknown` and are enqueued; their delivery asks Evolution
+  before anything is sent again (worker/verification.py).
 - `queued` messages untouched for longer than the longest countdown (plus a margin) lost
   their task (a broker that lost its data, a publish that failed): they are enqueued again.
 - When Redis lost its data (the sentinel key is gone), every `queued` message is

@@ -124,3 +124,44 @@ def test_every_instance_flaky(chaos: Chaos) -> None:
     assert row.lost == 0 and row.duplicated == 0, row
     assert all("gave up after" in (r["last_error"] or "") for r in gave_up)
     assert row.sent + len(gave_up) == MESSAGES
+
+
+@pytest.mark.parametrize("mode", ["late", "proxy_502", "unreadable"])
+def test_sends_that_went_out_unseen_never_exceed_the_cap(chaos: Chaos, mode: str) -> None:
+    """Evolution sends each message, then its answer is lost (`late`: after the read
+    timeout), or comes from a proxy (502), or cannot be read. With an hourly cap of 3 and 5
+    messages, 3 go out, once each, and are recorded `sent`; the other 2 wait for the next
+    hour. (Before: 15 sends, 5 copies of each, every message `failed`.)"""
+    chaos.add_instances(["inst-a"], hourly=3)
+    started = time.monotonic()
+    with running_simulator(["inst-a"], seed=6, hang_seconds=30) as sim:
+        sim.configure_instance("inst-a", failure_rate=1.0, failure_mode=mode)
+        chaos.worker(chaos.env(sim.url), concurrency=2)
+        app = chaos.producer()
+        texts = [f"{mode} message {i}" for i in range(5)]
+        for i, body in enumerate(texts):
+            app.send_task(SEND, kwargs={"phone": phone(i), "text": body})
+        wait_for(lambda: chaos.count("sent") == 3, 60, "three messages recorded sent")
+        time.sleep(3.0)  # time for a fourth send, or a second copy, if either could happen
+        received = sim.messages()
+    rows = chaos.rows()
+    sent = [r for r in rows if r["state"] == "sent"]
+    row = tally(
+        f"evolution answers lost after sending ({mode}), hourly cap 3",
+        rows,
+        received,
+        texts,
+        notes=f"{len(received)} sends for 5 messages against a cap of 3; "
+        f"{len(sent)} recorded sent after a look-up, the rest waiting",
+        seconds=round(time.monotonic() - started, 1),
+    )
+    record(row)
+    assert len(received) == 3, received
+    assert len({m["text"] for m in received}) == 3
+    assert {r["text"] for r in sent} == {m["text"] for m in received}
+    if mode == "unreadable":
+        assert all(r["provider_message_id"] is None for r in sent)
+    else:
+        ids = {m["provider_message_id"] for m in received}
+        assert {r["provider_message_id"] for r in sent} == ids
+    assert all(r["state"] in ("waiting", "queued") for r in rows if r["state"] != "sent")

@@ -53,7 +53,10 @@ def test_redis_loses_everything_with_500_queued(chaos: Chaos) -> None:
     try:
         with running_simulator(INSTANCES, seed=2, hang_seconds=60) as sim:
             env = chaos.env(
-                sim.url, RECIPIENT_MIN_GAP_SECONDS=str(GAP_SECONDS), EVOLUTION_TIMEOUT_SECONDS="30"
+                sim.url,
+                RECIPIENT_MIN_GAP_SECONDS=str(GAP_SECONDS),
+                EVOLUTION_TIMEOUT_SECONDS="30",
+                SENDING_STUCK_AFTER_SECONDS="32",  # above the longest send (1 + 30 s)
             )
             beat = chaos.beat(env)
             first = chaos.worker(env, concurrency=IN_FLIGHT, name="worker-first")

@@ -1,6 +1,6 @@
 """A loopback TCP server that answers each HTTP request with bytes the test scripts.
 
-For the edges of `worker/evolution/http11.py` that a real server rarely shows on demand:
+For the edges of `worker/evolution/keepalive.py` that a real server rarely shows on demand:
 chunked bodies, `Connection: close`, answers cut short, silence, idle connections closed by
 the server. It counts connections and requests, so a test can tell reuse from reconnects
 and prove a request was never written twice.

@@ -30,23 +30,67 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class FakeEvolution:
-    """Answers sendText like Evolution does; tests swap `behaviour` per instance."""
+    """Answers sendText like Evolution does, and findMessages from what it sent; tests swap
+    `behaviour` per instance (for sendText) and may turn `lookups` off (route missing).
+    `now` stamps what it sends (unix seconds; the stack's clock moves it)."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
         self.behaviour: dict[str, Handler] = {}
+        self.lookups = True
+        self.now = T0
         self._ids = itertools.count(1)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         instance = request.url.path.rsplit("/", 1)[-1]
+        if request.url.path.startswith("/chat/findMessages/"):
+            return self._find(instance, json.loads(request.content))
         if instance in self.behaviour:
             return self.behaviour[instance](request)
+        return self.deliver(request)
+
+    def deliver(self, request: httpx.Request) -> httpx.Response:
+        """Send the message (record it) and answer 201 as Evolution does."""
+        instance = request.url.path.rsplit("/", 1)[-1]
         body = json.loads(request.content)
         message_id = f"3EB0{next(self._ids):016X}"
-        self.sent.append({"instance": instance, **body, "id": message_id})
+        self.sent.append({"instance": instance, **body, "id": message_id, "at": self.now})
         return httpx.Response(
-            201, json=sent_text_body(body["number"], body["text"], message_id, 0.0)
+            201, json=sent_text_body(body["number"], body["text"], message_id, self.now)
         )
+
+    def deliver_then(self, failure: Exception | httpx.Response) -> Handler:
+        """A behaviour: the message goes out, then the answer is `failure` (raised, or
+        answered when it is a response)."""
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            self.deliver(request)
+            if isinstance(failure, httpx.Response):
+                return failure
+            raise failure
+
+        return handler
+
+    def _find(self, instance: str, query: dict[str, Any]) -> httpx.Response:
+        if not self.lookups:
+            return httpx.Response(404, text=f"Cannot POST /chat/findMessages/{instance}")
+        jid = query.get("where", {}).get("key", {}).get("remoteJid")
+        records = [
+            {
+                "key": {
+                    "id": r["id"],
+                    "fromMe": True,
+                    "remoteJid": f"{r['number']}@s.whatsapp.net",
+                },
+                "message": {"conversation": r["text"]},
+                "messageTimestamp": int(r["at"]),
+            }
+            for r in reversed(self.sent)
+            if r["instance"] == instance and jid in (None, f"{r['number']}@s.whatsapp.net")
+        ]
+        page = records[: int(query.get("offset", 50))]
+        listing = {"total": len(records), "pages": 1, "currentPage": 1, "records": page}
+        return httpx.Response(200, json={"messages": listing})
 
     def by_instance(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -84,6 +128,7 @@ class Stack:
 
     def set_clock(self, now: float) -> None:
         set_test_clock(self.redis, now)
+        self.evolution.now = now
 
     def accept(self, phone: str, text: str = "oi", **fields: Any) -> uuid.UUID:
         return self.intake.accept({"phone": phone, "text": text, **fields}).id

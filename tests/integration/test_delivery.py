@@ -39,6 +39,12 @@ def respond(status: int, body: object | None = None, **kw: object) -> Callable[.
     return lambda request: httpx.Response(status, json=body or {}, **kw)  # type: ignore[arg-type]
 
 
+def evolution_error(status: int) -> Callable[..., httpx.Response]:
+    """An error Evolution answered in its own envelope: it refused before sending."""
+    body = {"status": status, "error": "Internal Server Error", "response": {"message": "x"}}
+    return respond(status, body)
+
+
 def raise_(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
@@ -138,13 +144,13 @@ def test_recipient_not_on_whatsapp_fails_permanently_and_frees_the_slot(stack: S
 @pytest.mark.parametrize(
     "failure",
     [
-        respond(500, {"status": 500, "error": "Internal Server Error"}),
+        evolution_error(500),
         respond(429, {}),
-        raise_(httpx.ReadTimeout("slow")),
+        raise_(httpx.ConnectTimeout("slow")),
         raise_(httpx.ConnectError("refused")),
-        raise_(httpx.RemoteProtocolError("reset")),
+        raise_(httpx.WriteError("reset while writing")),
     ],
-    ids=["5xx", "429", "timeout", "connection-error", "connection-reset"],
+    ids=["5xx", "429", "connect-timeout", "connection-error", "write-error"],
 )
 def test_transient_errors_retry_with_backoff(
     stack: Stack, failure: Callable[..., httpx.Response]
@@ -176,7 +182,7 @@ def test_transient_failures_move_the_message_to_another_instance(stack: Stack) -
         s.add(Contact(id="other", phone="5511900000001", preferred_instance="a"))
     with stack.res.sessions.begin() as s:
         s.execute(update(Contact).where(Contact.id == "doc").values(preferred_instance="a"))
-    stack.evolution.behaviour["a"] = respond(500)
+    stack.evolution.behaviour["a"] = evolution_error(500)
     stack.dispatcher.deliver(message_id)
     stack.dispatcher.deliver(message_id)
     assert stack.dispatcher.deliver(message_id).result is Result.SENT
@@ -186,7 +192,7 @@ def test_transient_failures_move_the_message_to_another_instance(stack: Stack) -
 def test_gives_up_after_the_attempt_budget(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(max_send_attempts=2)
     stack.add_instance("a")
-    stack.evolution.behaviour["a"] = respond(503)
+    stack.evolution.behaviour["a"] = evolution_error(503)
     message_id = deliver_new(stack, 1)
     stack.dispatcher.deliver(message_id)
     message = stack.res.messages.get(message_id)

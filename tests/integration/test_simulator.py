@@ -18,7 +18,9 @@ from worker.evolution import (
     InstanceRateLimited,
     InstanceState,
     InstanceUnavailable,
+    LookUpUnavailable,
     RecipientNotOnWhatsApp,
+    SendOutcomeUnknown,
     TransientEvolutionError,
 )
 from worker.evolution.exchange import ExchangeFailed
@@ -112,7 +114,7 @@ def test_wrong_key_is_auth_error(sim: SimulatorHandle) -> None:
         ("500", TransientEvolutionError),
         ("400", InstanceUnavailable),
         ("429", InstanceRateLimited),
-        ("reset", TransientEvolutionError),
+        ("reset", SendOutcomeUnknown),
     ],
 )
 def test_failure_modes(
@@ -126,13 +128,58 @@ def test_failure_modes(
     assert sim.stats()["instances"]["inst-a"]["outcomes"] == {mode: 1}
 
 
-def test_reset_is_a_connection_error(sim: SimulatorHandle, client: EvolutionClient) -> None:
+def test_a_reset_mid_answer_leaves_the_outcome_unknown(
+    sim: SimulatorHandle, client: EvolutionClient
+) -> None:
     sim.configure_instance("inst-a", failure_rate=1.0, failure_mode="reset")
-    with pytest.raises(TransientEvolutionError) as caught:
+    with pytest.raises(SendOutcomeUnknown) as caught:
         client.send_text("inst-a", NUMBER, "hi")
     assert caught.value.status_code is None
     assert isinstance(caught.value.__cause__, ExchangeFailed)
-    assert caught.value.__cause__.kind in {"ReadError", "RemoteProtocolError", "WriteError"}
+    assert caught.value.__cause__.kind in {"ReadError", "RemoteProtocolError"}
+
+
+@pytest.mark.parametrize("mode", ["late", "proxy_502", "unreadable"])
+def test_failures_after_sending_record_the_message(sim: SimulatorHandle, mode: str) -> None:
+    sim.configure(hang_seconds=5)
+    sim.configure_instance("inst-a", failure_rate=1.0, failure_mode=mode)
+    with EvolutionClient(sim.url, KEY, timeout=httpx.Timeout(0.3, connect=0.3)) as client:
+        if mode == "unreadable":
+            assert client.send_text("inst-a", NUMBER, "hi").provider_message_id is None
+        else:
+            with pytest.raises(SendOutcomeUnknown):
+                client.send_text("inst-a", NUMBER, "hi")
+        (stored,) = client.sent_messages("inst-a", NUMBER)
+    assert [m["text"] for m in sim.messages()] == ["hi"]
+    assert stored.provider_message_id == sim.messages()[0]["provider_message_id"]
+    assert stored.text == "hi" and stored.from_me
+
+
+def test_find_messages_lists_a_chat_newest_first(
+    sim: SimulatorHandle, client: EvolutionClient
+) -> None:
+    first = client.send_text("inst-a", NUMBER, "one")
+    second = client.send_text("inst-a", NUMBER, "two")
+    client.send_text("inst-a", "5511911112222", "elsewhere")
+    client.send_text("inst-b", NUMBER, "other instance")
+    listed = client.sent_messages("inst-a", NUMBER)
+    assert [m.provider_message_id for m in listed] == [
+        second.provider_message_id,
+        first.provider_message_id,
+    ]
+    assert client.keeps_messages("inst-a")
+
+
+def test_find_messages_without_storage_or_route(
+    sim: SimulatorHandle, client: EvolutionClient
+) -> None:
+    client.send_text("inst-a", NUMBER, "one")
+    sim.configure(keep_messages=False)
+    assert client.sent_messages("inst-a", NUMBER) == []
+    assert not client.keeps_messages("inst-a")
+    sim.configure(find_messages_route=False)
+    with pytest.raises(LookUpUnavailable):
+        client.sent_messages("inst-a", NUMBER)
 
 
 def test_429_carries_retry_after(sim: SimulatorHandle, client: EvolutionClient) -> None:
@@ -147,7 +194,7 @@ def test_timeout_mode(sim: SimulatorHandle) -> None:
     started = time.monotonic()
     with (
         EvolutionClient(sim.url, KEY, timeout=httpx.Timeout(0.3)) as client,
-        pytest.raises(TransientEvolutionError) as caught,
+        pytest.raises(SendOutcomeUnknown) as caught,
     ):
         client.send_text("inst-a", NUMBER, "hi")
     assert time.monotonic() - started < 2.0

@@ -20,13 +20,17 @@ from worker.evolution import (
     InstanceRateLimited,
     InstanceState,
     InstanceUnavailable,
+    LookUpUnavailable,
     RecipientNotOnWhatsApp,
+    SendOutcomeUnknown,
     SentText,
+    StoredMessage,
     TransientEvolutionError,
 )
 from worker.evolution.exchange import ExchangeFailed
 from worker.monitor.poll import PollPolicy, probe_each
 from worker.phones import mask_phone
+from worker.verification import CLOCK_SKEW_SECONDS, matching
 
 BASE = "http://evolution.test"
 NUMBER = "5511999998888"
@@ -162,13 +166,13 @@ def test_500_is_transient() -> None:
 @pytest.mark.parametrize(
     "exc",
     [
-        httpx.ReadTimeout("slow"),
         httpx.ConnectTimeout("slow"),
         httpx.ConnectError("refused"),
-        httpx.RemoteProtocolError("peer closed connection"),
+        httpx.WriteError("broken pipe"),
+        httpx.WriteTimeout("slow"),
     ],
 )
-def test_transport_errors_are_transient(exc: httpx.HTTPError) -> None:
+def test_failures_before_the_request_was_written_are_not_sent(exc: httpx.HTTPError) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
 
@@ -181,15 +185,44 @@ def test_transport_errors_are_transient(exc: httpx.HTTPError) -> None:
     assert caught.value.__cause__.__cause__ is exc
 
 
-def test_malformed_json_is_transient() -> None:
-    with pytest.raises(TransientEvolutionError):
-        send_with(lambda request: httpx.Response(201, content=b"{not json"))
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ReadTimeout("slow"),
+        httpx.ReadError("reset by peer"),
+        httpx.RemoteProtocolError("peer closed connection"),
+    ],
+)
+def test_failures_after_the_request_was_written_are_unknown(exc: httpx.HTTPError) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    with pytest.raises(SendOutcomeUnknown) as caught:
+        send_with(handler)
+    assert type(exc).__name__ in str(caught.value) and NUMBER not in str(caught.value)
 
 
-@pytest.mark.parametrize("body", [{}, {"key": {}}, {"key": {"id": ""}}, [1, 2], "x"])
-def test_answer_without_key_id_is_transient(body: Any) -> None:
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_5xx_without_evolutions_envelope_is_unknown(status: int) -> None:
+    with pytest.raises(SendOutcomeUnknown):
+        send_with(lambda request: httpx.Response(status, content=b"<html>Bad Gateway</html>"))
+
+
+def test_a_5xx_in_evolutions_envelope_is_not_sent() -> None:
+    body = error_body(500, "Internal Server Error", ["Error: Connection Closed"])
     with pytest.raises(TransientEvolutionError):
-        send_with(answer(201, body))
+        send_with(answer(500, body))
+
+
+@pytest.mark.parametrize("status", [200, 201, 202])
+def test_any_2xx_is_sent(status: int) -> None:
+    assert send_with(answer(status, SENT_BODY)).provider_message_id == SENT_BODY["key"]["id"]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b'{"key": {"id": ""}}', b"{}"])
+def test_a_2xx_whose_body_cannot_be_read_is_sent_without_an_id(body: bytes) -> None:
+    sent = send_with(lambda request: httpx.Response(201, content=body))
+    assert sent.provider_message_id is None
 
 
 def test_errors_survive_pickling() -> None:
@@ -323,3 +356,85 @@ def test_each_request_carries_its_timeouts_and_the_base_path() -> None:
     assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"] == "zapdispatch"
     assert json.loads(request.content) == {"number": NUMBER, "text": "olá"}
+
+
+def stored(message_id: str, text: str, stamp: Any, *, from_me: bool = True) -> dict[str, Any]:
+    """One record of findMessages as Evolution's fetchMessages selects it."""
+    return {
+        "id": "cm4x",
+        "key": {"id": message_id, "fromMe": from_me, "remoteJid": f"{NUMBER}@s.whatsapp.net"},
+        "pushName": "Você",
+        "messageType": "conversation",
+        "message": {"conversation": text},
+        "messageTimestamp": stamp,
+        "instanceId": "9b1c",
+        "source": "unknown",
+        "contextInfo": None,
+        "MessageUpdate": [],
+    }
+
+
+def test_sent_messages_asks_findmessages_for_the_chat_and_parses_records() -> None:
+    seen: list[httpx.Request] = []
+    records = [
+        stored("A", "hi", 1732300000),
+        {**stored("B", "", "1732300001"), "message": {"extendedTextMessage": {"text": "link"}}},
+        {"key": "not an object"},
+        stored("C", "x", None),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = {"messages": {"total": 4, "pages": 1, "currentPage": 1, "records": records}}
+        return httpx.Response(200, json=body)
+
+    with client_for(handler) as client:
+        found = client.sent_messages("inst-a", NUMBER)
+    assert [(m.provider_message_id, m.text, m.timestamp) for m in found] == [
+        ("A", "hi", 1732300000.0),
+        ("B", "link", 1732300001.0),
+    ]
+    assert seen[0].url.path == "/chat/findMessages/inst-a"
+    assert json.loads(seen[0].content) == {
+        "where": {"key": {"remoteJid": f"{NUMBER}@s.whatsapp.net", "fromMe": True}},
+        "offset": 50,
+        "page": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        lambda request: httpx.Response(404, text="Cannot POST /chat/findMessages/inst-a"),
+        lambda request: httpx.Response(200, json={"unexpected": True}),
+        lambda request: httpx.Response(400, json=error_body(400, "Bad Request", ["x"])),
+    ],
+)
+def test_a_look_up_evolution_cannot_answer_is_unavailable(handler: Handler) -> None:
+    with client_for(handler) as client, pytest.raises(LookUpUnavailable):
+        client.sent_messages("inst-a", NUMBER)
+
+
+def test_keeps_messages_is_whether_anything_sent_is_listed() -> None:
+    def listing(records: list[Any]) -> Handler:
+        return answer(
+            200, {"messages": {"total": 0, "pages": 0, "currentPage": 1, "records": records}}
+        )
+
+    with client_for(listing([])) as client:
+        assert client.keeps_messages("inst-a") is False
+    with client_for(listing([stored("A", "hi", 1)])) as client:
+        assert client.keeps_messages("inst-a") is True
+
+
+def test_a_look_up_matches_the_same_text_sent_after_the_attempt_began() -> None:
+    messages = [
+        StoredMessage("old", True, "hi", 1000.0),
+        StoredMessage("theirs", False, "hi", 2000.0),
+        StoredMessage("other", True, "bye", 2000.0),
+        StoredMessage("ours", True, "hi", 2001.0),
+        StoredMessage("later", True, "hi", 2500.0),
+    ]
+    assert matching(messages, "hi", since=2000.0) == messages[3]
+    assert matching(messages, "hi", since=2000.0 + CLOCK_SKEW_SECONDS + 600) is None
+    assert matching(messages, "nothing like it", since=0.0) is None

@@ -5,14 +5,17 @@ from worker.evolution.client import (
     EvolutionClient,
     InstanceState,
     SentText,
+    StoredMessage,
 )
 from worker.evolution.errors import (
     EvolutionAuthError,
     EvolutionError,
     InstanceRateLimited,
     InstanceUnavailable,
+    LookUpUnavailable,
     PermanentRecipientError,
     RecipientNotOnWhatsApp,
+    SendOutcomeUnknown,
     TransientEvolutionError,
 )
 
@@ -24,8 +27,11 @@ __all__ = [
     "InstanceRateLimited",
     "InstanceState",
     "InstanceUnavailable",
+    "LookUpUnavailable",
     "PermanentRecipientError",
     "RecipientNotOnWhatsApp",
+    "SendOutcomeUnknown",
     "SentText",
+    "StoredMessage",
     "TransientEvolutionError",
 ]

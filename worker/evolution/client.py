@@ -25,7 +25,9 @@ from worker.evolution.errors import (
     EvolutionError,
     InstanceRateLimited,
     InstanceUnavailable,
+    LookUpUnavailable,
     RecipientNotOnWhatsApp,
+    SendOutcomeUnknown,
     TransientEvolutionError,
 )
 from worker.evolution.exchange import (
@@ -35,25 +37,38 @@ from worker.evolution.exchange import (
     HttpxExchange,
     Timeouts,
 )
-from worker.evolution.http11 import KeepAliveHTTP
+from worker.evolution.keepalive import KeepAliveHTTP
 from worker.phones import mask_phone
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 USER_AGENT = "zapdispatch"
 """Seconds: 5 to connect, 15 for each read/write/pool wait."""
 
-_SEND_OK = frozenset({200, 201})
+#: Messages asked for per findMessages page (Evolution's `offset`); newest first.
+LOOK_UP_PAGE = 50
 _DIGIT_RUN = re.compile(r"\d{6,}")
 _MAX_DETAIL_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
 class SentText:
-    """A message the server accepted. `provider_message_id` is its `key.id`."""
+    """A message the server accepted (any 2xx). `provider_message_id` is its `key.id`,
+    None when the answer's body could not be read (it was sent all the same)."""
 
-    provider_message_id: str
+    provider_message_id: str | None
     status: str
     remote_jid: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message Evolution stored for a chat. `timestamp` is unix seconds; `text` is the
+    conversation text ("" for other message types)."""
+
+    provider_message_id: str
+    from_me: bool
+    text: str
+    timestamp: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +88,13 @@ class InstanceState:
 class EvolutionClient:
     """Synchronous client; one per worker process (its exchange holds a connection pool).
 
-    By default it speaks keep-alive HTTP/1.1 itself (`worker/evolution/http11.py`): a send
-    is one small POST, and httpx's machinery cost about 5 times the CPU of the exchange
-    (docs/benchmarks.md). With `transport` (an httpx transport, e.g. `httpx.MockTransport`
-    in tests) requests go through it instead. Either way sends connect to EVOLUTION_API_URL
-    directly (HTTP_PROXY and friends are not read, and credentials in the URL are not sent:
-    Evolution authenticates by the `apikey` header). Timeouts are per connect, read and
-    write.
+    By default it speaks keep-alive HTTP/1.1 through the standard library's `http.client`
+    (`worker/evolution/keepalive.py`: a connection per thread and instance). With
+    `transport` (an httpx transport, e.g. `httpx.MockTransport` in tests) requests go
+    through it instead. Either way sends connect to EVOLUTION_API_URL directly (HTTP_PROXY
+    and friends are not read, and credentials in the URL are not sent: Evolution
+    authenticates by the `apikey` header). One exchange takes at most the connect timeout
+    plus the read timeout, all phases together.
     """
 
     def __init__(
@@ -99,13 +114,73 @@ class EvolutionClient:
         )
 
     def send_text(self, instance: str, number: str, text: str) -> SentText:
-        """Send `text` to `number` (digits, with country code) through `instance`."""
+        """Send `text` to `number` (digits, with country code) through `instance`.
+
+        Classified by what is proven: any 2xx is sent (also with a body that cannot be
+        read); a failure to connect or to write the whole request, or an error Evolution
+        answered in its own envelope, is not sent (TransientEvolutionError and the rest of
+        the tree); anything after the request was written without a trustworthy answer
+        raises SendOutcomeUnknown."""
         body = json.dumps(
             {"number": number, "text": text}, ensure_ascii=False, separators=(",", ":")
         )
+        try:
+            answer = self._http.exchange("POST", _send_path(instance), body.encode(), key=instance)
+        except ExchangeFailed as exc:
+            if exc.request_written:
+                raise SendOutcomeUnknown(
+                    f"{_where(instance, number)}: {exc.kind} after the request was written",
+                    instance=instance,
+                ) from exc
+            raise _to_error(exc, instance, number) from exc
+        if 200 <= answer.status < 300:
+            return _parse_sent(answer)
+        if answer.status >= 500 and not _has_envelope(answer):
+            raise SendOutcomeUnknown(
+                f"{_where(instance, number)}: HTTP {answer.status} without Evolution's "
+                "error body (a proxy answered)",
+                instance=instance,
+                status_code=answer.status,
+            )
+        raise _to_error(answer, instance, number)
+
+    def sent_messages(self, instance: str, number: str) -> list[StoredMessage]:
+        """The newest messages `instance` sent to `number`, as Evolution stored them
+        (`POST /chat/findMessages/{instance}`). Raises LookUpUnavailable when Evolution
+        cannot be asked (no such route, an error answer, a body of another shape), and
+        TransientEvolutionError when it could not be reached (ask again later)."""
+        query = {
+            "where": {"key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True}},
+            "offset": LOOK_UP_PAGE,
+            "page": 1,
+        }
+        return self._find_messages(instance, number, query)
+
+    def keeps_messages(self, instance: str) -> bool:
+        """Whether Evolution stores what `instance` sends: it lists at least one message
+        sent from it. An instance that has sent and lists none keeps nothing."""
+        query = {"where": {"key": {"fromMe": True}}, "offset": 1, "page": 1}
+        return bool(self._find_messages(instance, None, query))
+
+    def _find_messages(
+        self, instance: str, number: str | None, query: dict[str, Any]
+    ) -> list[StoredMessage]:
+        body = json.dumps(query, separators=(",", ":")).encode()
         with _at_edge(instance, number):
-            answer = self._http.exchange("POST", _send_path(instance), body.encode())
-        return _parse_sent(_ok_json(answer, instance, number, ok=_SEND_OK), instance)
+            answer = self._http.exchange("POST", _find_path(instance), body, key=instance)
+        if answer.status not in (200, 201):
+            raise LookUpUnavailable(
+                f"{_where(instance, number)}: findMessages answered HTTP {answer.status}",
+                instance=instance,
+                status_code=answer.status,
+            )
+        try:
+            return _parse_stored(answer.json())
+        except ValueError as exc:
+            raise LookUpUnavailable(
+                f"{_where(instance, number)}: findMessages answer unreadable ({exc})",
+                instance=instance,
+            ) from exc
 
     def connection_state(self, instance: str) -> InstanceState:
         """The state of one instance (no number or reason: this endpoint lacks them)."""
@@ -183,6 +258,10 @@ def _headers(api_key: str | None) -> dict[str, str]:
 
 def _send_path(instance: str) -> str:
     return f"/message/sendText/{quote(instance, safe='')}"
+
+
+def _find_path(instance: str) -> str:
+    return f"/chat/findMessages/{quote(instance, safe='')}"
 
 
 def _state_path(instance: str) -> str:
@@ -264,6 +343,20 @@ def _server_messages(response: HttpAnswer) -> list[Any]:
     return message if isinstance(message, list) else [message]
 
 
+def _has_envelope(response: HttpAnswer) -> bool:
+    """Whether an error answer is Evolution's own (`{"status", "error", "response"}`): then
+    Evolution refused before sending. A proxy's 5xx has no such body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("status"), int)
+        and ("response" in body or "error" in body)
+    )
+
+
 def _says_not_on_whatsapp(response: HttpAnswer) -> bool:
     messages = _server_messages(response)
     return any(isinstance(item, dict) and item.get("exists") is False for item in messages)
@@ -291,19 +384,60 @@ def _retry_after_seconds(value: str | None, now: float) -> float | None:
 # --- bodies -------------------------------------------------------------------------------
 
 
-def _parse_sent(body: Any, instance: str) -> SentText:
+def _parse_sent(answer: HttpAnswer) -> SentText:
+    """A 2xx answer: sent, whatever its body; the id when the body has one."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
     key = body.get("key") if isinstance(body, dict) else None
-    if not isinstance(key, dict) or not isinstance(key.get("id"), str) or not key["id"]:
-        raise TransientEvolutionError(
-            f"instance {instance!r}: sendText answer has no key.id", instance=instance
-        )
-    message_id: str = key["id"]
-    status, remote_jid = body.get("status"), key.get("remoteJid")
+    key = key if isinstance(key, dict) else {}
+    message_id, remote_jid = key.get("id"), key.get("remoteJid")
+    status = body.get("status") if isinstance(body, dict) else None
     return SentText(
-        provider_message_id=message_id,
+        provider_message_id=message_id if isinstance(message_id, str) and message_id else None,
         status=status if isinstance(status, str) else "",
         remote_jid=remote_jid if isinstance(remote_jid, str) else "",
     )
+
+
+def _parse_stored(body: Any) -> list[StoredMessage]:
+    """findMessages' `{"messages": {"records": [...]}}` as StoredMessages (records of
+    another shape are skipped); ValueError when the body is not of that shape."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    records = messages.get("records") if isinstance(messages, dict) else None
+    if not isinstance(records, list):
+        raise ValueError("no messages.records list")
+    return [stored for record in records if (stored := _stored_message(record)) is not None]
+
+
+def _stored_message(record: Any) -> StoredMessage | None:
+    key = record.get("key") if isinstance(record, dict) else None
+    if not isinstance(key, dict) or not isinstance(key.get("id"), str):
+        return None
+    stamp = record.get("messageTimestamp")
+    if isinstance(stamp, str) and stamp.isdigit():
+        stamp = int(stamp)
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float):
+        return None
+    return StoredMessage(
+        provider_message_id=key["id"],
+        from_me=key.get("fromMe") is True,
+        text=_message_text(record.get("message")),
+        timestamp=float(stamp),
+    )
+
+
+def _message_text(message: Any) -> str:
+    """The text of a stored message: `conversation`, or `extendedTextMessage.text`."""
+    if not isinstance(message, dict):
+        return ""
+    if isinstance(message.get("conversation"), str):
+        return str(message["conversation"])
+    extended = message.get("extendedTextMessage")
+    if isinstance(extended, dict) and isinstance(extended.get("text"), str):
+        return str(extended["text"])
+    return ""
 
 
 def _parse_connection_state(body: Any, instance: str) -> InstanceState:

@@ -4,9 +4,13 @@
 one of these, once, at the edge; nothing above it catches `httpx.HTTPError`.
 
     EvolutionError
-      TransientEvolutionError     5xx, timeouts, connection errors, unexpected bodies
+      TransientEvolutionError     not sent, may succeed later: no connection, the request
+                                  not fully written, Evolution's own 5xx error envelope
         InstanceRateLimited       429; retry later on this instance
         InstanceUnavailable       404 unknown instance, 400 from a dead session
+      SendOutcomeUnknown          the request was written and no trustworthy answer came
+                                  (read timeout, reset, a 5xx without Evolution's envelope)
+      LookUpUnavailable           Evolution cannot be asked about sent messages
       EvolutionAuthError          401/403: our configuration is wrong
       PermanentRecipientError     permanent for that recipient
         RecipientNotOnWhatsApp    400 with `exists: false`
@@ -62,6 +66,16 @@ class InstanceRateLimited(TransientEvolutionError):
 
 class InstanceUnavailable(TransientEvolutionError):
     """The instance cannot send now (unknown to the server, or its session is dead)."""
+
+
+class SendOutcomeUnknown(EvolutionError):
+    """The send request was written and no trustworthy answer came back: the message may
+    have gone out. Its slot stays spent, and Evolution is asked before it is sent again."""
+
+
+class LookUpUnavailable(EvolutionError):
+    """Evolution cannot say which messages it sent (no findMessages route, an error
+    answer, or it keeps no messages)."""
 
 
 class EvolutionAuthError(EvolutionError):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -23,7 +25,22 @@ from worker.limiter.policy import (
     Reservation,
     SpacingPolicy,
 )
-from worker.limiter.timezones import DAY_SECONDS, offset_table
+from worker.limiter.timezones import (
+    DAY_SECONDS,
+    HOUR_SECONDS,
+    offset_table,
+    window_end,
+    window_ids,
+    window_start,
+)
+
+log = logging.getLogger("zapdispatch.limiter")
+
+#: Per instance, the sends that spent a slot since the hour's and the day's start (both
+#: aware datetimes): (hour_count, day_count). PostgreSQL's answer (MessageStore.spent_since).
+SpentCounts = Callable[[datetime, datetime], Mapping[str, tuple[int, int]]]
+#: How long one worker may hold the counters' rebuild lock, and others wait for it (seconds).
+REBUILD_LOCK_SECONDS = 30
 
 #: The script accepts `now` within this distance of the table's centre (seconds).
 TABLE_VALID_SECONDS = 2 * DAY_SECONDS
@@ -74,7 +91,13 @@ class RedisLimiter:
     `round_trips` counts script calls made (one per reserve/usage/release in steady state);
     `table_refreshes` the calls among them that came back "stale" and were made again with
     a rebuilt UTC-offset table (when the limiter clock left the table's span, e.g. the test
-    clock jumping ahead).
+    clock jumping ahead); `rebuilds` the times this limiter rebuilt the counters.
+
+    Caps survive Redis losing its data: when the counters' sentinel is gone, the first
+    reserve to notice takes a lock, sets the current hour's and day's counters of every
+    instance from `counters` (PostgreSQL's record of the sends that spent a slot), and puts
+    the sentinel back; no slot is granted before. Without `counters` (unit tests, benches)
+    the counters are taken as they are.
     """
 
     def __init__(
@@ -85,8 +108,12 @@ class RedisLimiter:
         *,
         test_clock_enabled: bool = False,
         rng: random.Random | None = None,
+        counters: SpentCounts | None = None,
     ) -> None:
         self._client = client
+        self._counters = counters
+        self._rebuild_script = client.register_script(read_script("rebuild.lua"))
+        self.rebuilds = 0
         self._zone = zone
         self._spacing = spacing
         self._test_clock_enabled = test_clock_enabled
@@ -172,19 +199,72 @@ class RedisLimiter:
 
     def _call(self, candidates: Sequence[Candidate], phone_key: str, head: list[str]) -> list[Any]:
         """Run reserve.lua; on a "stale" answer rebuild the offset table around its now, once."""
-        script_keys = [keys.TEST_CLOCK, phone_key, *self._candidate_keys(candidates)]
+        script_keys = [
+            keys.TEST_CLOCK,
+            phone_key,
+            *self._candidate_keys(candidates),
+            keys.COUNTERS_SENTINEL,
+        ]
         caps = ",".join(f"{c.hourly_cap},{c.daily_cap}" for c in candidates)
-        for _ in range(2):
+        for _ in range(3):
             table = self._current_table()
             args = [head[0], self._clock_flag(), *head[1:], *table.as_args(), caps]
             reply = [_text(part) for part in self._run(script_keys, args)]
             self._skew = float(reply[1]) - time.time()
             self._seen = (float(reply[1]), time.monotonic())
-            if reply[0] != "stale":
+            if reply[0] == "rebuild":
+                self._rebuild(float(reply[1]))
+            elif reply[0] == "stale":
+                self.table_refreshes += 1
+                self._table = self._build_table(float(reply[1]))
+            else:
                 return reply
-            self.table_refreshes += 1
-            self._table = self._build_table(float(reply[1]))
-        raise RuntimeError("reserve.lua kept answering 'stale' after the table was rebuilt")
+        raise RuntimeError("reserve.lua kept answering 'stale' or 'rebuild'")
+
+    def _rebuild(self, now: float) -> None:
+        """Rebuild the counters of the windows holding `now` (the script's clock), once
+        across workers: under a lock, and only if no one put the sentinel back meanwhile."""
+        lock = self._client.lock(
+            keys.lock("counters-rebuild"),
+            timeout=REBUILD_LOCK_SECONDS,
+            blocking_timeout=REBUILD_LOCK_SECONDS,
+        )
+        if not lock.acquire():
+            raise RuntimeError("another worker held the counters' rebuild lock too long")
+        try:
+            if self._client.exists(keys.COUNTERS_SENTINEL):
+                return
+            self._write_counters(now)
+        finally:
+            lock.release()
+
+    def _write_counters(self, now: float) -> None:
+        zone = self._zone
+        started = [
+            datetime.fromtimestamp(window_start(zone, now, length), UTC)
+            for length in (HOUR_SECONDS, DAY_SECONDS)
+        ]
+        spent = dict(self._counters(*started)) if self._counters is not None else {}
+        hour_window, day_window = window_ids(zone, now)
+        script_keys, counts = [keys.COUNTERS_SENTINEL], []
+        for name, (hour_count, day_count) in sorted(spent.items()):
+            script_keys += [
+                keys.hour_counter(name, hour_window),
+                keys.day_counter(name, day_window),
+            ]
+            counts += [str(hour_count), str(day_count)]
+        ttls = [
+            str(math.ceil(window_end(zone, now, length) + length - now))
+            for length in (HOUR_SECONDS, DAY_SECONDS)
+        ]
+        raised = self._rebuild_script(keys=script_keys, args=[*ttls, *counts])
+        self.rebuilds += 1
+        log.warning(
+            "limiter counters were missing (Redis lost its data): rebuilt from PostgreSQL "
+            "for %d instance(s), %s counter(s) raised",
+            len(spent),
+            raised,
+        )
 
     def _run(self, script_keys: list[str], args: list[str]) -> list[Any]:
         self.round_trips += 1

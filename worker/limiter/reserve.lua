@@ -11,7 +11,7 @@
 --   KEYS[1]        {zd}:clock                       test clock, unix seconds (string); read only
 --   KEYS[2]        {zd}:last:phone:<phone>          last reserve for the recipient, unix seconds
 --                                                   (usage mode: ignored, any {zd} key)
---   then per candidate i = 1..n (n = (#KEYS - 2) / 3), in preference order:
+--   then per candidate i = 1..n (n = (#KEYS - 3) / 3), in preference order:
 --   KEYS[3i]       {zd}:sent:hour:<instance>        -> {zd}:sent:hour:<instance>:<hour_window>
 --                  integer counter, expires (hour window end + 3600 s)
 --   KEYS[3i+1]     {zd}:sent:day:<instance>         -> {zd}:sent:day:<instance>:<day_window>
@@ -19,6 +19,9 @@
 --   KEYS[3i+2]     {zd}:last:instance:<instance>    last reserve on the instance, unix seconds
 --   Last-send stamps are "%.6f" strings with a TTL of ARGV[6] s, written only when the
 --   matching rule is on (gap > 0, interval > 0).
+--   KEYS[#KEYS]    {zd}:counters:sentinel           exists while the counters can be trusted
+--                  (set by rebuild.lua after rebuilding them from PostgreSQL); without it a
+--                  reserve grants nothing and answers "rebuild"
 --
 -- ARGV[1]   "reserve" | "usage"
 -- ARGV[2]   "1" to honour the test clock in KEYS[1], else "0"
@@ -47,6 +50,8 @@
 --   {"full", now, retry_at, reason}  nothing reserved; reason "caps" | "pacing" |
 --        "recipient_gap"; retry_at = earliest second a slot could free up
 --   {"stale", now}   now is outside the offset table; rebuild it around now and call again
+--   {"rebuild", now} (reserve mode) the counters sentinel is gone: Redis lost its data;
+--                    rebuild the counters (rebuild.lua) and call again
 --   {"usage", now, hour_count_1, day_count_1, ..., hour_count_n, day_count_n}  (usage mode)
 
 if redis.replicate_commands then redis.replicate_commands() end -- Redis < 5: TIME, then write
@@ -64,6 +69,9 @@ end
 
 local now = clock()
 if now < tonumber(ARGV[7]) or now >= tonumber(ARGV[8]) then return {'stale', fmt(now)} end
+if ARGV[1] == 'reserve' and redis.call('EXISTS', KEYS[#KEYS]) == 0 then
+  return {'rebuild', fmt(now)}
+end
 
 local m = tonumber(ARGV[9])
 local froms, offsets = {}, {}
@@ -87,7 +95,7 @@ end
 
 local hw = window_of(offsets[segment], now, 3600)
 local dw = window_of(offsets[segment], now, 86400)
-local n = (#KEYS - 2) / 3
+local n = (#KEYS - 3) / 3
 local caps_base = 9 + 2 * m
 
 local function mget(names)

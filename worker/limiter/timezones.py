@@ -97,3 +97,11 @@ def window_ids(zone: ZoneInfo, now: float) -> tuple[int, int]:
 def window_end(zone: ZoneInfo, now: float, length: int) -> float:
     """Unix second at which the `length`-second local window (hour or day) holding `now` ends."""
     return end_from_table(offset_table(zone, now, 2 * DAY_SECONDS), now, length)
+
+
+def window_start(zone: ZoneInfo, now: float, length: int) -> float:
+    """Unix second at which the `length`-second local window holding `now` began, with the
+    offset in force at `now` (across a DST change inside the window this is off by the
+    change: an hour early or late)."""
+    offset = utc_offset(zone, now)
+    return float(window_id(offset, now, length) * length - offset)

@@ -39,6 +39,8 @@ class ConfigPatch(BaseModel):
     retry_after_seconds: float | None = Field(default=None, ge=0)
     hang_seconds: float | None = Field(default=None, ge=0)
     api_key: str | None = None
+    keep_messages: bool | None = None
+    find_messages_route: bool | None = None
 
 
 _NOT_NULLABLE_INSTANCE_FIELDS = frozenset({"state", "number", "hang_connection_state"})
@@ -107,4 +109,6 @@ def _public_config(sim: SimulatorState) -> dict[str, Any]:
         "retry_after_seconds": config.retry_after_seconds,
         "hang_seconds": config.hang_seconds,
         "api_key_set": config.api_key is not None,
+        "keep_messages": config.keep_messages,
+        "find_messages_route": config.find_messages_route,
     }

@@ -137,7 +137,78 @@ def contract_router(sim: SimulatorState, send_text: Route) -> APIRouter:
             await hang(request, sim.config.hang_seconds)
         return [_instance_record(i) for i in chosen]
 
+    @router.post("/chat/findMessages/{instance}", response_model=None)
+    async def find_messages(instance: str, request: Request) -> dict[str, Any] | Response:
+        if not sim.config.find_messages_route:
+            return Response(f"Cannot POST /chat/findMessages/{instance}", 404)
+        found = _existing(sim, instance)
+        answer: dict[str, Any] = _find_messages(sim, found, await _json_object(request))
+        return answer
+
     return router
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ContractError(400, ["Invalid JSON body"]) from exc
+    if not isinstance(body, dict):
+        raise ContractError(400, ["body must be an object"])
+    return body
+
+
+def _find_messages(sim: SimulatorState, instance: SimInstance, query: dict[str, Any]) -> Any:
+    """Evolution's fetchMessages: the stored messages matching `where.key` (remoteJid,
+    fromMe, id), newest first, `offset` (default 50) per `page` (default 1)."""
+    where = _object(query.get("where"))
+    key = _object(where.get("key"))
+    stored = sim.messages(instance.name) if sim.config.keep_messages else []
+    records = [
+        _stored_record(m, instance)
+        for m in sorted(stored, key=lambda m: m.received_at, reverse=True)
+        if key.get("remoteJid") in (None, f"{m.number}@s.whatsapp.net")
+        and key.get("id") in (None, m.provider_message_id)
+        and key.get("fromMe") is not False  # every stored message is one we sent
+    ]
+    offset = max(1, _int(query.get("offset"), 50))
+    page = max(1, _int(query.get("page"), 1))
+    return {
+        "messages": {
+            "total": len(records),
+            "pages": -(-len(records) // offset),
+            "currentPage": page,
+            "records": records[(page - 1) * offset : page * offset],
+        }
+    }
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _stored_record(message: ReceivedMessage, instance: SimInstance) -> dict[str, Any]:
+    """One message as Evolution's database keeps it."""
+    return {
+        "id": f"c{message.provider_message_id.lower()}",
+        "key": {
+            "id": message.provider_message_id,
+            "fromMe": True,
+            "remoteJid": f"{message.number}@s.whatsapp.net",
+        },
+        "pushName": "Você",
+        "messageType": "conversation",
+        "message": {"conversation": message.text},
+        "messageTimestamp": int(message.received_at),
+        "instanceId": instance.instance_id,
+        "source": "unknown",
+        "contextInfo": None,
+        "MessageUpdate": [],
+    }
 
 
 async def _send_text(sim: SimulatorState, name: str, request: Request) -> tuple[Response, str]:
@@ -147,6 +218,8 @@ async def _send_text(sim: SimulatorState, name: str, request: Request) -> tuple[
     plan = sim.plan_send(instance)
     await asyncio.sleep((plan.latency_ms + delay_ms) / 1000)
     instance = _existing(sim, name)  # it may have closed (or gone) meanwhile
+    if plan.failure in AFTER_SENDING:
+        return await _failure_after_sending(sim, plan.failure, instance, number, text, request)
     if plan.failure is not None:
         return await _injected_failure(sim, plan.failure, request)
     if instance.state != "open":
@@ -188,6 +261,28 @@ async def _injected_failure(
     if mode == "400":
         raise ContractError(400, ["Error: Connection Closed"])
     raise ContractError(500, ["Simulated internal server error"])
+
+
+#: Failures injected after the message went out (see FailureMode).
+AFTER_SENDING = frozenset({"late", "proxy_502", "unreadable"})
+
+
+async def _failure_after_sending(
+    sim: SimulatorState,
+    mode: FailureMode,
+    instance: SimInstance,
+    number: str,
+    text: str,
+    request: Request,
+) -> tuple[Response, str]:
+    """The message goes out (recorded), then its answer goes wrong as `mode` says."""
+    body = _JSON.encode(_accept(sim, instance, number, text)).encode()
+    if mode == "late":
+        await hang(request, sim.config.hang_seconds)
+        return Response(body, status_code=201, media_type="application/json"), "late"
+    if mode == "proxy_502":
+        return Response(b"<html>502 Bad Gateway</html>", 502, media_type="text/html"), mode
+    return Response(b"accepted", status_code=201, media_type="text/plain"), mode
 
 
 def _accept(sim: SimulatorState, instance: SimInstance, number: str, text: str) -> dict[str, Any]:

@@ -17,7 +17,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-FailureMode = Literal["500", "timeout", "429", "reset", "400"]
+#: Injected sendText failures. Before sending: "500" (Evolution's error envelope), "400",
+#: "429", "timeout" (hangs, sends nothing), "reset" (drops the connection, sends nothing).
+#: After sending (the message is recorded, then the answer goes wrong): "late" (answers only
+#: after `hang_seconds` or once the client gave up), "proxy_502" (a proxy's 502 without
+#: Evolution's envelope), "unreadable" (201 with a body that is not JSON).
+FailureMode = Literal["500", "timeout", "429", "reset", "400", "late", "proxy_502", "unreadable"]
 ConnectionStatus = Literal["open", "connecting", "close", "refused"]
 
 
@@ -41,6 +46,11 @@ class SimulatorConfig:
     failure_mode: FailureMode = "500"
     retry_after_seconds: float = 1.0
     hang_seconds: float = 60.0
+    #: Whether `POST /chat/findMessages/{instance}` lists sent messages (Evolution's
+    #: DATABASE_SAVE_DATA_NEW_MESSAGE); False: it answers an empty list.
+    keep_messages: bool = True
+    #: Whether the findMessages route exists (False: 404, as a server without it).
+    find_messages_route: bool = True
 
 
 @dataclass(frozen=True)
