@@ -169,10 +169,6 @@ class Settings(BaseSettings):
         connect, read = self.evolution_connect_timeout_seconds, self.evolution_timeout_seconds
         return connect + read + self.typing_delay_range_ms[1] / 1000
 
-    def risks(self) -> list[str]:
-        """Legal but risky combinations, for a start-up warning (none known today)."""
-        return []
-
     @property
     def zone(self) -> ZoneInfo:
         """The zone where hourly and daily windows reset."""

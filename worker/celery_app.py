@@ -105,8 +105,6 @@ def make_app(settings: Settings) -> Celery:
             "invalid configuration: MAX_COUNTDOWN_SECONDS must be below "
             "BROKER_VISIBILITY_TIMEOUT_SECONDS"
         )
-    for risk in settings.risks():
-        logging.getLogger("zapdispatch.config").warning("configuration: %s", risk)
     app = Celery("zapdispatch")
     app.conf.update(celery_config(settings))
     threads_pool.install(app)
