@@ -23,6 +23,7 @@ from pyinstrument import Profiler
 from bench import env as bench_env
 from bench import scale
 from bench.stack import build_stack
+from worker.countdowns import CountdownBook
 from worker.pipeline import Pipeline
 
 CONTACTS = 50_000
@@ -45,7 +46,8 @@ def main() -> None:
         scale._insert_contacts(stack)
         scale._set_instances(stack, args.instances)
         stack.forget_instances()
-        pipe = Pipeline(stack.intake, stack.dispatcher, stack.sweeper)
+        book = CountdownBook(stack.res.redis)
+        pipe = Pipeline(stack.intake, stack.dispatcher, stack.sweeper, book)
 
         def send(n: int) -> None:
             c = n % CONTACTS

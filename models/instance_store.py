@@ -140,6 +140,11 @@ class InstanceStore:
     def _forget_snapshot(self) -> None:
         self._snapshot = None
 
+    def forget_snapshot(self) -> None:
+        """Drop the routing snapshot: the next routing decision reads the instances again
+        (a claim found that the snapshot was out of date)."""
+        self._forget_snapshot()
+
     def _failing_in_snapshot(self, name: str) -> bool:
         """Whether the snapshot shows `name` with failures a success has just cleared."""
         cached = self._snapshot

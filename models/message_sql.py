@@ -50,24 +50,36 @@ ACCEPT = """
 #:   preferred  - the contact's sticky instance afterwards
 #:   had_one    - whether the contact had a sticky instance before this statement
 #: A preference that stays `seen` is not re-checked under lock (as `CLAIM`): a move racing
-#: with this statement may see this one message go out on the old number.
-#: Params: those of `ACCEPT`, plus instance and seen.
+#: with this statement may see this one message go out on the old number. Nothing moves
+#: and nothing is claimed when `instance` is not usable (inactive or banned), or when the
+#: idempotency key (or id) is already recorded: a replayed key changes no preference.
+#: Params: those of `ACCEPT`, plus instance, seen and claimed_at (the claim's time, its token).
 ACCEPT_CLAIMING = """
-    WITH contact AS (
+    WITH allowed AS (
+        SELECT EXISTS (SELECT 1 FROM instances
+                        WHERE name = %(instance)s AND active AND status <> 'banned')
+           AND NOT EXISTS (SELECT 1 FROM messages
+                            WHERE idempotency_key = %(idempotency_key)s OR id = %(id)s) AS ok
+    ), contact AS (
         INSERT INTO contacts AS c (id, phone, preferred_instance, preferred_since)
-        VALUES (%(contact_id)s, %(phone)s, %(instance)s, %(now)s)
+        VALUES (%(contact_id)s, %(phone)s,
+                CASE WHEN (SELECT ok FROM allowed) THEN %(instance)s END,
+                CASE WHEN (SELECT ok FROM allowed) THEN CAST(%(now)s AS timestamptz) END)
         ON CONFLICT (id) DO UPDATE
            SET phone = EXCLUDED.phone,
                preferred_instance = CASE WHEN c.preferred_instance IS NOT DISTINCT FROM %(seen)s
+                                              AND (SELECT ok FROM allowed)
                                          THEN EXCLUDED.preferred_instance
                                          ELSE c.preferred_instance END,
                preferred_since = CASE WHEN c.preferred_instance IS NOT DISTINCT FROM %(seen)s
+                                       AND (SELECT ok FROM allowed)
                                        AND c.preferred_instance
                                            IS DISTINCT FROM EXCLUDED.preferred_instance
                                       THEN EXCLUDED.preferred_since
                                       ELSE c.preferred_since END
          WHERE c.phone IS DISTINCT FROM EXCLUDED.phone
             OR (c.preferred_instance IS NOT DISTINCT FROM %(seen)s
+                AND (SELECT ok FROM allowed)
                 AND c.preferred_instance IS DISTINCT FROM EXCLUDED.preferred_instance)
         RETURNING c.preferred_instance
     ), before AS (
@@ -83,13 +95,15 @@ ACCEPT_CLAIMING = """
                CASE WHEN claim THEN 'sending' ELSE 'queued' END,
                CASE WHEN claim THEN %(instance)s END,
                %(idempotency_key)s, %(expires_at)s, CASE WHEN claim THEN 1 ELSE 0 END, 0,
-               CASE WHEN claim THEN CAST(%(now)s AS timestamptz) END, %(now)s, %(now)s
-          FROM (SELECT COALESCE(preferred = %(instance)s, false) AS claim FROM after) AS decided
+               CASE WHEN claim THEN CAST(%(claimed_at)s AS timestamptz) END, %(now)s, %(now)s
+          FROM (SELECT COALESCE(preferred = %(instance)s, false) AND (SELECT ok FROM allowed)
+                       AS claim FROM after) AS decided
         ON CONFLICT DO NOTHING
         RETURNING id, state
     ), attempt AS (
         INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
-        SELECT id, %(instance)s, 'sending', %(now)s, 0 FROM inserted WHERE state = 'sending'
+        SELECT id, %(instance)s, 'sending', %(claimed_at)s, 0
+          FROM inserted WHERE state = 'sending'
     )
     SELECT (SELECT id FROM inserted) AS inserted,
            COALESCE((SELECT state = 'sending' FROM inserted), false) AS claimed,
@@ -98,32 +112,41 @@ ACCEPT_CLAIMING = """
     """
 
 #: The send guard when the contact keeps its sticky instance: `queued`/`waiting` →
-#: `sending` on `instance`, and the attempt recorded (`send_attempts`, outcome `sending`).
-#: Returns a row only if this call moved the message.
+#: `sending` on `instance`, and the attempt recorded (`send_attempts`, outcome `sending`),
+#: only while `instance` is usable (active, not banned: a routing snapshot taken before a
+#: ban must not send from the banned number). Returns one row (claimed, usable).
 #: Params: id, instance, now.
 CLAIM = """
-    WITH claimed AS (
+    WITH usable AS (
+        SELECT 1 FROM instances
+         WHERE name = %(instance)s AND active AND status <> 'banned'
+    ), claimed AS (
         UPDATE messages
            SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
                claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
-         WHERE id = %(id)s AND state IN ('queued', 'waiting')
+         WHERE id = %(id)s AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM usable)
         RETURNING id
     ), attempt AS (
         INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
         SELECT id, %(instance)s, 'sending', %(now)s, 0 FROM claimed
     )
-    SELECT 1 FROM claimed
+    SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, EXISTS (SELECT 1 FROM usable) AS usable
     """
 
 #: The send guard when the contact's sticky instance moves to `instance`: the preference
 #: moves only if it still is `seen` (compare-and-set), and the message is claimed only if
-#: the preference moved. Returns one row (moved, claimed); when moved and not claimed the
-#: caller rolls back, so neither change is kept.
+#: the preference moved, both only while `instance` is usable (as `CLAIM`). Returns one row
+#: (moved, claimed, usable); when moved and not claimed the caller rolls back, so neither
+#: change is kept.
 #: Params: id, contact_id, seen, instance, now.
 CLAIM_MOVING_PREFERENCE = """
-    WITH moved AS (
+    WITH usable AS (
+        SELECT 1 FROM instances
+         WHERE name = %(instance)s AND active AND status <> 'banned'
+    ), moved AS (
         UPDATE contacts SET preferred_instance = %(instance)s, preferred_since = %(now)s
          WHERE id = %(contact_id)s AND preferred_instance IS NOT DISTINCT FROM %(seen)s
+           AND EXISTS (SELECT 1 FROM usable)
         RETURNING 1
     ), claimed AS (
         UPDATE messages
@@ -135,7 +158,8 @@ CLAIM_MOVING_PREFERENCE = """
         INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
         SELECT id, %(instance)s, 'sending', %(now)s, 0 FROM claimed
     )
-    SELECT EXISTS (SELECT 1 FROM moved) AS moved, EXISTS (SELECT 1 FROM claimed) AS claimed
+    SELECT EXISTS (SELECT 1 FROM moved) AS moved, EXISTS (SELECT 1 FROM claimed) AS claimed,
+           EXISTS (SELECT 1 FROM usable) AS usable
     """
 
 #: `sending` → `sent` (and its attempt), and the instance's success recorded in the same
@@ -145,13 +169,16 @@ CLAIM_MOVING_PREFERENCE = """
 #: number's row is not rewritten, and its lock not taken, on every send.
 #: Returns one row (sent): whether this call moved the message.
 #: Params: id, provider_message_id, now, instance (NULL: no instance to stamp), note (NULL,
-#: or why the provider id is missing).
+#: or why the provider id is missing), claimed_at (the claim's token: the message is sent
+#: only while still under that claim, so a send the sweep re-drove is not recorded twice;
+#: NULL: no check).
 MARK_SENT = """
     WITH sent AS (
         UPDATE messages
            SET state = 'sent', provider_message_id = %(provider_message_id)s, sent_at = %(now)s,
                last_error = %(note)s, updated_at = %(now)s
          WHERE id = %(id)s AND state = 'sending'
+           AND (CAST(%(claimed_at)s AS timestamptz) IS NULL OR claimed_at = %(claimed_at)s)
         RETURNING 1
     ), attempt AS (
         UPDATE send_attempts

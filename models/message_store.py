@@ -64,14 +64,25 @@ class MessageStore:
             )
         return self._existing_for(new)
 
-    def accept_claiming(self, new: NewMessage, instance: str, *, seen: str | None) -> Accepted:
+    def accept_claiming(
+        self,
+        new: NewMessage,
+        instance: str,
+        *,
+        seen: str | None,
+        claimed_at: datetime | None = None,
+    ) -> Accepted:
         """`accept` and the send guard in one statement, for a message routed before it was
         recorded: `instance` has a reserved slot, `seen` is the contact's sticky instance as
         the router knew it. Comes back `sending` on `instance` when that is the contact's
         sticky instance afterwards (it was `seen` and moved, or already was `instance`);
         `queued` with the actual preference when it is not; or, like `accept`, as the
         existing message its key names."""
-        params = _accept_params(new) | {"instance": instance, "seen": seen}
+        params = _accept_params(new) | {
+            "instance": instance,
+            "seen": seen,
+            "claimed_at": claimed_at or new.created_at,
+        }
         inserted, claimed, preferred, had_one = self._first_row(
             message_sql.ACCEPT_CLAIMING, params, repeatable=False
         )
@@ -175,18 +186,22 @@ class MessageStore:
         now: datetime,
     ) -> ClaimOutcome:
         """Move a pending message to `sending` on `instance` and make `instance` the contact's
-        sticky number, atomically; only if nobody moved either since we looked."""
+        sticky number, atomically; only if nobody moved either since we looked, and only
+        while `instance` is active and not banned (INSTANCE_UNUSABLE otherwise)."""
         params = {"id": message_id, "instance": instance, "now": now}
         if contact_id is None or seen_preference == instance:
-            claimed = self._run(message_sql.CLAIM, params, repeatable=False) is not None
-            return ClaimOutcome.CLAIMED if claimed else ClaimOutcome.NOT_PENDING
-        params |= {"contact_id": contact_id, "seen": seen_preference}
-        # A moved preference without its message is not kept: rolled back unless claimed.
-        moved, claimed = self._statements.in_transaction(
-            message_sql.CLAIM_MOVING_PREFERENCE, params, keep=lambda row: bool(row[1])
-        )
+            claimed, usable = self._first_row(message_sql.CLAIM, params, repeatable=False)
+            moved = True
+        else:
+            params |= {"contact_id": contact_id, "seen": seen_preference}
+            # A moved preference without its message is not kept: rolled back unless claimed.
+            moved, claimed, usable = self._statements.in_transaction(
+                message_sql.CLAIM_MOVING_PREFERENCE, params, keep=lambda row: bool(row[1])
+            )
         if claimed:
             return ClaimOutcome.CLAIMED
+        if not usable:
+            return ClaimOutcome.INSTANCE_UNUSABLE
         return ClaimOutcome.NOT_PENDING if moved else ClaimOutcome.PREFERENCE_CHANGED
 
     # -- outcomes -----------------------------------------------------------------------
@@ -197,8 +212,10 @@ class MessageStore:
         now: datetime,
         *,
         instance: str | None = None,
+        claimed_at: datetime | None = None,
     ) -> bool:
-        """`sending` → `sent`. With `instance`, the same statement records the delivered send
+        """`sending` → `sent`; with `claimed_at` (the claim's token) only while the message is
+        still under that claim. With `instance`, the same statement records the delivered send
         on that instance: its breaker closed, `last_message_at` stamped (to the second).
         Without `provider_id` (Evolution's answer could not be read) it is sent all the
         same, noted "sent; provider id unknown"."""
@@ -210,19 +227,36 @@ class MessageStore:
                 "now": now,
                 "instance": instance,
                 "note": None if provider_id else PROVIDER_ID_UNKNOWN,
+                "claimed_at": claimed_at,
             },
         )
         return bool(sent)
 
-    def mark_failed(self, message_id: uuid.UUID, reason: str, now: datetime) -> bool:
-        """Terminal failure from any non-terminal state; an attempt in flight was not sent
-        (the failure was Evolution's answer before sending)."""
+    def mark_failed(
+        self,
+        message_id: uuid.UUID,
+        reason: str,
+        now: datetime,
+        *,
+        claimed_at: datetime | None = None,
+    ) -> bool:
+        """Terminal failure from any non-terminal state (with `claimed_at`: only while the
+        message is under that claim); an attempt in flight was not sent (the failure was
+        Evolution's answer before sending)."""
         live = set(MessageState) - TERMINAL_STATES
         with self._sessions.begin() as session:
-            _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, reason)
-            return self._transition(
-                session, message_id, live, MessageState.FAILED, now, last_error=reason[:2000]
+            moved = self._transition(
+                session,
+                message_id,
+                live,
+                MessageState.FAILED,
+                now,
+                claimed_at=claimed_at,
+                last_error=reason[:2000],
             )
+            if moved:
+                _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, reason)
+            return moved
 
     def mark_expired(self, message_id: uuid.UUID, now: datetime) -> bool:
         with self._sessions.begin() as session:
@@ -235,38 +269,57 @@ class MessageStore:
                 last_error="expired: TTL passed before a send slot",
             )
 
-    def return_to_queue(self, message_id: uuid.UUID, error: str, now: datetime) -> bool:
-        """After a send that provably did not happen: `sending` → `queued`, its attempt
-        `not_sent`, the error kept for the record."""
+    def return_to_queue(
+        self,
+        message_id: uuid.UUID,
+        error: str,
+        now: datetime,
+        *,
+        claimed_at: datetime | None = None,
+    ) -> bool:
+        """After a send that provably did not happen: `sending` → `queued` (with
+        `claimed_at`: only while under that claim), its attempt `not_sent`, the error kept."""
         with self._sessions.begin() as session:
-            _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, error)
-            return self._transition(
+            moved = self._transition(
                 session,
                 message_id,
                 {MessageState.SENDING},
                 MessageState.QUEUED,
                 now,
+                claimed_at=claimed_at,
                 last_error=error[:2000],
             )
+            if moved:
+                _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, error)
+            return moved
 
     # -- sends whose outcome is unknown ---------------------------------------------------
     def mark_unknown(
-        self, message_id: uuid.UUID, detail: str, now: datetime, *, look_up_at: datetime
+        self,
+        message_id: uuid.UUID,
+        detail: str,
+        now: datetime,
+        *,
+        look_up_at: datetime,
+        claimed_at: datetime | None = None,
     ) -> bool:
-        """A send with no trustworthy answer: `sending` → `waiting` until `look_up_at`, its
-        attempt `unknown` (its slot stays spent). Nothing is sent again before Evolution
-        has been asked about it."""
+        """A send with no trustworthy answer: `sending` → `waiting` until `look_up_at` (with
+        `claimed_at`: only while under that claim), its attempt `unknown` (its slot stays
+        spent). Nothing is sent again before Evolution has been asked about it."""
         with self._sessions.begin() as session:
-            _end_attempt(session, message_id, AttemptOutcome.UNKNOWN, now, detail)
-            return self._transition(
+            moved = self._transition(
                 session,
                 message_id,
                 {MessageState.SENDING},
                 MessageState.WAITING,
                 now,
+                claimed_at=claimed_at,
                 not_before=look_up_at,
                 last_error=f"outcome unknown: {detail}"[:2000],
             )
+            if moved:
+                _end_attempt(session, message_id, AttemptOutcome.UNKNOWN, now, detail)
+            return moved
 
     def settle_found(
         self, message_id: uuid.UUID, attempt: UnknownAttempt, provider_id: str, now: datetime
@@ -396,11 +449,18 @@ class MessageStore:
         sources: Collection[MessageState],
         target: MessageState,
         now: datetime,
+        *,
+        claimed_at: datetime | None = None,
         **values: Any,
     ) -> bool:
+        """Move the message from one of `sources` to `target`; with `claimed_at` (a claim's
+        token) only while it is still under that claim."""
+        where = [Message.id == message_id, Message.state.in_(list(sources))]
+        if claimed_at is not None:
+            where.append(Message.claimed_at == claimed_at)
         result = session.execute(
             update(Message)
-            .where(Message.id == message_id, Message.state.in_(list(sources)))
+            .where(*where)
             .values(state=target, updated_at=now, **values)
             .execution_options(synchronize_session=False)
         )

@@ -27,6 +27,7 @@ class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"
     NOT_PENDING = "not_pending"  # another worker has it, or it is already terminal
     PREFERENCE_CHANGED = "preference_changed"  # the contact's sticky number moved meanwhile
+    INSTANCE_UNUSABLE = "instance_unusable"  # banned or deactivated since routing looked
 
 
 @dataclass(frozen=True, slots=True)

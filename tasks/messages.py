@@ -44,4 +44,4 @@ def send_message(self: Task, *args: object, **kwargs: object) -> str:
 @app.task(name=DELIVER_MESSAGE, **RETRY)
 def deliver_message(message_id: str) -> str:
     """Route and send one recorded message (requeues, sweeps and `enqueue_message`)."""
-    return pipeline(app).dispatcher.deliver(message_id_from(message_id)).result.value
+    return pipeline(app).deliver(message_id_from(message_id)).result.value

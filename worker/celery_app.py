@@ -50,8 +50,9 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         # ETA tasks are held in worker memory; countdowns stay far below the visibility
-        # timeout (max_countdown_seconds), and longer waits are parked in PostgreSQL.
-        "worker_eta_task_limit": 1000,
+        # timeout (max_countdown_seconds), longer waits are parked in PostgreSQL, and how
+        # many are out at once is bounded by worker/countdowns.py (Celery 5.5 has no
+        # `worker_eta_task_limit`).
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "task_default_queue": MESSAGES_QUEUE,

@@ -143,7 +143,9 @@ class Dispatcher:
 
     def _accept_claiming(self, new: NewMessage, plan: RoutePlan, slot: Reservation) -> Delivered:
         try:
-            accepted = self._messages.accept_claiming(new, slot.instance, seen=plan.preferred)
+            accepted = self._messages.accept_claiming(
+                new, slot.instance, seen=plan.preferred, claimed_at=to_datetime(slot.now)
+            )
         except BaseException:
             self._limiter.release(slot)
             raise
@@ -269,6 +271,9 @@ class Dispatcher:
         )
         if claim is not ClaimOutcome.CLAIMED:
             self._limiter.release(slot)
+            if claim is ClaimOutcome.INSTANCE_UNUSABLE:
+                self._instances.forget_snapshot()  # banned or deactivated since: route again
+                return None
             if claim is ClaimOutcome.PREFERENCE_CHANGED:
                 return None
             return Delivered(Result.SKIPPED, detail="claimed by another worker")
@@ -287,10 +292,10 @@ class Dispatcher:
             sent = self._evolution.send_text(slot.instance, message.phone or "", message.text)
         except RecipientNotOnWhatsApp as exc:
             self._limiter.release(slot)
-            return self._fail(message, f"recipient not on WhatsApp ({exc})")
+            return self._fail(message, f"recipient not on WhatsApp ({exc})", claim=slot)
         except PermanentRecipientError as exc:
             self._limiter.release(slot)
-            return self._fail(message, f"recipient rejected: {exc}")
+            return self._fail(message, f"recipient rejected: {exc}", claim=slot)
         except SendOutcomeUnknown as exc:
             return self._outcome_unknown(message, slot, exc)  # the slot stays spent
         except EvolutionError as exc:
@@ -319,7 +324,11 @@ class Dispatcher:
         while True:
             try:
                 self._messages.mark_sent(
-                    message_id, provider_id, to_datetime(slot.now), instance=slot.instance
+                    message_id,
+                    provider_id,
+                    to_datetime(slot.now),
+                    instance=slot.instance,
+                    claimed_at=to_datetime(slot.now),
                 )
                 return
             except DBAPIError as exc:
@@ -349,7 +358,11 @@ class Dispatcher:
         grace = self._s.unknown_outcome_grace_seconds
         detail = f"{type(exc).__name__} on {slot.instance}: {exc}"
         self._messages.mark_unknown(
-            message.id, detail, to_datetime(now), look_up_at=to_datetime(now + grace)
+            message.id,
+            detail,
+            to_datetime(now),
+            look_up_at=to_datetime(now + grace),
+            claimed_at=to_datetime(slot.now),
         )
         self._scheduler.schedule(message.id, grace)
         log.warning(
@@ -446,19 +459,33 @@ class Dispatcher:
             error,
         )
         if attempts >= self._s.max_send_attempts:
-            return self._fail(message, f"gave up after {attempts} attempts; last: {error}")
-        self._messages.return_to_queue(message.id, error, at)
+            return self._fail(
+                message, f"gave up after {attempts} attempts; last: {error}", claim=slot
+            )
+        self._messages.return_to_queue(message.id, error, at, claimed_at=at)
         delay = backoff_seconds(
             attempts, self._s.retry_backoff_seconds, self._s.retry_backoff_max_seconds
         )
         if isinstance(exc, InstanceRateLimited) and exc.retry_after_seconds:
             # The number asked for a pause: do not knock again before it ends.
             delay = min(max(delay, exc.retry_after_seconds), self._s.retry_backoff_max_seconds)
+        if delay > self._s.max_countdown_seconds:
+            # Longer than a countdown may be (the sweep would take the task for lost and
+            # enqueue a second one): parked in PostgreSQL until then.
+            self._messages.note_requeue(message.id, at, not_before=to_datetime(slot.now + delay))
+            return Delivered(Result.PARKED, slot.instance, delay, error)
         self._scheduler.schedule(message.id, delay)
         return Delivered(Result.RETRYING, slot.instance, delay, error)
 
-    def _fail(self, message: MessageView, reason: str) -> Delivered:
-        self._messages.mark_failed(message.id, reason, to_datetime(self._limiter.now()))
+    def _fail(
+        self, message: MessageView, reason: str, *, claim: Reservation | None = None
+    ) -> Delivered:
+        """Record `failed`; `claim` is the slot of the claim this worker holds, if any (the
+        message must still be under that claim)."""
+        claimed_at = to_datetime(claim.now) if claim is not None else None
+        self._messages.mark_failed(
+            message.id, reason, to_datetime(self._limiter.now()), claimed_at=claimed_at
+        )
         log.warning(
             "message %s to %s failed permanently: %s",
             message.id,

@@ -20,6 +20,13 @@ MAX_TEXT_CHARS = 4096
 MAX_CONTACT_ID_CHARS = 128
 MAX_IDEMPOTENCY_KEY_CHARS = 200
 MAX_TTL_SECONDS = 30 * 24 * 3600
+#: What JavaScript's `String.prototype.trim()` strips (Evolution validates `text` after it):
+#: ECMAScript white space and line terminators, among them U+FEFF and the no-break spaces,
+#: which Python's `str.strip()` partly keeps.
+JS_WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 KNOWN_FIELDS = frozenset({"phone", "text", "contact_id", "idempotency_key", "ttl_seconds"})
 
 
@@ -122,8 +129,8 @@ def _text(value: object) -> str:
         raise InvalidMessage("text is required")
     if not isinstance(value, str):
         raise InvalidMessage(f"text must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise InvalidMessage("text is empty")
+    if not value.strip(JS_WHITESPACE) or not value.strip():
+        raise InvalidMessage("text is empty (only white space, which Evolution refuses)")
     if len(value) > MAX_TEXT_CHARS:
         raise InvalidMessage(f"text has {len(value)} characters; WhatsApp allows {MAX_TEXT_CHARS}")
     return _require_storable(value, "text")

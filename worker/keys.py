@@ -67,6 +67,11 @@ def day_counter(instance: str, day_window: int) -> str:
 SENTINEL = "zd:sentinel"
 
 
+#: Countdown tasks published and not yet run: a sorted set, message id → due unix seconds
+#: (worker/countdowns.py bounds how many there are).
+COUNTDOWNS = "zd:countdowns"
+
+
 def wake_bookings(retry_at: float) -> str:
     """How many parked messages were booked to wake at `retry_at` (unix seconds, a window start).
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from celery import Celery
 
-from models.message_store import IdempotencyConflict
+from models.message_store import IdempotencyConflict, MessageStore
+from models.views import to_datetime
 from worker.celery_app import DELIVER_MESSAGE
+from worker.countdowns import CountdownBook
 from worker.delivery import Delivered, Dispatcher, skipped
 from worker.intake import InvalidMessage
 from worker.intake_service import POSITIONAL_ORDER, Intake, positional_fields
@@ -19,15 +21,32 @@ from worker.sweeper import Sweeper
 
 
 class CeleryScheduler:
-    """Runs delivery again later by publishing `zapdispatch.deliver_message` with a countdown."""
+    """Runs delivery again later by publishing `zapdispatch.deliver_message` with a countdown;
+    while the pool holds as many countdown tasks as `book` allows, the message is parked in
+    PostgreSQL until then instead (the sweep wakes it)."""
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        book: CountdownBook,
+        messages: MessageStore,
+        clock: Callable[[], float],
+    ) -> None:
         self._app = app
+        self._book = book
+        self._messages = messages
+        self._clock = clock
 
     def schedule(self, message_id: uuid.UUID, countdown_seconds: float) -> None:
-        self._app.send_task(
-            DELIVER_MESSAGE, args=[str(message_id)], countdown=max(0.0, countdown_seconds)
-        )
+        countdown = max(0.0, countdown_seconds)
+        if countdown > 0:
+            now = self._clock()
+            if not self._book.admit(message_id, now + countdown, now):
+                self._messages.note_requeue(
+                    message_id, to_datetime(now), not_before=to_datetime(now + countdown)
+                )
+                return
+        self._app.send_task(DELIVER_MESSAGE, args=[str(message_id)], countdown=countdown)
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,12 @@ class Pipeline:
     intake: Intake
     dispatcher: Dispatcher
     sweeper: Sweeper
+    countdowns: CountdownBook
+
+    def deliver(self, message_id: uuid.UUID) -> Delivered:
+        """The `deliver_message` task: its countdown (if any) is over; deliver."""
+        self.countdowns.done(message_id)
+        return self.dispatcher.deliver(message_id)
 
     def send(
         self, args: tuple[object, ...], kwargs: Mapping[str, object], *, task_id: str | None = None
@@ -70,13 +95,16 @@ class Pipeline:
         return skipped(self.intake.record_rejection(fields, problem))
 
 
-def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:
+def build_pipeline(res: Resources, app: Celery) -> Pipeline:
+    book = CountdownBook(res.redis)
+    scheduler = CeleryScheduler(app, book, res.messages, res.limiter.now)
     return Pipeline(
         intake=Intake(res.settings, res.messages, res.limiter),
         dispatcher=Dispatcher(
             res.settings, res.messages, res.instances, res.limiter, res.evolution, scheduler
         ),
         sweeper=Sweeper(res.settings, res.sweeps, res.limiter, res.redis, scheduler),
+        countdowns=book,
     )
 
 
@@ -90,5 +118,5 @@ def pipeline(app: Celery) -> Pipeline:
     res = resources()
     with _lock:
         if _built is None or _built[0] != id(res):
-            _built = (id(res), build_pipeline(res, CeleryScheduler(app)))
+            _built = (id(res), build_pipeline(res, app))
         return _built[1]

@@ -36,6 +36,7 @@ RECORDED: list[tuple[str, list[Any], dict[str, Any], str]] = [
     ),
     ("empty text", [], {"phone": phone(1), "text": ""}, "text is empty"),
     ("blank text", [], {"phone": phone(1), "text": " \n "}, "text is empty"),
+    ("text of a BOM and no-break spaces", [], {"phone": phone(1), "text": "\ufeff\u00a0"}, "empty"),
     (
         "4,097-character text",
         [],

@@ -126,12 +126,13 @@ def test_every_instance_flaky(chaos: Chaos) -> None:
     assert row.sent + len(gave_up) == MESSAGES
 
 
-@pytest.mark.parametrize("mode", ["late", "proxy_502", "unreadable"])
+@pytest.mark.parametrize("mode", ["late", "drop", "proxy_502", "unreadable"])
 def test_sends_that_went_out_unseen_never_exceed_the_cap(chaos: Chaos, mode: str) -> None:
     """Evolution sends each message, then its answer is lost (`late`: after the read
-    timeout), or comes from a proxy (502), or cannot be read. With an hourly cap of 3 and 5
-    messages, 3 go out, once each, and are recorded `sent`; the other 2 wait for the next
-    hour. (Before: 15 sends, 5 copies of each, every message `failed`.)"""
+    timeout; `drop`: the connection drops mid-answer), or comes from a proxy (502), or
+    cannot be read. With an hourly cap of 3 and 5 messages, 3 go out, once each, and are
+    recorded `sent` (with the id the look-up learned); the other 2 wait for the next hour.
+    (Before: 15 sends, 5 copies of each, every message `failed`.)"""
     chaos.add_instances(["inst-a"], hourly=3)
     started = time.monotonic()
     with running_simulator(["inst-a"], seed=6, hang_seconds=30) as sim:
@@ -165,3 +166,26 @@ def test_sends_that_went_out_unseen_never_exceed_the_cap(chaos: Chaos, mode: str
         ids = {m["provider_message_id"] for m in received}
         assert {r["provider_message_id"] for r in sent} == ids
     assert all(r["state"] in ("waiting", "queued") for r in rows if r["state"] != "sent")
+
+
+def test_unknown_outcomes_fail_when_evolution_cannot_be_asked_and_the_policy_says_so(
+    chaos: Chaos,
+) -> None:
+    """UNCERTAIN_SEND_POLICY=fail, and an Evolution without findMessages: each send whose
+    answer stalls ends `failed` ("outcome unknown"), never sent twice, within the cap."""
+    chaos.add_instances(["inst-a"], hourly=3)
+    with running_simulator(["inst-a"], seed=6, hang_seconds=30) as sim:
+        sim.configure(find_messages_route=False)
+        sim.configure_instance("inst-a", failure_rate=1.0, failure_mode="late")
+        chaos.worker(chaos.env(sim.url, UNCERTAIN_SEND_POLICY="fail"), concurrency=2)
+        app = chaos.producer()
+        for i in range(5):
+            app.send_task(SEND, kwargs={"phone": phone(i), "text": f"fail-policy {i}"})
+        wait_for(lambda: chaos.count("failed") == 3, 60, "three messages failed")
+        time.sleep(3.0)
+        received = sim.messages()
+    rows = chaos.rows()
+    failed = [r for r in rows if r["state"] == "failed"]
+    assert len(received) == 3 and len({m["text"] for m in received}) == 3
+    assert all(r["last_error"].startswith("outcome unknown") for r in failed)
+    assert {r["text"] for r in failed} == {m["text"] for m in received}

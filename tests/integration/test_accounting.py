@@ -11,16 +11,22 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sqlalchemy import select
+from celery import Celery
+from sqlalchemy import select, update
 
-from models.enums import AttemptOutcome, MessageState
-from models.tables import SendAttempt
+from config import Settings
+from models.enums import AttemptOutcome, InstanceStatus, MessageState
+from models.message_store import NewMessage
+from models.tables import Contact, Instance, SendAttempt
 from models.views import to_datetime
 from tests.integration.conftest import T0, Stack, phone
 from worker import keys
+from worker.countdowns import CountdownBook
 from worker.delivery import Result
+from worker.intake import validate
 from worker.limiter.policy import Candidate, SpacingPolicy
 from worker.limiter.redis_backend import RedisLimiter
+from worker.pipeline import CeleryScheduler
 
 GRACE = 10.0
 
@@ -268,8 +274,8 @@ def test_counters_are_rebuilt_from_postgresql_when_redis_lost_them(grace_stack: 
     for i in range(3):
         assert deliver(stack, stack.accept(phone(i), f"m{i}")) is Result.SENT
     rebuilds = stack.res.limiter.rebuilds  # type: ignore[attr-defined]
-    lost = [k for k in stack.redis.scan_iter("{zd}:*") if k != keys.TEST_CLOCK.encode()]
-    stack.redis.delete(*lost)  # Redis restarted without its data (the test clock kept)
+    stack.redis.flushdb()  # Redis lost its data in the middle of the hour
+    stack.set_clock(T0)
     waiting = stack.accept(phone(7), "after the loss")
     assert deliver(stack, waiting) in (Result.REQUEUED, Result.PARKED)
     assert len(stack.evolution.sent) == 3
@@ -319,4 +325,105 @@ def _send_request(instance: str, number: str, text: str) -> httpx.Request:
         "POST",
         f"http://evolution.test/message/sendText/{instance}",
         json={"number": number, "text": text},
+    )
+
+
+# -- smaller holes ----------------------------------------------------------------------------
+
+
+def test_a_replayed_idempotency_key_does_not_move_the_sticky_number(grace_stack: Stack) -> None:
+    stack = grace_stack
+    stack.add_instance("a")
+    stack.add_instance("b")
+    store = stack.res.messages
+    keyed = new_message(1, idempotency_key="order-1")
+    store.accept_claiming(keyed, "a", seen=None)
+    with stack.res.sessions.begin() as session:
+        session.execute(update(Contact).values(preferred_instance="b"))
+    replay = store.accept_claiming(new_message(1, idempotency_key="order-1"), "a", seen="b")
+    assert not replay.created
+    with stack.res.sessions() as session:
+        assert session.scalar(select(Contact.preferred_instance)) == "b"
+
+
+def test_a_routing_snapshot_from_before_a_ban_does_not_send_from_the_banned_number(
+    grace_stack: Stack,
+) -> None:
+    stack = grace_stack
+    stack.add_instance("a")
+    stack.add_instance("b")
+    first = stack.accept(phone(1), "first", contact_id="doc")
+    assert stack.dispatcher.deliver(first).instance is not None
+    pinned = stack.res.messages.get(first).instance
+    other = "b" if pinned == "a" else "a"
+    stack.res.instances.snapshot()  # this worker's snapshot: both connected
+    with stack.res.sessions.begin() as session:  # another process bans the sticky number
+        session.execute(
+            update(Instance).where(Instance.name == pinned).values(status=InstanceStatus.BANNED)
+        )
+    second = stack.accept(phone(1), "second", contact_id="doc")
+    delivered = stack.dispatcher.deliver(second)
+    assert delivered.result is Result.SENT and delivered.instance == other
+    assert [r["instance"] for r in stack.evolution.sent] == [pinned, other]
+    with stack.res.sessions() as session:
+        assert session.scalar(select(Contact.preferred_instance)) == other
+
+
+def test_a_retry_after_longer_than_a_countdown_parks_the_message(grace_stack: Stack) -> None:
+    stack = grace_stack
+    stack.add_instance("a")
+    stack.evolution.behaviour["a"] = lambda request: httpx.Response(
+        429, json={}, headers={"Retry-After": "1000"}
+    )
+    message_id = stack.accept(phone(1))
+    delivered = stack.dispatcher.deliver(message_id)
+    assert delivered.result is Result.PARKED
+    message = stack.res.messages.get(message_id)
+    assert message.state is MessageState.WAITING and message.not_before is not None
+    assert message.not_before.timestamp() == pytest.approx(T0 + 600)  # RETRY_BACKOFF_MAX
+    assert stack.scheduler.calls == []  # no countdown task the sweep could double
+
+
+def test_an_outcome_is_recorded_only_under_the_claim_that_sent(grace_stack: Stack) -> None:
+    """The claim's time is its token: once the sweep released a claim, the old holder's
+    late record changes nothing."""
+    stack = grace_stack
+    stack.add_instance("a")
+    store = stack.res.messages
+    message_id = stack.accept(phone(1))
+    claimed_at = to_datetime(T0)
+    store.claim(message_id, "a", contact_id=None, seen_preference=None, now=claimed_at)
+    later(stack, stack.res.settings.sending_stuck_after_seconds + 1)
+    stack.sweeper.run()  # released: waiting, attempt unknown
+    store.claim(message_id, "a", contact_id=None, seen_preference=None, now=to_datetime(T0 + 900))
+    assert not store.mark_sent(message_id, "late-id", claimed_at, claimed_at=claimed_at)
+    assert not store.return_to_queue(message_id, "late error", claimed_at, claimed_at=claimed_at)
+    assert not store.mark_failed(message_id, "late failure", claimed_at, claimed_at=claimed_at)
+    assert store.get(message_id).state is MessageState.SENDING
+    later_claim = to_datetime(T0 + 900)
+    assert store.mark_sent(message_id, "id", later_claim, claimed_at=later_claim)
+
+
+def test_countdown_tasks_out_at_once_are_bounded(grace_stack: Stack, settings: Settings) -> None:
+    stack = grace_stack
+    book = CountdownBook(stack.redis, limit=3)
+    app = Celery("bound-test", broker=settings.redis_url)
+    scheduler = CeleryScheduler(app, book, stack.res.messages, stack.res.limiter.now)
+    ids = [stack.accept(phone(i), f"m{i}") for i in range(5)]
+    for message_id in ids:
+        scheduler.schedule(message_id, 60.0)
+    assert book.held() == 3
+    assert stack.redis.llen("celery") == 3  # three countdown tasks published
+    parked = [stack.res.messages.get(i) for i in ids[3:]]
+    assert all(m.state is MessageState.WAITING and m.not_before is not None for m in parked)
+    book.done(ids[0])  # its task ran
+    assert book.admit(ids[3], T0 + 60, T0)
+    app.close()
+
+
+def new_message(i: int, **fields: object) -> NewMessage:
+    return validate(
+        {"phone": phone(i), "text": f"message {i}", "contact_id": "doc", **fields},
+        now=T0,
+        default_ttl_seconds=3600,
     )

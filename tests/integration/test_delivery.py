@@ -17,6 +17,7 @@ from models.message_store import IdempotencyConflict
 from models.tables import Contact, Message
 from tests.concurrency import run_on_threads
 from tests.integration.conftest import T0, Stack, phone
+from worker.countdowns import CountdownBook
 from worker.delivery import Dispatcher, Result
 from worker.intake import InvalidMessage
 from worker.limiter import Candidate
@@ -210,7 +211,7 @@ def test_auth_errors_are_not_the_recipients_fault(stack: Stack) -> None:
 
 # -- input -------------------------------------------------------------------------------
 def pipeline(stack: Stack) -> Pipeline:
-    return Pipeline(stack.intake, stack.dispatcher, stack.sweeper)
+    return Pipeline(stack.intake, stack.dispatcher, stack.sweeper, CountdownBook(stack.redis))
 
 
 def test_bad_input_through_the_task_is_recorded_failed_without_retry(stack: Stack) -> None:

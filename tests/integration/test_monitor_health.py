@@ -414,3 +414,23 @@ def test_run_is_recorded_in_redis(world: World) -> None:
     world.run()
     assert int(world.redis.get("zd:monitor:health:runs") or 0) == 2
     assert float(world.redis.get("zd:monitor:health:last_run") or 0) == T0
+
+
+def test_a_ban_whose_migration_never_ran_is_migrated_by_the_next_check(
+    world: World, engine: Engine
+) -> None:
+    """A ban recorded without its migration (it failed, or another path set it): the next
+    health check moves the contacts off."""
+    world.add("a")
+    world.add("b")
+    world.res.instances.set_status("b", InstanceStatus.BANNED, "403", to_datetime(0))
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Contact),
+            [{"id": "doc", "phone": "5511999990000", "preferred_instance": "b"}],
+        )
+    world.sim.configure_instance("b", state="close", disconnection_reason=403)
+    report = world.run()
+    assert report.migrated == {"b": 1}
+    with engine.connect() as conn:
+        assert conn.execute(select(Contact.preferred_instance)).scalar_one() is None

@@ -139,7 +139,7 @@ def test_a_reset_mid_answer_leaves_the_outcome_unknown(
     assert caught.value.__cause__.kind in {"ReadError", "RemoteProtocolError"}
 
 
-@pytest.mark.parametrize("mode", ["late", "proxy_502", "unreadable"])
+@pytest.mark.parametrize("mode", ["late", "drop", "proxy_502", "unreadable"])
 def test_failures_after_sending_record_the_message(sim: SimulatorHandle, mode: str) -> None:
     sim.configure(hang_seconds=5)
     sim.configure_instance("inst-a", failure_rate=1.0, failure_mode=mode)

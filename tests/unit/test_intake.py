@@ -56,6 +56,8 @@ def test_valid_message_defaults_contact_to_phone_and_ttl() -> None:
         ({"phone": "+5511999998888", "text": "oi", "ttl_seconds": "60"}, "must be an integer"),
         ({"phone": "+5511999998888", "text": "oi", "priority": 1}, "unknown argument(s): priority"),
         ({"phone": "+5511999998888", "text": "a\x00b"}, "text contains a NUL character"),
+        ({"phone": "+5511999998888", "text": "\ufeff"}, "text is empty"),
+        ({"phone": "+5511999998888", "text": "\u00a0\u202f\u3000"}, "text is empty"),
         ({"phone": "+5511999998888", "text": "a\ud800"}, "text contains a lone surrogate"),
         (
             {"phone": "+5511999998888", "text": "oi", "contact_id": "d\x00"},

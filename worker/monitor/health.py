@@ -167,7 +167,13 @@ class HealthMonitor:
         migrated: dict[str, int] = {}
         for view in views:
             if view.status is InstanceStatus.BANNED:
-                continue  # sticky: only an operator un-bans
+                # Sticky: only an operator un-bans. Contacts still pinned to it are moved off
+                # now: the migration that went with the ban failed, or never ran.
+                moved = self._instances.migrate_contacts_off(view.name)
+                if moved:
+                    migrated[view.name] = moved
+                    log.warning("instance %s is banned: %d contacts moved off it", view.name, moved)
+                continue
             seen = observe(polled.states.get(view.name))
             if seen.status is view.status:
                 continue  # the common case: no transaction (set_status re-checks under lock)

@@ -264,7 +264,7 @@ async def _injected_failure(
 
 
 #: Failures injected after the message went out (see FailureMode).
-AFTER_SENDING = frozenset({"late", "proxy_502", "unreadable"})
+AFTER_SENDING = frozenset({"late", "drop", "proxy_502", "unreadable"})
 
 
 async def _failure_after_sending(
@@ -280,6 +280,8 @@ async def _failure_after_sending(
     if mode == "late":
         await hang(request, sim.config.hang_seconds)
         return Response(body, status_code=201, media_type="application/json"), "late"
+    if mode == "drop":
+        return _ResetResponse(), mode
     if mode == "proxy_502":
         return Response(b"<html>502 Bad Gateway</html>", 502, media_type="text/html"), mode
     return Response(b"accepted", status_code=201, media_type="text/plain"), mode

@@ -20,9 +20,12 @@ from typing import Any, Literal
 #: Injected sendText failures. Before sending: "500" (Evolution's error envelope), "400",
 #: "429", "timeout" (hangs, sends nothing), "reset" (drops the connection, sends nothing).
 #: After sending (the message is recorded, then the answer goes wrong): "late" (answers only
-#: after `hang_seconds` or once the client gave up), "proxy_502" (a proxy's 502 without
-#: Evolution's envelope), "unreadable" (201 with a body that is not JSON).
-FailureMode = Literal["500", "timeout", "429", "reset", "400", "late", "proxy_502", "unreadable"]
+#: after `hang_seconds` or once the client gave up), "drop" (drops the connection
+#: mid-answer), "proxy_502" (a proxy's 502 without Evolution's envelope), "unreadable" (201
+#: with a body that is not JSON).
+FailureMode = Literal[
+    "500", "timeout", "429", "reset", "400", "late", "drop", "proxy_502", "unreadable"
+]
 ConnectionStatus = Literal["open", "connecting", "close", "refused"]
 
 
