@@ -11,11 +11,13 @@ import os
 import ssl
 
 from celery import Celery
+from celery.signals import worker_process_init, worker_process_shutdown
 from kombu import Exchange, Queue
 
 from config import Settings, load_settings
 from worker import threads_pool
 from worker.flower_config import export_flower_env
+from worker.resources import close_process_resources, open_process_resources
 
 #: Celery's default queue: a producer without this code (`send_task` by name, no routes)
 #: publishes here, so the message tasks live here too.
@@ -120,3 +122,7 @@ app = make_app(load_settings())
 # `celery -A worker flower` reads FLOWER_BASIC_AUTH from the environment; a value set only
 # in `.env` is exported here so Flower sees it too (worker/flower_config.py).
 export_flower_env(load_settings(), os.environ)
+
+
+worker_process_init.connect(open_process_resources, weak=False)
+worker_process_shutdown.connect(close_process_resources, weak=False)

@@ -1,8 +1,9 @@
 """Connections built once per worker process (ichnaea's habit) and handed to plain classes.
 
-In a prefork worker, `worker_process_init` opens them in each child; in thread/gevent/solo
-pools and other processes (API, CLI) they are opened lazily on first use. Tests build their
-own `Resources` and install them.
+In a prefork worker, `worker_process_init` opens them in each child (the handlers are
+connected by worker/celery_app.py, which owns every Celery signal handler: this module loads
+no Celery); in thread/gevent/solo pools and other processes (API, CLI) they are opened
+lazily on first use. Tests build their own `Resources` and install them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 import httpx
 import redis
-from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -128,13 +128,13 @@ def install(res: Resources | None) -> Resources | None:
         return previous
 
 
-@worker_process_init.connect
-def _open(**_: Any) -> None:
+def open_process_resources(**_: Any) -> None:
+    """`worker_process_init`: open this process's resources before its first task."""
     resources()
 
 
-@worker_process_shutdown.connect
-def _close(**_: Any) -> None:
+def close_process_resources(**_: Any) -> None:
+    """`worker_process_shutdown`: close this process's connections."""
     previous = install(None)
     if previous is not None:
         previous.close()
