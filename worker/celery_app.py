@@ -29,6 +29,8 @@ SWEEP = "zapdispatch.sweep"
 
 #: kombu's Redis transport with a fetch that cannot lose a message to a killed worker.
 CRASH_SAFE_TRANSPORT = "worker.broker.transport:CrashSafeTransport"
+#: Celery's consumer that sets aside (dead-letters) every message it cannot make a task of.
+GUARDED_CONSUMER = "worker.broker.consumer:GuardedConsumer"
 
 
 def celery_config(settings: Settings) -> dict[str, object]:
@@ -49,6 +51,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "worker_consumer": GUARDED_CONSUMER,
         # ETA tasks are held in worker memory; countdowns stay far below the visibility
         # timeout (max_countdown_seconds), and longer waits are parked in PostgreSQL.
         "worker_eta_task_limit": 1000,

@@ -18,6 +18,7 @@ from config import Settings, load_settings
 from models.activity_store import ActivityStore
 from models.instance_store import DuplicateInstance, UnknownInstance
 from models.views import MessageView
+from worker.broker.deadletters import DeadLetterStore
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
 from worker.resources import Resources, resources
 from worker.stats import StatsReader, iso, message_counts
@@ -206,6 +207,7 @@ def status_document(res: Resources) -> dict[str, Any]:
         "requeues": res.messages.total_requeues(),
         "recent": [message_json(m) for m in recent],
     }
+    body["dead_letters"] = DeadLetterStore(res.redis).count()
     return body
 
 
@@ -231,6 +233,7 @@ def status_text(doc: dict[str, Any]) -> str:
         instance_table(doc["instances"]) if doc["instances"] else "no instances",
         "",
         "messages: " + ", ".join(f"{state} {n}" for state, n in counts.items()),
+        f"dead letters: {doc['dead_letters']} (zapdispatch deadletters list)",
         "",
         table(
             ["ID", "STATE", "INSTANCE", "PHONE", "CREATED", "SENT"],
@@ -248,6 +251,37 @@ def status_text(doc: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(parts)
+
+
+# -- dead letters ------------------------------------------------------------------------
+@cli.group()
+def deadletters() -> None:
+    """Broker messages set aside because they can never become a task."""
+
+
+@deadletters.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def deadletters_list(limit: int, as_json: bool) -> None:
+    """The newest dead letters: when, where from, why, and the message (phones masked)."""
+    letters = [letter.to_json() for letter in DeadLetterStore(resources().redis).newest(limit)]
+    if as_json:
+        emit_json(letters)
+        return
+    if not letters:
+        click.echo("no dead letters")
+        return
+    rows = [
+        [iso(datetime.fromtimestamp(d["at"], tz=UTC)), d["source"], d["queue"], d["reason"]]
+        for d in letters
+    ]
+    click.echo(table(["AT", "SOURCE", "QUEUE", "REASON"], rows))
+
+
+@deadletters.command("purge")
+def deadletters_purge() -> None:
+    """Delete every dead letter."""
+    click.echo(f"{DeadLetterStore(resources().redis).purge()} dead letter(s) purged")
 
 
 # -- processes ----------------------------------------------------------------------------

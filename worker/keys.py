@@ -69,3 +69,10 @@ def wake_bookings(retry_at: float) -> str:
     many messages as it can send (see worker/delivery.py `_parking_time`).
     """
     return f"{LIMITER_TAG}:wake:{int(retry_at)}"
+
+
+#: Broker messages that can never be processed (not a kombu envelope, not a Celery task
+#: message, an `unacked` entry that cannot be restored), newest first: a list of JSON
+#: objects {reason, at (Unix seconds), queue, source, message (the raw message)}.
+#: Written by worker/broker (fetch.lua, the consumer guard, the restore guard).
+DEAD_LETTERS = "zd:deadletters"
