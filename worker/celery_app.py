@@ -103,11 +103,6 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
 
 
 def make_app(settings: Settings) -> Celery:
-    if settings.max_countdown_seconds >= settings.broker_visibility_timeout_seconds:
-        raise SystemExit(
-            "invalid configuration: MAX_COUNTDOWN_SECONDS must be below "
-            "BROKER_VISIBILITY_TIMEOUT_SECONDS"
-        )
     for risk in settings.risks():
         logging.getLogger("zapdispatch.config").warning("configuration: %s", risk)
     app = Celery("zapdispatch")
