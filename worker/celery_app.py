@@ -15,7 +15,7 @@ from kombu import Exchange, Queue
 
 from config import Settings, load_settings
 from worker import threads_pool
-from worker.flower_config import export_flower_env
+from worker.flower_config import export_flower_env, guard_flower_options
 
 #: Celery's default queue: a producer without this code (`send_task` by name, no routes)
 #: publishes here, so the message tasks live here too.
@@ -119,3 +119,5 @@ app = make_app(load_settings())
 # `celery -A worker flower` reads FLOWER_BASIC_AUTH from the environment; a value set only
 # in `.env` is exported here so Flower sees it too (worker/flower_config.py).
 export_flower_env(load_settings(), os.environ)
+# Flower without FLOWER_BASIC_AUTH listens on loopback only (worker/flower_config.py).
+guard_flower_options()

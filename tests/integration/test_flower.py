@@ -120,3 +120,41 @@ def test_flower_shows_masked_arguments_with_readable_task_names(
     assert "5511*******88" in shown
     assert "99999" not in shown and "8888'" not in shown
     assert "Olá doutor, sua cons…" in shown and "Responda SIM" not in shown
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses a socket LISTENs on for `port`, from /proc/net/tcp (Linux)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:
+            found.add(".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def test_flower_without_basic_auth_listens_on_loopback_only(
+    database_url: str,
+    redis_url: str,
+    start_celery: Callable[..., CeleryProcess],  # noqa: F811
+) -> None:
+    env = service_env(
+        DATABASE_URL=database_url, REDIS_URL=redis_url, EVOLUTION_API_URL="http://127.0.0.1:9"
+    )
+    port = free_port()
+    start_celery(["flower", f"--port={port}"], env, "flower-open")  # no --address: all, by default
+    wait_until(lambda: get(f"http://127.0.0.1:{port}/healthcheck") is not None, 60, "Flower")
+    assert listening_addresses(port) == {"127.0.0.1"}
+    refused = start_celery(["flower", f"--port={free_port()}", "--address=0.0.0.0"], env, "f2")
+    assert refused.proc.wait(timeout=60) == 2
+    output = refused.output().strip()
+    assert output.startswith("invalid configuration: FLOWER_BASIC_AUTH: required"), output
+    assert len(output.splitlines()) == 1, output
+
+
+def test_flower_metrics_need_basic_auth_when_it_is_on(flower_url: str) -> None:
+    response = get(flower_url + "/metrics")
+    assert response is not None and response.status_code == 401
+    authorized = get(flower_url + "/metrics", auth=AUTH)
+    assert authorized is not None and authorized.status_code == 200
+    assert "flower_events_total" in authorized.text or "# HELP" in authorized.text
