@@ -66,7 +66,8 @@ def body_problem(body: Any) -> str | None:
 
 
 def raw_message(message: Any) -> str:
-    """The message as it travelled on the broker (kombu's envelope), for the dead letter."""
+    """The message as it travelled on the broker (kombu's envelope), for the dead letter
+    (its log line and listing show the decoded body, masked: deadletters.preview)."""
     raw = getattr(message, "_raw", None)
     if isinstance(raw, Mapping):
         try:

@@ -13,6 +13,9 @@ one of `fetch`, `consumer`, `restore`, `message` the raw message as it was found
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import json
 import logging
 import time
@@ -98,9 +101,30 @@ def envelope_problem(payload: Any) -> str | None:
 
 
 def preview(raw: str | bytes, limit: int = PREVIEW_CHARS) -> str:
-    """`raw` decoded, phones masked, then shortened to `limit` characters (and one line)."""
+    """`raw` for people: a kombu envelope's body decoded (base64 would hide a phone from
+    the masking, not from a reader), phones masked, cut to `limit` characters, one line."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return shorten(mask_phones_in(text), limit).replace("\n", "\\n").replace("\r", "\\r")
+    text = readable(text[: 64 * limit])
+    masked = mask_phones_in(text[: 4 * limit])
+    return shorten(masked, limit).replace("\n", "\\n").replace("\r", "\\r")
+
+
+def readable(text: str) -> str:
+    """A kombu envelope as `task <name> body <decoded body repr>`; anything else as it is."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(document, Mapping) or not isinstance(document.get("body"), str):
+        return text
+    body: str = document["body"]
+    properties = document.get("properties")
+    if isinstance(properties, Mapping) and properties.get("body_encoding") == "base64":
+        with contextlib.suppress(ValueError, binascii.Error):
+            body = repr(base64.b64decode(body, validate=True))
+    headers = document.get("headers")
+    task = headers.get("task") if isinstance(headers, Mapping) else None
+    return f"task {task!r} body {body}"
 
 
 def entry(reason: str, queue: str, source: str, raw: str | bytes, at: float) -> str:
