@@ -16,7 +16,12 @@ import click
 
 from config import Settings, load_settings
 from models.activity_store import ActivityStore
-from models.instance_store import DuplicateInstance, UnknownInstance
+from models.instance_store import (
+    DuplicateInstance,
+    InvalidInstanceName,
+    UnknownInstance,
+    check_instance_name,
+)
 from models.views import MessageView
 from worker.broker.deadletters import DeadLetterStore
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
@@ -48,6 +53,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
+def instance_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """The NAME argument of `instances ...`, held to the one rule for instance names."""
+    try:
+        return check_instance_name(value)
+    except InvalidInstanceName as exc:
+        raise BadInput(f"{exc} (got {value!r})") from None
+
+
 def stats_of(res: Resources) -> StatsReader:
     """The read model over this process's resources (the API's, imported late: FastAPI)."""
     from worker.api.deps import deps_from_resources  # noqa: PLC0415
@@ -67,7 +80,7 @@ def instances() -> None:
 
 
 @instances.command("add")
-@click.argument("name")
+@click.argument("name", callback=instance_name)
 @click.option("--phone", required=True, help="The instance's own number, any common format.")
 @click.option("--hourly", type=click.IntRange(min=1), required=True, help="Cap, sends per hour.")
 @click.option("--daily", type=click.IntRange(min=1), required=True, help="Cap, sends per day.")
@@ -133,7 +146,7 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 @instances.command("set")
-@click.argument("name")
+@click.argument("name", callback=instance_name)
 @click.option("--hourly", type=click.IntRange(min=1), help="Cap, sends per hour.")
 @click.option("--daily", type=click.IntRange(min=1), help="Cap, sends per day.")
 @click.option("--active/--inactive", default=None, help="Take part in routing or not.")
@@ -152,7 +165,7 @@ def instances_set(name: str, hourly: int | None, daily: int | None, active: bool
 
 
 @instances.command("ban")
-@click.argument("name")
+@click.argument("name", callback=instance_name)
 def instances_ban(name: str) -> None:
     """Mark NAME banned and move its contacts off it (they are reassigned on their next send)."""
     try:

@@ -13,7 +13,7 @@ from models.message_store import IdempotencyConflict
 from worker.celery_app import DELIVER_MESSAGE
 from worker.delivery import Delivered, Dispatcher, skipped
 from worker.intake import InvalidMessage
-from worker.intake_service import POSITIONAL_ORDER, Intake, positional_fields
+from worker.intake_service import POSITIONAL_ORDER, Intake, call_fields, positional_fields
 from worker.resources import Resources, resources
 from worker.sweeper import Sweeper
 
@@ -46,7 +46,7 @@ class Pipeline:
         task finds its message instead of recording a second one.
         """
         try:
-            fields = {**positional_fields(args), **kwargs}
+            fields = call_fields(args, kwargs)
         except InvalidMessage as exc:  # recorded like any bad input, not left a task error
             fields = {**positional_fields(args[: len(POSITIONAL_ORDER)]), **kwargs}
             return self._rejected(self._keyed(fields, task_id), str(exc))
