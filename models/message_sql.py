@@ -51,7 +51,7 @@ ACCEPT = """
 #:   had_one    - whether the contact had a sticky instance before this statement
 #: A preference that stays `seen` is not re-checked under lock (as `CLAIM`): a move racing
 #: with this statement may see this one message go out on the old number.
-#: Params: those of `ACCEPT`, plus instance and seen.
+#: Params: those of `ACCEPT`, plus instance, seen and claimant (models/claimant.py).
 ACCEPT_CLAIMING = """
     WITH contact AS (
         INSERT INTO contacts AS c (id, phone, preferred_instance, preferred_since)
@@ -78,12 +78,13 @@ ACCEPT_CLAIMING = """
     ), inserted AS (
         INSERT INTO messages (id, contact_id, phone, text, content_hash, state, instance,
                               idempotency_key, expires_at, attempts, requeues, claimed_at,
-                              created_at, updated_at)
+                              claimed_by, created_at, updated_at)
         SELECT %(id)s, %(contact_id)s, %(phone)s, %(text)s, %(content_hash)s,
                CASE WHEN claim THEN 'sending' ELSE 'queued' END,
                CASE WHEN claim THEN %(instance)s END,
                %(idempotency_key)s, %(expires_at)s, CASE WHEN claim THEN 1 ELSE 0 END, 0,
-               CASE WHEN claim THEN CAST(%(now)s AS timestamptz) END, %(now)s, %(now)s
+               CASE WHEN claim THEN CAST(%(now)s AS timestamptz) END,
+               CASE WHEN claim THEN CAST(%(claimant)s AS varchar) END, %(now)s, %(now)s
           FROM (SELECT COALESCE(preferred = %(instance)s, false) AS claim FROM after) AS decided
         ON CONFLICT DO NOTHING
         RETURNING id, state
@@ -96,11 +97,12 @@ ACCEPT_CLAIMING = """
 
 #: The send guard when the contact keeps its sticky instance: `queued`/`waiting` →
 #: `sending` on `instance`. Returns a row only if this call moved the message.
-#: Params: id, instance, now.
+#: Params: id, instance, now, claimant (models/claimant.py).
 CLAIM = """
     UPDATE messages
        SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
-           claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
+           claimed_at = %(now)s, claimed_by = %(claimant)s, not_before = NULL,
+           updated_at = %(now)s
      WHERE id = %(id)s AND state IN ('queued', 'waiting')
     RETURNING 1
     """
@@ -109,7 +111,7 @@ CLAIM = """
 #: moves only if it still is `seen` (compare-and-set), and the message is claimed only if
 #: the preference moved. Returns one row (moved, claimed); when moved and not claimed the
 #: caller rolls back, so neither change is kept.
-#: Params: id, contact_id, seen, instance, now.
+#: Params: id, contact_id, seen, instance, now, claimant.
 CLAIM_MOVING_PREFERENCE = """
     WITH moved AS (
         UPDATE contacts SET preferred_instance = %(instance)s, preferred_since = %(now)s
@@ -118,7 +120,8 @@ CLAIM_MOVING_PREFERENCE = """
     ), claimed AS (
         UPDATE messages
            SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
-               claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
+               claimed_at = %(now)s, claimed_by = %(claimant)s, not_before = NULL,
+               updated_at = %(now)s
          WHERE id = %(id)s AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM moved)
         RETURNING 1
     )

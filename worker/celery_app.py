@@ -121,3 +121,6 @@ app = make_app(load_settings())
 export_flower_env(load_settings(), os.environ)
 # Flower without FLOWER_BASIC_AUTH listens on loopback only (worker/flower_config.py).
 guard_flower_options()
+
+# Each worker process beats in Redis so that a dead one is noticed in seconds.
+from worker import heartbeat  # noqa: E402, F401 - connects its worker signals

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from celery import Celery
 
 from models.message_store import IdempotencyConflict
+from worker.broker.held import HeldMessages
 from worker.celery_app import DELIVER_MESSAGE
 from worker.delivery import Delivered, Dispatcher, skipped
+from worker.heartbeat import Heartbeats
 from worker.intake import InvalidMessage
 from worker.intake_service import POSITIONAL_ORDER, Intake, call_fields, positional_fields
 from worker.resources import Resources, resources
-from worker.sweeper import Sweeper
+from worker.sweeper import DeadWorkers, Sweeper
 
 
 class CeleryScheduler:
@@ -70,13 +72,24 @@ class Pipeline:
         return skipped(self.intake.record_rejection(fields, problem))
 
 
-def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:
+def build_pipeline(
+    res: Resources, scheduler: CeleryScheduler, held: HeldMessages | None = None
+) -> Pipeline:
+    """With `held`, the sweep also re-drives what dead worker processes held."""
+    heartbeats = Heartbeats(res.redis, res.settings.worker_dead_after_seconds)
     return Pipeline(
         intake=Intake(res.settings, res.messages, res.limiter),
         dispatcher=Dispatcher(
             res.settings, res.messages, res.instances, res.limiter, res.evolution, scheduler
         ),
-        sweeper=Sweeper(res.settings, res.sweeps, res.limiter, res.redis, scheduler),
+        sweeper=Sweeper(
+            res.settings,
+            res.sweeps,
+            res.limiter,
+            res.redis,
+            scheduler,
+            dead_workers=DeadWorkers(heartbeats, held.restore) if held is not None else None,
+        ),
     )
 
 
@@ -90,5 +103,5 @@ def pipeline(app: Celery) -> Pipeline:
     res = resources()
     with _lock:
         if _built is None or _built[0] != id(res):
-            _built = (id(res), build_pipeline(res, CeleryScheduler(app)))
+            _built = (id(res), build_pipeline(res, CeleryScheduler(app), HeldMessages(app)))
         return _built[1]

@@ -15,10 +15,13 @@
 --                                     visibility timeout)
 -- KEYS[3]      dead letters    list   JSON {reason, at, queue, source, message}, newest
 --                                     first (worker/keys.py DEAD_LETTERS)
--- KEYS[4..n]   queue lists, in the order to try them (priority steps, then kombu's fair
+-- KEYS[4]      unacked owners  hash   delivery_tag -> claimant name of the consumer process
+--                                     that fetched it (worker/keys.py UNACKED_OWNERS)
+-- KEYS[5..n]   queue lists, in the order to try them (priority steps, then kombu's fair
 --              cycle); producers LPUSH, consumers take from the right
 -- ARGV[1]      now, Unix seconds (float), the consumer's clock, as kombu's own QoS uses
--- ARGV[2..m]   the queue name of each of KEYS[4..n] (without priority suffix or prefix)
+-- ARGV[2]      the consumer process's claimant name (models/claimant.py)
+-- ARGV[3..m]   the queue name of each of KEYS[5..n] (without priority suffix or prefix)
 --
 -- A kombu envelope: a JSON object; `properties` an object with a string `delivery_tag` and
 -- a `delivery_info` object whose `exchange` and `routing_key` are strings; `body`,
@@ -26,7 +29,7 @@
 -- `headers` absent or an object.
 --
 -- Returns false when every queue is empty, else {i, payload, 1, delivery_tag} for a message
--- recorded (i is the 1-based position of its queue among KEYS[4..n]) or
+-- recorded (i is the 1-based position of its queue among KEYS[5..n]) or
 -- {i, payload, 0, reason} for one moved to the dead-letter list.
 
 local function optional_string(value)
@@ -67,7 +70,7 @@ local function problem(payload)
   return nil, message, properties['delivery_tag'], info
 end
 
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   local payload = redis.call('RPOP', KEYS[i])
   if payload then
     local reason, _, tag, info = problem(payload)
@@ -80,13 +83,14 @@ for i = 4, #KEYS do
         message = payload,
       })
       redis.call('LPUSH', KEYS[3], entry)
-      return {i - 3, payload, 0, reason}
+      return {i - 4, payload, 0, reason}
     end
     local record = '[' .. payload .. ',' .. cjson.encode(info['exchange']) .. ','
       .. cjson.encode(info['routing_key']) .. ']'
     redis.call('HSET', KEYS[1], tag, record)
     redis.call('ZADD', KEYS[2], ARGV[1], tag)
-    return {i - 3, payload, 1, tag}
+    redis.call('HSET', KEYS[4], tag, ARGV[2])
+    return {i - 4, payload, 1, tag}
   end
 end
 return false

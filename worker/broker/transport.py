@@ -18,6 +18,9 @@ This transport keeps everything else of kombu's and replaces only the consumer's
   a message Celery cannot turn into a request) is set aside there too and acknowledged,
   and so is an `unacked` entry that cannot be restored. No broker message crashes the
   consumer or comes back after the visibility timeout to crash it again;
+* **owners**: the script also records which consumer process (models/claimant.py) fetched
+  each message, so that when that process stops beating (worker/heartbeat.py) the sweep
+  restores its messages at once rather than after the visibility timeout;
 * **wait**: when every queue is empty, the consumer blocks on `BLMOVE q q RIGHT RIGHT`, which
   returns as soon as `q` holds a message and leaves the list exactly as it was; then it
   fetches again. Redis has no blocking wait over several lists that does not pop, so the
@@ -44,8 +47,9 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 from redis.exceptions import NoScriptError
 
+from models.claimant import claimant
 from worker.broker.deadletters import entry, envelope_problem, log_set_aside
-from worker.keys import DEAD_LETTERS
+from worker.keys import DEAD_LETTERS, UNACKED_OWNERS
 
 #: Longest one empty-queue wait blocks before the next queue's turn (seconds).
 WAIT_SECONDS = 0.25
@@ -78,6 +82,10 @@ class CrashSafeQoS(kombu_redis.QoS):  # type: ignore[misc]
             virtual.QoS.append(self, message, delivery_tag)
         else:
             super().append(message, delivery_tag)
+
+    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        """kombu's removal of an unacked entry (ack, reject, restore), and its owner's."""
+        return super()._remove_from_indices(delivery_tag, pipe).hdel(UNACKED_OWNERS, delivery_tag)
 
     def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
         """kombu's restore, except that an entry which cannot be restored (not JSON, not
@@ -175,8 +183,8 @@ class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
         self._fetch_order = [self._q_for_pri(q, p) for p in self.priority_steps for q in queues]
         prefix = self.global_keyprefix
         keys = [prefix + self.unacked_key, prefix + self.unacked_index_key, prefix + DEAD_LETTERS]
-        keys += [prefix + key for key in self._fetch_order]
-        names = [self._queue_of(key) for key in self._fetch_order]
+        keys += [prefix + UNACKED_OWNERS, *(prefix + key for key in self._fetch_order)]
+        names = [claimant(), *(self._queue_of(key) for key in self._fetch_order)]
         self._sent = _FETCH
         # The first fetch of a connection (and one after a NOSCRIPT) sends the whole script.
         script = ("EVALSHA", FETCH_SHA) if self._script_cached else ("EVAL", FETCH_SCRIPT)
@@ -249,7 +257,7 @@ class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
         with self.conn_or_acquire() as client:
             pipe = client.pipeline()
             pipe.lpush(DEAD_LETTERS, entry(reason, queue, "fetch", raw, time.time()))
-            pipe.zrem(self.unacked_index_key, tag).hdel(self.unacked_key, tag)
+            self.qos._remove_from_indices(tag, pipe)
             pipe.execute()
         if tag in self.qos._delivered:
             virtual.QoS.ack(self.qos, tag)
