@@ -7,14 +7,27 @@ the environment: processes call `load_settings()` once at start-up and pass the 
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.connection import parse_url as parse_redis_url
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+#: The SQLAlchemy driver the code base is written for (psycopg 3).
+DATABASE_DRIVER = "postgresql+psycopg"
+#: Any ASCII control character (CR and LF included): never valid in a setting.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+#: What an HTTP header value built from a secret may hold: visible ASCII, no spaces.
+HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+#: Secrets sent as (or compared with) an HTTP header value.
+HEADER_SECRETS = ("evolution_api_key", "api_token", "webhook_token", "slack_bot_token")
 
 
 class Settings(BaseSettings):
@@ -99,6 +112,25 @@ class Settings(BaseSettings):
             raise ValueError("MIN must not be above MAX")
         return value
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        """No setting holds a control character: a CR/LF in a header value or a log line
+        forges headers or lines. The value itself is never echoed (it may be a secret)."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and CONTROL_CHARACTER.search(text):
+            raise ValueError("must not contain control characters (CR, LF, tab, ...)")
+        return value
+
+    @field_validator(*HEADER_SECRETS, mode="after")
+    @classmethod
+    def _header_safe(cls, value: SecretStr | None) -> SecretStr | None:
+        """Sent as an HTTP header value: visible ASCII characters only, no spaces."""
+        secret = value.get_secret_value() if value is not None else ""
+        if secret and not HEADER_SAFE.fullmatch(secret):  # empty means unset
+            raise ValueError("must be visible ASCII characters without spaces (an HTTP header)")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -111,16 +143,65 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str) -> str:
-        if not value.startswith("postgresql"):
-            raise ValueError("must be a postgresql+psycopg:// URL")
+        """A `postgresql+psycopg://` URL: the psycopg 3 driver is the only one installed."""
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"must be a {DATABASE_DRIVER}://host/database URL") from None
+        if url.drivername != DATABASE_DRIVER:
+            raise ValueError(
+                f"must use the psycopg 3 driver: {DATABASE_DRIVER}://..., not {url.drivername}://"
+            )
+        if not url.database:
+            raise ValueError("must name a database (…/zapdispatch)")
         return value
 
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
+        """`redis://`, `rediss://` or `unix://`, parseable by redis-py, database a number."""
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// URL")
+        try:
+            parse_redis_url(value)
+            database = urlsplit(value).path.strip("/") if value.startswith("redis") else ""
+        except ValueError as exc:
+            raise ValueError(f"is not a valid Redis URL: {exc}") from None
+        if database and not database.isdigit():
+            # redis-py would use database 0 and kombu refuse it: broker and limiter apart.
+            raise ValueError("is not a valid Redis URL: the database must be a number (/0)")
         return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname or port == -1:
+            raise ValueError("must look like smtp://host:port or smtps://host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _countdown_below_visibility(self) -> Self:
+        """A countdown longer than the visibility timeout would be restored (sent twice)."""
+        if self.max_countdown_seconds >= self.broker_visibility_timeout_seconds:
+            raise ValueError(
+                "MAX_COUNTDOWN_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS"
+            )
+        return self
 
     @field_validator("evolution_api_url")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Concatenate, ParamSpec, TypeVar
@@ -77,6 +78,40 @@ def _drops_snapshot(
     return wrapper
 
 
+#: Longest instance name (the `instances.name` column).
+MAX_INSTANCE_NAME_CHARS = 64
+
+
+class InvalidInstanceName(ValueError):
+    """A name that breaks `check_instance_name`'s rule; `str(exc)` says which part."""
+
+
+def check_instance_name(name: object) -> str:
+    """An instance name: 1 to 64 characters, no leading or trailing space, and only printable
+    characters: letters, digits, punctuation, symbols and spaces of any script (Unicode
+    categories L, M, N, P, S and Zs); no control or format characters, no line breaks
+    (they would forge log lines and alerts). Returns the name unchanged."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInstanceName("instance name must not be empty")
+    if len(name) > MAX_INSTANCE_NAME_CHARS:
+        raise InvalidInstanceName(
+            f"instance name has {len(name)} characters; at most {MAX_INSTANCE_NAME_CHARS}"
+        )
+    bad = next((ch for ch in name if not _printable(ch)), None)
+    if bad is not None:
+        raise InvalidInstanceName(
+            f"instance name must hold printable characters only, not U+{ord(bad):04X}"
+        )
+    if name != name.strip():
+        raise InvalidInstanceName("instance name must not start or end with a space")
+    return name
+
+
+def _printable(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category[0] in "LMNPS" or category == "Zs"
+
+
 def validate_caps(hourly_cap: int | None, daily_cap: int | None) -> None:
     """Caps are messages per hour / per day; both must be positive when given."""
     for label, cap in (("hourly", hourly_cap), ("daily", daily_cap)):
@@ -102,6 +137,7 @@ class InstanceStore:
         *,
         status: InstanceStatus = InstanceStatus.DISCONNECTED,
     ) -> InstanceView:
+        check_instance_name(name)
         validate_caps(hourly_cap, daily_cap)
         row = Instance(
             name=name,

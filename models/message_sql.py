@@ -53,7 +53,8 @@ ACCEPT = """
 #: with this statement may see this one message go out on the old number. Nothing moves
 #: and nothing is claimed when `instance` is not usable (inactive or banned), or when the
 #: idempotency key (or id) is already recorded: a replayed key changes no preference.
-#: Params: those of `ACCEPT`, plus instance, seen and claimed_at (the claim's time, its token).
+#: Params: those of `ACCEPT`, plus instance, seen, claimed_at (the claim's time, its token)
+#: and claimant (models/claimant.py).
 ACCEPT_CLAIMING = """
     WITH allowed AS (
         SELECT EXISTS (SELECT 1 FROM instances
@@ -90,12 +91,13 @@ ACCEPT_CLAIMING = """
     ), inserted AS (
         INSERT INTO messages (id, contact_id, phone, text, content_hash, state, instance,
                               idempotency_key, expires_at, attempts, requeues, claimed_at,
-                              created_at, updated_at)
+                              claimed_by, created_at, updated_at)
         SELECT %(id)s, %(contact_id)s, %(phone)s, %(text)s, %(content_hash)s,
                CASE WHEN claim THEN 'sending' ELSE 'queued' END,
                CASE WHEN claim THEN %(instance)s END,
                %(idempotency_key)s, %(expires_at)s, CASE WHEN claim THEN 1 ELSE 0 END, 0,
-               CASE WHEN claim THEN CAST(%(claimed_at)s AS timestamptz) END, %(now)s, %(now)s
+               CASE WHEN claim THEN CAST(%(claimed_at)s AS timestamptz) END,
+               CASE WHEN claim THEN CAST(%(claimant)s AS varchar) END, %(now)s, %(now)s
           FROM (SELECT COALESCE(preferred = %(instance)s, false) AND (SELECT ok FROM allowed)
                        AS claim FROM after) AS decided
         ON CONFLICT DO NOTHING
@@ -115,7 +117,7 @@ ACCEPT_CLAIMING = """
 #: `sending` on `instance`, and the attempt recorded (`send_attempts`, outcome `sending`),
 #: only while `instance` is usable (active, not banned: a routing snapshot taken before a
 #: ban must not send from the banned number). Returns one row (claimed, usable).
-#: Params: id, instance, now.
+#: Params: id, instance, now, claimant (models/claimant.py).
 CLAIM = """
     WITH usable AS (
         SELECT 1 FROM instances
@@ -123,7 +125,8 @@ CLAIM = """
     ), claimed AS (
         UPDATE messages
            SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
-               claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
+               claimed_at = %(now)s, claimed_by = %(claimant)s, not_before = NULL,
+               updated_at = %(now)s
          WHERE id = %(id)s AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM usable)
         RETURNING id
     ), attempt AS (
@@ -138,7 +141,7 @@ CLAIM = """
 #: the preference moved, both only while `instance` is usable (as `CLAIM`). Returns one row
 #: (moved, claimed, usable); when moved and not claimed the caller rolls back, so neither
 #: change is kept.
-#: Params: id, contact_id, seen, instance, now.
+#: Params: id, contact_id, seen, instance, now, claimant.
 CLAIM_MOVING_PREFERENCE = """
     WITH usable AS (
         SELECT 1 FROM instances
@@ -151,7 +154,8 @@ CLAIM_MOVING_PREFERENCE = """
     ), claimed AS (
         UPDATE messages
            SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
-               claimed_at = %(now)s, not_before = NULL, updated_at = %(now)s
+               claimed_at = %(now)s, claimed_by = %(claimant)s, not_before = NULL,
+               updated_at = %(now)s
          WHERE id = %(id)s AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM moved)
         RETURNING id
     ), attempt AS (

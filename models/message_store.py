@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import message_sql
+from models.claimant import claimant
 from models.enums import PENDING_STATES, TERMINAL_STATES, AttemptOutcome, MessageState
 from models.message_values import (
     Accepted,
@@ -188,7 +189,7 @@ class MessageStore:
         """Move a pending message to `sending` on `instance` and make `instance` the contact's
         sticky number, atomically; only if nobody moved either since we looked, and only
         while `instance` is active and not banned (INSTANCE_UNUSABLE otherwise)."""
-        params = {"id": message_id, "instance": instance, "now": now}
+        params = {"id": message_id, "instance": instance, "now": now, "claimant": claimant()}
         if contact_id is None or seen_preference == instance:
             claimed, usable = self._first_row(message_sql.CLAIM, params, repeatable=False)
             moved = True
@@ -508,6 +509,7 @@ def _accept_params(new: NewMessage) -> dict[str, Any]:
         "idempotency_key": new.idempotency_key,
         "expires_at": new.expires_at,
         "now": new.created_at,
+        "claimant": claimant(),
     }
 
 

@@ -50,12 +50,20 @@ class SweepStore:
         )
 
     def release_stuck_sending(
-        self, older_than: datetime, now: datetime, limit: int
+        self,
+        older_than: datetime,
+        now: datetime,
+        limit: int,
+        *,
+        claimed_by: Sequence[str] | None = None,
     ) -> list[uuid.UUID]:
-        """`sending` claims older than `older_than` (their worker died) are released."""
+        """`sending` claims older than `older_than` (their worker died) are released; with
+        `claimed_by`, only those claimed by these processes (dead: worker/heartbeat.py)."""
         stuck = select(Message.id).where(
             in_state(MessageState.SENDING), Message.claimed_at < older_than
         )
+        if claimed_by is not None:
+            stuck = stuck.where(Message.claimed_by.in_(list(claimed_by)))
         return self.release_claims(stuck, now, limit)
 
     def release_claims(self, ids_query: Any, now: datetime, limit: int) -> list[uuid.UUID]:

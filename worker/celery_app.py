@@ -16,7 +16,7 @@ from kombu import Exchange, Queue
 
 from config import Settings, load_settings
 from worker import threads_pool
-from worker.flower_config import export_flower_env
+from worker.flower_config import export_flower_env, guard_flower_options
 from worker.resources import close_process_resources, open_process_resources
 
 #: Celery's default queue: a producer without this code (`send_task` by name, no routes)
@@ -31,6 +31,8 @@ SWEEP = "zapdispatch.sweep"
 
 #: kombu's Redis transport with a fetch that cannot lose a message to a killed worker.
 CRASH_SAFE_TRANSPORT = "worker.broker.transport:CrashSafeTransport"
+#: Celery's consumer that sets aside (dead-letters) every message it cannot make a task of.
+GUARDED_CONSUMER = "worker.broker.consumer:GuardedConsumer"
 
 
 def celery_config(settings: Settings) -> dict[str, object]:
@@ -51,6 +53,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "worker_consumer": GUARDED_CONSUMER,
         # ETA tasks are held in worker memory; countdowns stay far below the visibility
         # timeout (max_countdown_seconds), longer waits are parked in PostgreSQL, and how
         # many are out at once is bounded by worker/countdowns.py (Celery 5.5 has no
@@ -122,7 +125,12 @@ app = make_app(load_settings())
 # `celery -A worker flower` reads FLOWER_BASIC_AUTH from the environment; a value set only
 # in `.env` is exported here so Flower sees it too (worker/flower_config.py).
 export_flower_env(load_settings(), os.environ)
+# Flower without FLOWER_BASIC_AUTH listens on loopback only (worker/flower_config.py).
+guard_flower_options()
 
-
+# Each process opens its resources before its first task, and closes them at its end.
 worker_process_init.connect(open_process_resources, weak=False)
 worker_process_shutdown.connect(close_process_resources, weak=False)
+
+# Each worker process beats in Redis so that a dead one is noticed in seconds.
+from worker import heartbeat  # noqa: E402, F401 - connects its worker signals

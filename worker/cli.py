@@ -16,8 +16,14 @@ import click
 
 from config import Settings, load_settings
 from models.activity_store import ActivityStore
-from models.instance_store import DuplicateInstance, UnknownInstance
+from models.instance_store import (
+    DuplicateInstance,
+    InvalidInstanceName,
+    UnknownInstance,
+    check_instance_name,
+)
 from models.views import MessageView
+from worker.broker.deadletters import DeadLetterStore
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
 from worker.resources import Resources, resources
 from worker.stats import StatsReader, iso, message_counts
@@ -47,6 +53,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
+def instance_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """The NAME argument of `instances ...`, held to the one rule for instance names."""
+    try:
+        return check_instance_name(value)
+    except InvalidInstanceName as exc:
+        raise BadInput(f"{exc} (got {value!r})") from None
+
+
 def stats_of(res: Resources) -> StatsReader:
     """The read model over this process's resources (the API's, imported late: FastAPI)."""
     from worker.api.deps import deps_from_resources  # noqa: PLC0415
@@ -66,7 +80,7 @@ def instances() -> None:
 
 
 @instances.command("add")
-@click.argument("name")
+@click.argument("name", callback=instance_name)
 @click.option("--phone", required=True, help="The instance's own number, any common format.")
 @click.option("--hourly", type=click.IntRange(min=1), required=True, help="Cap, sends per hour.")
 @click.option("--daily", type=click.IntRange(min=1), required=True, help="Cap, sends per day.")
@@ -132,7 +146,7 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 @instances.command("set")
-@click.argument("name")
+@click.argument("name", callback=instance_name)
 @click.option("--hourly", type=click.IntRange(min=1), help="Cap, sends per hour.")
 @click.option("--daily", type=click.IntRange(min=1), help="Cap, sends per day.")
 @click.option("--active/--inactive", default=None, help="Take part in routing or not.")
@@ -151,7 +165,7 @@ def instances_set(name: str, hourly: int | None, daily: int | None, active: bool
 
 
 @instances.command("ban")
-@click.argument("name")
+@click.argument("name", callback=instance_name)
 def instances_ban(name: str) -> None:
     """Mark NAME banned and move its contacts off it (they are reassigned on their next send)."""
     try:
@@ -206,6 +220,7 @@ def status_document(res: Resources) -> dict[str, Any]:
         "requeues": res.messages.total_requeues(),
         "recent": [message_json(m) for m in recent],
     }
+    body["dead_letters"] = DeadLetterStore(res.redis).count()
     return body
 
 
@@ -231,6 +246,7 @@ def status_text(doc: dict[str, Any]) -> str:
         instance_table(doc["instances"]) if doc["instances"] else "no instances",
         "",
         "messages: " + ", ".join(f"{state} {n}" for state, n in counts.items()),
+        f"dead letters: {doc['dead_letters']} (zapdispatch deadletters list)",
         "",
         table(
             ["ID", "STATE", "INSTANCE", "PHONE", "CREATED", "SENT"],
@@ -248,6 +264,37 @@ def status_text(doc: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(parts)
+
+
+# -- dead letters ------------------------------------------------------------------------
+@cli.group()
+def deadletters() -> None:
+    """Broker messages set aside because they can never become a task."""
+
+
+@deadletters.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def deadletters_list(limit: int, as_json: bool) -> None:
+    """The newest dead letters: when, where from, why, and the message (phones masked)."""
+    letters = [letter.to_json() for letter in DeadLetterStore(resources().redis).newest(limit)]
+    if as_json:
+        emit_json(letters)
+        return
+    if not letters:
+        click.echo("no dead letters")
+        return
+    rows = [
+        [iso(datetime.fromtimestamp(d["at"], tz=UTC)), d["source"], d["queue"], d["reason"]]
+        for d in letters
+    ]
+    click.echo(table(["AT", "SOURCE", "QUEUE", "REASON"], rows))
+
+
+@deadletters.command("purge")
+def deadletters_purge() -> None:
+    """Delete every dead letter."""
+    click.echo(f"{DeadLetterStore(resources().redis).purge()} dead letter(s) purged")
 
 
 # -- processes ----------------------------------------------------------------------------

@@ -64,6 +64,18 @@ def positional_fields(args: tuple[object, ...]) -> dict[str, object]:
     return dict(zip(POSITIONAL_ORDER, args, strict=False))
 
 
+def call_fields(args: tuple[object, ...], kwargs: Mapping[str, object]) -> dict[str, object]:
+    """`send_message(*args, **kwargs)` as named fields. An argument given both by position and
+    by keyword is an error (Python itself would raise TypeError), never silently resolved."""
+    fields = positional_fields(args)
+    both = [name for name in fields if name in kwargs]
+    if both:
+        raise InvalidMessage(
+            f"argument(s) given both by position and by keyword: {', '.join(both)}"
+        )
+    return {**fields, **kwargs}
+
+
 def message_id_from(value: object) -> uuid.UUID:
     """The deliver task's argument; a malformed id is a programming error, not input."""
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -79,3 +79,21 @@ def wake_bookings(retry_at: float) -> str:
     many messages as it can send (see worker/delivery.py `_parking_time`).
     """
     return f"{LIMITER_TAG}:wake:{int(retry_at)}"
+
+
+#: Broker messages that can never be processed (not a kombu envelope, not a Celery task
+#: message, an `unacked` entry that cannot be restored), newest first: a list of JSON
+#: objects {reason, at (Unix seconds), queue, source, message (the raw message)}.
+#: Written by worker/broker (fetch.lua, the consumer guard, the restore guard).
+DEAD_LETTERS = "zd:deadletters"
+
+
+#: Last heartbeat of each worker process: a sorted set, member the process's claimant name
+#: (models/claimant.py), score the Redis server time of its last beat in Unix seconds.
+#: Written by worker/heartbeat.py; a member silent for WORKER_DEAD_AFTER_SECONDS is dead.
+HEARTBEATS = "zd:heartbeats"
+
+#: Which consumer process fetched each unacknowledged broker message: a hash, delivery tag
+#: → claimant name. fetch.lua writes it with kombu's `unacked` entry; the transport's QoS
+#: removes it with that entry; the sweep restores the messages of a dead consumer.
+UNACKED_OWNERS = "zd:unacked_owners"

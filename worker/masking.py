@@ -35,12 +35,28 @@ def shorten(text: str, limit: int = TEXT_PREVIEW_CHARS) -> str:
 
 
 def mask_value(key: str, value: Any) -> Any:
-    """Phones masked and texts shortened, by argument name; other values untouched."""
-    if key in PHONE_KEYS and isinstance(value, str):
-        return mask_phone(value)
+    """Phones masked (whatever their type) and texts shortened, by argument name; other
+    values untouched here (their repr is masked as text: see `_repr`)."""
+    if key in PHONE_KEYS:
+        return mask_phone_value(value)
     if key in TEXT_KEYS and isinstance(value, str):
         return shorten(value)
     return value
+
+
+def mask_phone_value(value: Any, depth: int = 0) -> Any:
+    """A phone argument masked: a string or an integer, or each item of a list or dict of
+    them (at most _PLAIN_MAX_ITEMS items, two levels deep); anything else becomes `'?'`."""
+    if isinstance(value, str):
+        return mask_phone(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return mask_phone(str(value))
+    if depth < 2 and isinstance(value, list | tuple):
+        return [mask_phone_value(item, depth + 1) for item in value[:_PLAIN_MAX_ITEMS]]
+    if depth < 2 and isinstance(value, Mapping):
+        items = list(value.items())[:_PLAIN_MAX_ITEMS]
+        return {str(k)[:_PLAIN_MAX_CHARS]: mask_phone_value(v, depth + 1) for k, v in items}
+    return value if value is None or isinstance(value, bool) else "?"
 
 
 def masked_args(args: Sequence[Any]) -> list[Any]:
@@ -67,13 +83,20 @@ _PLAIN_MAX_CHARS = 256
 _PLAIN_MAX_ITEMS = 16
 
 
+#: Longest repr Flower shows of a task's positional or keyword arguments (characters).
+MAX_REPR_CHARS = 1024
+
+
 def _repr(value: Any) -> str:
     """Celery's `saferepr` (bounded work on any input), or the builtin `repr` when every item
-    is a short scalar: the same text, at a tenth of the CPU. Runs once per task received,
-    in the worker's consumer thread."""
-    if _plain(value):
-        return repr(value)
-    return str(saferepr(value))
+    is a short scalar: the same text, at a tenth of the CPU. Then any phone number left in
+    it (an int, a list item, a number inside a text) is masked, and it is cut to
+    MAX_REPR_CHARS. Runs once per task received, in the worker's consumer thread."""
+    text = repr(value) if _plain(value) else str(saferepr(value, maxlen=2 * MAX_REPR_CHARS))
+    text = mask_phones_in(text)
+    if len(text) > MAX_REPR_CHARS:
+        return text[: MAX_REPR_CHARS - 1] + "…"
+    return text
 
 
 def _plain(value: Any) -> bool:
@@ -110,13 +133,27 @@ def _mask_published_headers(
         headers["kwargsrepr"] = kwargs_repr(body[1])
 
 
-#: A bare phone number in free text: 10 to 15 digits, optionally after "+", not inside a word.
-PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+?\d{10,15}(?!\w)")
+#: A phone number in free text, not inside a word (but right after an escape such as `\n`
+#: or `\x0c` in a repr, as in a pickled body): 10 to 15 bare digits optionally after "+",
+#: or written the usual ways, `+55 (11) 99999-8888`, `55 11 99999 8888`, `(11) 99999-8888`.
+PHONE_IN_TEXT = re.compile(
+    r"(?:(?<=\\[a-z])|(?<=\\x[0-9a-fA-F]{2})|(?<=\\u[0-9a-fA-F]{4})|(?<![\w+]))"
+    r"(?:\+?\d{10,15}|\+?(?:\d{1,3}[ .-]?)?\(?\d{2,3}\)?[ .-]?\d{4,5}[ .-]?\d{4})"
+    r"(?!\w)"
+)
+#: Digits a match must hold to be a phone number (E.164: at most 15).
+PHONE_DIGITS = range(10, 16)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    found = match.group(0)
+    digits = sum(ch.isdigit() for ch in found)
+    return mask_phone(found) if digits in PHONE_DIGITS else found
 
 
 def mask_phones_in(text: str) -> str:
-    """Every bare phone number in `text` masked (`5511*******88`)."""
-    return PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
+    """Every phone number in `text` masked (`5511*******88`), whatever its format."""
+    return PHONE_IN_TEXT.sub(_mask_match, text)
 
 
 class PhoneMaskingFilter(logging.Filter):
@@ -128,7 +165,14 @@ class PhoneMaskingFilter(logging.Filter):
         masked = mask_phones_in(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:  # a traceback's exception messages too
+            record.exc_text = mask_phones_in(_TRACEBACKS.formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = mask_phones_in(record.exc_text)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 def install_log_masking(logger: logging.Logger) -> None:

@@ -11,13 +11,15 @@ from celery import Celery
 
 from models.message_store import IdempotencyConflict, MessageStore
 from models.views import to_datetime
+from worker.broker.held import HeldMessages
 from worker.celery_app import DELIVER_MESSAGE
 from worker.countdowns import CountdownBook
 from worker.delivery import Delivered, Dispatcher, skipped
+from worker.heartbeat import Heartbeats
 from worker.intake import InvalidMessage
-from worker.intake_service import POSITIONAL_ORDER, Intake, positional_fields
+from worker.intake_service import POSITIONAL_ORDER, Intake, call_fields, positional_fields
 from worker.resources import Resources, resources
-from worker.sweeper import Sweeper
+from worker.sweeper import DeadWorkers, Sweeper
 
 
 class CeleryScheduler:
@@ -71,7 +73,7 @@ class Pipeline:
         task finds its message instead of recording a second one.
         """
         try:
-            fields = {**positional_fields(args), **kwargs}
+            fields = call_fields(args, kwargs)
         except InvalidMessage as exc:  # recorded like any bad input, not left a task error
             fields = {**positional_fields(args[: len(POSITIONAL_ORDER)]), **kwargs}
             return self._rejected(self._keyed(fields, task_id), str(exc))
@@ -95,15 +97,24 @@ class Pipeline:
         return skipped(self.intake.record_rejection(fields, problem))
 
 
-def build_pipeline(res: Resources, app: Celery) -> Pipeline:
+def build_pipeline(res: Resources, app: Celery, held: HeldMessages | None = None) -> Pipeline:
+    """With `held`, the sweep also re-drives what dead worker processes held."""
     book = CountdownBook(res.redis)
     scheduler = CeleryScheduler(app, book, res.messages, res.limiter.now)
+    heartbeats = Heartbeats(res.redis, res.settings.worker_dead_after_seconds)
     return Pipeline(
         intake=Intake(res.settings, res.messages, res.limiter),
         dispatcher=Dispatcher(
             res.settings, res.messages, res.instances, res.limiter, res.evolution, scheduler
         ),
-        sweeper=Sweeper(res.settings, res.sweeps, res.limiter, res.redis, scheduler),
+        sweeper=Sweeper(
+            res.settings,
+            res.sweeps,
+            res.limiter,
+            res.redis,
+            scheduler,
+            dead_workers=DeadWorkers(heartbeats, held.restore) if held is not None else None,
+        ),
         countdowns=book,
     )
 
@@ -118,5 +129,5 @@ def pipeline(app: Celery) -> Pipeline:
     res = resources()
     with _lock:
         if _built is None or _built[0] != id(res):
-            _built = (id(res), build_pipeline(res, app))
+            _built = (id(res), build_pipeline(res, app, HeldMessages(app)))
         return _built[1]

@@ -10,13 +10,16 @@ Rules (also in the README's delivery guarantee):
   their task (a broker that lost its data, a publish that failed): they are enqueued again.
 - When Redis lost its data (the sentinel key is gone), every `queued` message is
   re-driven at once instead of waiting for that margin.
+- A worker process silent for WORKER_DEAD_AFTER_SECONDS (worker/heartbeat.py) is dead: its
+  `sending` claims are released at once (the same release as stuck ones) and the broker
+  messages it fetched but never acknowledged go back on their queue.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +30,7 @@ from models.sweep_store import SweepStore
 from models.views import to_datetime
 from worker import keys
 from worker.delivery import Scheduler
+from worker.heartbeat import Heartbeats
 from worker.limiter import Limiter
 
 log = logging.getLogger("zapdispatch.sweep")
@@ -42,6 +46,17 @@ class SweepReport:
     stuck: int
     orphaned: int
     redis_lost_data: bool
+    #: Dead worker processes found, and the broker messages of theirs restored.
+    dead_workers: int = 0
+    restored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadWorkers:
+    """How the sweep finds dead worker processes and restores their broker messages."""
+
+    heartbeats: Heartbeats
+    restore: Callable[[Sequence[str]], int]
 
 
 class Sweeper:
@@ -52,7 +67,10 @@ class Sweeper:
         limiter: Limiter,
         client: redis.Redis[bytes],
         scheduler: Scheduler,
+        *,
+        dead_workers: DeadWorkers | None = None,
     ) -> None:
+        self._dead_workers = dead_workers
         self._s = settings
         self._sweeps = sweeps
         self._limiter = limiter
@@ -75,14 +93,40 @@ class Sweeper:
         woken = self._sweeps.wake_due(at, BATCH)
         stuck_before = at - timedelta(seconds=self._s.sending_stuck_after_seconds)
         stuck = self._sweeps.release_stuck_sending(stuck_before, at, BATCH)
+        dead, released, restored = self._release_dead_workers(at)
+        stuck = [*stuck, *released]
         orphan_age = 0.0 if lost else self._s.max_countdown_seconds + ORPHAN_MARGIN_SECONDS
         orphans = self._sweeps.idle_queued(at - timedelta(seconds=orphan_age), BATCH)
         orphans = [i for i in orphans if i not in set(woken) | set(stuck)]
         self._enqueue([*woken, *stuck, *orphans], at)
-        report = SweepReport(len(woken), len(stuck), len(orphans), lost)
-        if stuck or orphans or lost:
+        report = SweepReport(len(woken), len(stuck), len(orphans), lost, len(dead), restored)
+        if stuck or orphans or lost or dead:
             log.warning("sweep re-drove messages: %s", report)
         return report
+
+    def _release_dead_workers(self, at: datetime) -> tuple[list[str], list[uuid.UUID], int]:
+        """Dead worker processes, their `sending` claims released (the stuck-send release,
+        whatever their age), and how many broker messages of theirs were restored. A dead
+        process is forgotten once nothing of it is left."""
+        if self._dead_workers is None:
+            return [], [], 0
+        heartbeats = self._dead_workers.heartbeats
+        dead = heartbeats.dead()
+        if not dead:
+            return [], [], 0
+        released = self._sweeps.release_stuck_sending(at, at, BATCH, claimed_by=dead)
+        restored = self._dead_workers.restore(heartbeats.held_by(dead))
+        if len(released) < BATCH:
+            heartbeats.forget(dead)
+        log.warning(
+            "worker process(es) %s silent for %.0f s: %d claim(s) released, %d broker "
+            "message(s) restored",
+            ", ".join(dead),
+            heartbeats.dead_after_seconds,
+            len(released),
+            restored,
+        )
+        return dead, released, restored
 
     def _enqueue(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
         if not ids:

@@ -19,6 +19,7 @@ from tests.fakes.slack_server import running_fake_slack
 from tests.services import run_cli
 from tests.simulator_server import running_simulator
 from worker.intake import storable
+from worker.keys import DEAD_LETTERS
 
 pytestmark = pytest.mark.chaos
 
@@ -201,6 +202,7 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
         received = sim.messages()
         queue_left = chaos.redis.client().llen("celery")
         unacked = chaos.redis.client().hlen("unacked")
+        dead_letters = chaos.redis.client().llen(DEAD_LETTERS)
         alive = worker.proc.poll() is None
     rows = chaos.rows()
     log = worker.output()
@@ -243,11 +245,12 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
     assert conflict["state"] == "failed" and "already used" in conflict["last_error"]
     assert sorted(m["text"] for m in received) == ["good after the junk", "idempotent: first"]
     assert row.lost == 0 and row.duplicated == 0
-    # refused before decoding: logged, acked, never redelivered
+    # refused before decoding: set aside as dead letters, logged once, acked, never redelivered
     assert "Refusing to deserialize untrusted content of type pickle" in log
     assert "Refusing to deserialize untrusted content of type yaml" in log
-    assert "Received unregistered task of type 'zapdispatch.no_such_task'" in log
-    assert "Can't decode message body" in log
+    assert "unregistered task 'zapdispatch.no_such_task'" in log
+    assert "cannot decode the message body" in log
+    assert log.count("set aside as a dead letter") == len(refused) == dead_letters
     assert queue_left == 0 and unacked == 0
     # no retry loop, no crash
     assert "Retry in" not in log

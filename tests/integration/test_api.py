@@ -197,6 +197,7 @@ def test_metrics_in_prometheus_format(client: TestClient) -> None:
         "zapdispatch_message_requeues_total 0.0",
         'zapdispatch_alerts_open{kind="instance_banned",severity="critical"} 1.0',
         'zapdispatch_pool_status{status="healthy"} 1.0',
+        "zapdispatch_dead_letters 0.0",
         "zapdispatch_scrape_ok 1.0",
     ):
         assert line in text, line

@@ -145,3 +145,49 @@ def test_send_records_the_message_and_status_shows_it(
     assert recent[0]["phone"] == "5511*******88"
     text = ok(env, "status")
     assert message_id in text and "queued 1" in text and "inst-a" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("", "must not be empty"),
+        ("x" * 65, "65 characters; at most 64"),
+        ("inst\nERROR forged line", "printable characters only, not U+000A"),
+        ("inst\rb", "not U+000D"),
+        ("inst\x1b[31m", "not U+001B"),
+        ("inst\u200bb", "not U+200B"),
+        (" inst", "start or end with a space"),
+    ],
+)
+def test_bad_instance_names_exit_2_with_one_line(
+    env: dict[str, str], engine: Engine, name: str, says: str
+) -> None:
+    commands = [
+        ["instances", "add", name, "--phone", "+55 11 98888-7777", "--hourly", "1", "--daily", "2"],
+        ["instances", "set", name, "--hourly", "5"],
+        ["instances", "ban", name],
+    ]
+    for command in commands:
+        result = run_cli(env, *command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr and says in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM instances")).scalar_one() == 0
+
+
+def test_names_of_any_script_and_symbols_are_accepted(env: dict[str, str]) -> None:
+    for name in ("x" * 64, "número-1", "<!channel> & <@U123>", "a b"):
+        ok(
+            env,
+            "instances",
+            "add",
+            name,
+            "--phone",
+            "+55 11 98888-7777",
+            "--hourly",
+            "1",
+            "--daily",
+            "2",
+        )
+    assert len(json.loads(ok(env, "instances", "list", "--json"))) == 4

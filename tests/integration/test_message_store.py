@@ -259,6 +259,7 @@ def test_of_two_concurrent_first_messages_only_the_first_is_claimed(stack: Stack
         "content_hash": first.content_hash, "idempotency_key": None,
         "expires_at": first.expires_at, "now": AT, "instance": "a", "seen": None,
         "claimed_at": AT,
+        "claimant": "holder:1:test",
     }  # fmt: skip
     url = stack.res.settings.database_url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(url) as holder:

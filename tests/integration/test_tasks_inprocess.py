@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from sqlalchemy import text
 
 import worker
 from models.enums import MessageState
@@ -83,3 +84,23 @@ def test_send_task_by_name_with_bad_input_is_recorded_failed(
     while stack.res.messages.count_by_state() != {"failed": 4, "sent": 1}:
         assert time.monotonic() < deadline, stack.res.messages.count_by_state()
         time.sleep(0.05)
+
+
+def test_an_argument_given_by_position_and_by_keyword_is_recorded_failed(
+    stack: Stack, live_app: Celery
+) -> None:
+    stack.add_instance("a")
+    live_app.send_task(
+        "zapdispatch.send_message", args=[phone(1), "by position"], kwargs={"phone": phone(2)}
+    )
+    live_app.send_task(
+        "zapdispatch.send_message", args=[phone(3)], kwargs={"phone": phone(3), "text": "oi"}
+    )
+    deadline = time.monotonic() + 20
+    while stack.res.messages.count_by_state() != {"failed": 2}:
+        assert time.monotonic() < deadline, stack.res.messages.count_by_state()
+        time.sleep(0.05)
+    with stack.res.sessions() as session:
+        reasons = session.execute(text("SELECT last_error FROM messages")).scalars().all()
+    assert sorted(reasons) == ["argument(s) given both by position and by keyword: phone"] * 2
+    assert stack.evolution.by_instance() == {}

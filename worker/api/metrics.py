@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from models.enums import InstanceStatus
 from models.views import CircuitState
 from worker.api.deps import ApiDeps
+from worker.broker.deadletters import DeadLetterStore
 from worker.stats import InstanceRow, Overview, message_counts
 
 INSTANCE = ["instance"]
@@ -121,6 +122,15 @@ def alert_metrics(deps: ApiDeps) -> Iterator[Metric]:
     yield family
 
 
+def dead_letter_metrics(deps: ApiDeps) -> Iterator[Metric]:
+    """Broker messages set aside as dead letters (`zapdispatch deadletters list`)."""
+    family = GaugeMetricFamily(
+        "zapdispatch_dead_letters", "Broker messages set aside because they can never be a task."
+    )
+    family.add_metric([], DeadLetterStore(deps.redis).count())
+    yield family
+
+
 class LiveCollector(Collector):
     """Collects every family from live state; `zapdispatch_scrape_ok` says if it all worked."""
 
@@ -135,6 +145,7 @@ class LiveCollector(Collector):
                 *state_sets(overview),
                 *message_metrics(self._deps),
                 *alert_metrics(self._deps),
+                *dead_letter_metrics(self._deps),
             ]
         except Exception:  # a failed read is reported as a metric, and logged
             log.exception("metrics scrape failed")

@@ -12,6 +12,15 @@ This transport keeps everything else of kombu's and replaces only the consumer's
 * **fetch**: `fetch.lua` pops the next message and writes it to `unacked` and
   `unacked_index` in the same atomic script, so whatever happens to the consumer after
   Redis ran it, the message is either still queued or restorable;
+* **dead letters**: the script moves a popped message that is not a kombu envelope to the
+  dead-letter list (worker/broker/deadletters.py) instead of recording it; a recorded
+  message whose delivery still fails for a reason of its own (a body kombu cannot decode,
+  a message Celery cannot turn into a request) is set aside there too and acknowledged,
+  and so is an `unacked` entry that cannot be restored. No broker message crashes the
+  consumer or comes back after the visibility timeout to crash it again;
+* **owners**: the script also records which consumer process (models/claimant.py) fetched
+  each message, so that when that process stops beating (worker/heartbeat.py) the sweep
+  restores its messages at once rather than after the visibility timeout;
 * **wait**: when every queue is empty, the consumer blocks on `BLMOVE q q RIGHT RIGHT`, which
   returns as soon as `q` holds a message and leaves the list exactly as it was; then it
   fetches again. Redis has no blocking wait over several lists that does not pop, so the
@@ -34,8 +43,13 @@ from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
+from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 from redis.exceptions import NoScriptError
+
+from models.claimant import claimant
+from worker.broker.deadletters import entry, envelope_problem, log_set_aside
+from worker.keys import DEAD_LETTERS, UNACKED_OWNERS
 
 #: Longest one empty-queue wait blocks before the next queue's turn (seconds).
 WAIT_SECONDS = 0.25
@@ -68,6 +82,57 @@ class CrashSafeQoS(kombu_redis.QoS):  # type: ignore[misc]
             virtual.QoS.append(self, message, delivery_tag)
         else:
             super().append(message, delivery_tag)
+
+    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        """kombu's removal of an unacked entry (ack, reject, restore), and its owner's."""
+        return super()._remove_from_indices(delivery_tag, pipe).hdel(UNACKED_OWNERS, delivery_tag)
+
+    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
+        """kombu's restore, except that an entry which cannot be restored (not JSON, not
+        `[envelope, exchange, routing_key]`, not a kombu envelope) is moved to the
+        dead-letter list in the same transaction instead of raising in the consumer's poll
+        (kombu would raise again on every visibility-timeout sweep, or log and drop it)."""
+        set_aside: list[tuple[str, str]] = []
+
+        def restore_transaction(pipe: Any) -> None:
+            set_aside.clear()
+            stored = pipe.hget(self.unacked_key, tag)
+            pipe.multi()
+            self._remove_from_indices(tag, pipe)
+            if not stored:
+                return
+            raw = bytes_to_str(stored)
+            restorable, problem = unacked_record(raw)
+            if restorable is not None and not self.channel._lookup(*restorable[1:]):
+                # kombu would push it nowhere, silently (no binding: a flushed Redis).
+                restorable, problem = None, "unacked entry's exchange has no queue bound"
+            if restorable is None:
+                pipe.lpush(DEAD_LETTERS, entry(problem, "", "restore", raw, time.time()))
+                set_aside.append((problem, raw))
+                return
+            self.channel._do_restore_message(*restorable, pipe, leftmost)
+
+        with self.channel.conn_or_acquire(client) as conn:
+            conn.transaction(restore_transaction, self.unacked_key)
+        for problem, raw in set_aside:
+            log_set_aside(problem, "", "restore", raw)
+
+
+def unacked_record(raw: str) -> tuple[tuple[dict[str, Any], str | None, str] | None, str]:
+    """`(envelope, exchange, routing_key)` of an `unacked` entry, or None and the reason."""
+    try:
+        record = loads(raw)
+    except ValueError:
+        return None, "unacked entry is not JSON"
+    if not isinstance(record, list) or len(record) != 3:
+        return None, "unacked entry is not [message, exchange, routing_key]"
+    payload, exchange, routing_key = record
+    if not isinstance(exchange, str | None) or not isinstance(routing_key, str):
+        return None, "unacked entry has no exchange or routing key"
+    problem = envelope_problem(payload)
+    if problem is not None:
+        return None, f"unacked entry holds an invalid broker envelope: {problem}"
+    return (payload, exchange, routing_key), ""
 
 
 class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
@@ -117,13 +182,18 @@ class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
         """Ask for the next message of `queues` (priority steps first), recorded as unacked."""
         self._fetch_order = [self._q_for_pri(q, p) for p in self.priority_steps for q in queues]
         prefix = self.global_keyprefix
-        keys = [prefix + self.unacked_key, prefix + self.unacked_index_key]
-        keys += [prefix + key for key in self._fetch_order]
+        keys = [prefix + self.unacked_key, prefix + self.unacked_index_key, prefix + DEAD_LETTERS]
+        keys += [prefix + UNACKED_OWNERS, *(prefix + key for key in self._fetch_order)]
+        names = [claimant(), *(self._queue_of(key) for key in self._fetch_order)]
         self._sent = _FETCH
         # The first fetch of a connection (and one after a NOSCRIPT) sends the whole script.
         script = ("EVALSHA", FETCH_SHA) if self._script_cached else ("EVAL", FETCH_SCRIPT)
         self._script_cached = True
-        self.client.connection.send_command(*script, len(keys), *keys, repr(time.time()))
+        self.client.connection.send_command(*script, len(keys), *keys, repr(time.time()), *names)
+
+    def _queue_of(self, key: str) -> str:
+        """The queue name of a list key (without kombu's priority suffix)."""
+        return key.rsplit(self.sep, 1)[0]
 
     def _send_wait(self, queue: str) -> None:
         """Block until `queue` holds a message or WAIT_SECONDS pass, without taking it."""
@@ -160,17 +230,38 @@ class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
             self.client.connection.disconnect()
             raise
 
-    def _deliver_fetched(self, position: int, raw: bytes, recorded: int) -> None:
-        """Hand a fetched message to its consumer; `position` is 1-based in the fetch order."""
-        key = self._fetch_order[position - 1]
-        queue = key.rsplit(self.sep, 1)[0]
+    def _deliver_fetched(self, position: int, raw: bytes, recorded: int, detail: bytes) -> None:
+        """Hand a fetched message to its consumer; `position` is 1-based in the fetch order.
+
+        A message the script set aside (`recorded` 0, `detail` the reason) is only logged.
+        A recorded message (`detail` its delivery tag)
+        whose delivery raises anything but a connection error is set aside and acknowledged:
+        the consumer's own guards (worker/broker/consumer.py) normally catch it first."""
+        queue = self._queue_of(self._fetch_order[position - 1])
         self._queue_cycle.rotate(queue)
-        payload = loads(raw)
-        self.recorded_tag = payload["properties"]["delivery_tag"] if recorded else None
+        if not recorded:
+            log_set_aside(f"invalid broker envelope: {bytes_to_str(detail)}", queue, "fetch", raw)
+            return
+        tag = self.recorded_tag = bytes_to_str(detail)
         try:
-            self.connection._deliver(payload, queue)
+            self.connection._deliver(loads(raw), queue)
+        except (*self.connection_errors, *self.connection.channel_errors):
+            raise
+        except Exception as exc:  # the message, not the consumer: set it aside
+            self._set_aside_recorded(tag, queue, raw, f"delivery failed: {exc!r}")
         finally:
             self.recorded_tag = None
+
+    def _set_aside_recorded(self, tag: str, queue: str, raw: bytes, reason: str) -> None:
+        """Move a recorded message to the dead-letter list and drop it from `unacked`."""
+        with self.conn_or_acquire() as client:
+            pipe = client.pipeline()
+            pipe.lpush(DEAD_LETTERS, entry(reason, queue, "fetch", raw, time.time()))
+            self.qos._remove_from_indices(tag, pipe)
+            pipe.execute()
+        if tag in self.qos._delivered:
+            virtual.QoS.ack(self.qos, tag)
+        log_set_aside(reason, queue, "fetch", raw)
 
 
 class CrashSafeTransport(kombu_redis.Transport):  # type: ignore[misc]
