@@ -188,15 +188,29 @@ class InstanceStore:
 
     @_drops_snapshot
     def set_status(
-        self, name: str, status: InstanceStatus, reason: str | None, now: datetime
+        self,
+        name: str,
+        status: InstanceStatus,
+        reason: str | None,
+        now: datetime,
+        *,
+        observed_at: datetime | None = None,
+        sticky_ban: bool = False,
     ) -> StatusChange | None:
-        """Record a status change and its event; None when the status did not change."""
+        """Record a status change and its event; None when the status did not change, or
+        when `observed_at` (when the observation was made; default `now`) is older than the
+        observation behind the current status: the newer observation wins. With
+        `sticky_ban` (observations, not operators) a banned instance stays banned."""
+        observed_at = observed_at or now
         with self._sessions.begin() as session:
             row = self._locked(session, name)
-            if row.status == status:
+            if row.status == status or (sticky_ban and row.status == InstanceStatus.BANNED):
+                return None
+            if row.status_observed_at is not None and row.status_observed_at > observed_at:
                 return None
             change = StatusChange(name, row.status, status, reason, now)
             row.status, row.status_reason, row.status_changed_at = status, reason, now
+            row.status_observed_at = observed_at
             session.add(
                 InstanceEvent(
                     instance=name,

@@ -69,3 +69,7 @@ def wake_bookings(retry_at: float) -> str:
     many messages as it can send (see worker/delivery.py `_parking_time`).
     """
     return f"{LIMITER_TAG}:wake:{int(retry_at)}"
+
+
+#: Webhooks received, by outcome (a hash: outcome → count), for `/metrics`.
+WEBHOOK_OUTCOMES = "zd:webhooks:outcomes"

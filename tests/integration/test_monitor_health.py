@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from tests.concurrency import run_on_threads
 from tests.fakes.slack_server import FakeSlack, running_fake_slack
 from tests.fakes.smtp_sink import SmtpSink, running_smtp_sink
 from tests.simulator_server import SimulatorHandle, running_simulator
+from worker.api.deps import webhook_service
 from worker.clock import FixedClock, set_test_clock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate
@@ -41,6 +43,7 @@ from worker.monitor.notifiers import (
 )
 from worker.monitor.poll import PollMode, PollPolicy
 from worker.resources import Resources, build_resources
+from worker.webhooks.events import parse_envelope
 
 #: 2026-11-23 10:00:00 in São Paulo (13:00 UTC): a Monday morning.
 T0 = 1_795_914_000.0
@@ -414,3 +417,76 @@ def test_run_is_recorded_in_redis(world: World) -> None:
     world.run()
     assert int(world.redis.get("zd:monitor:health:runs") or 0) == 2
     assert float(world.redis.get("zd:monitor:health:last_run") or 0) == T0
+
+
+# --- the same incident seen by a webhook and then by the poll: one alert ------------------
+
+
+def webhook_hooks(world: World) -> Any:
+    """A webhook service whose alert pass runs this world's monitor in-line."""
+    if world.monitor is None:
+        world.monitor = world.fresh_monitor()
+    monitor = world.monitor
+    service = webhook_service(world.res, monitor.evaluate_alerts)
+
+    def post(data: dict[str, Any]) -> str:
+        body = {"event": "connection.update", "instance": "b", "data": data}
+        return service.handle(parse_envelope(body)).value
+
+    return post
+
+
+def test_a_webhook_raises_the_alert_and_the_poll_does_not_repeat_it(world: World) -> None:
+    world.add("a")
+    world.add("b")
+    world.run()
+    post = webhook_hooks(world)
+
+    assert post({"instance": "b", "state": "close", "statusReason": 401}) == "status_changed"
+    assert world.res.instances.get("b").status is InstanceStatus.DISCONNECTED
+    assert len(with_text(world.slack_texts(), "Instance b offline")) == 1
+
+    world.sim.configure_instance("b", state="close", disconnection_reason=401)
+    world.advance(60)
+    report = world.run()  # the poll sees it a minute later: no change, no second alert
+    assert report.changes == () and report.alerts.opened == 0
+    assert len(with_text(world.slack_texts(), "Instance b offline")) == 1
+    assert alerts_of(world) == [("instance_offline", "b", False)]
+
+    world.sim.configure_instance("b", state="open")
+    assert post({"instance": "b", "state": "open", "statusReason": 200}) == "status_changed"
+    assert alerts_of(world) == [("instance_offline", "b", True)]
+    assert len(with_text(world.slack_texts(), "Resolved: Instance b offline")) == 1
+
+
+def test_a_webhook_ban_alerts_once_with_the_migrated_count(world: World, engine: Engine) -> None:
+    world.add("a")
+    world.add("b")
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Contact).values(id="doc", phone="5511999998888", preferred_instance="b")
+        )
+    world.run()
+    post = webhook_hooks(world)
+    post({"instance": "b", "state": "close", "statusReason": 403})
+    assert alerts_of(world) == [("instance_banned", "b", False)]
+    assert "1 contacts were moved off it" in with_text(world.slack_texts(), "BANNED")[0]
+    assert len(world.smtp.messages) == 1
+    world.sim.configure_instance("b", state="close", disconnection_reason=403)
+    world.advance(60)
+    assert world.run().alerts.opened == 0 and len(world.smtp.messages) == 1
+
+
+def test_a_webhook_during_a_poll_is_not_undone_by_it(world: World) -> None:
+    """The poll read `open` before the webhook said `close`: the newer observation stands."""
+    world.add("a")
+    world.add("b")
+    world.run()
+    post = webhook_hooks(world)
+    world.advance(10)
+    post({"instance": "b", "state": "close", "statusReason": 401})
+    world.clock.value = T0 + 5  # a poll that started before the webhook arrived
+    set_test_clock(world.redis, T0 + 5)
+    world.sim.configure_instance("b", state="open")
+    assert world.run().changes == ()
+    assert world.res.instances.get("b").status is InstanceStatus.DISCONNECTED
