@@ -109,6 +109,7 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
         "DAY",
         "LOAD",
         "AVAILABLE",
+        "DELIVERED",
         "CONTACTS",
     ]
     return table(
@@ -124,6 +125,7 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
                 f"{r['messages_day']}/{r['capacity_day']}",
                 f"{r['load_pct']:.1f}%",
                 "yes" if r["available"] else "no",
+                "-" if r.get("delivered_pct_24h") is None else f"{r['delivered_pct_24h']:.1f}%",
                 r.get("contacts_assigned", ""),
             ]
             for r in rows

@@ -5,6 +5,7 @@ that the limiter reads); nothing sleeps."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,9 @@ from sqlalchemy import Engine, insert, select
 from config import Settings
 from models.alert_store import AlertStore, AlertText
 from models.alerts import AlertKind, AlertSeverity, Channel
-from models.enums import InstanceStatus
+from models.enums import InstanceStatus, Receipt
+from models.message_store import NewMessage
+from models.receipt_store import ReceiptStore
 from models.tables import Contact, InstanceEvent
 from models.views import to_datetime
 from tests.concurrency import run_on_threads
@@ -76,7 +79,7 @@ class World:
             Channel.EMAIL: EmailNotifier(parse_smtp_url(self.smtp.url), ["ops@example.com"]),
         }
 
-    def fresh_monitor(self) -> HealthMonitor:
+    def fresh_monitor(self, deliveries: ReceiptStore | None = None) -> HealthMonitor:
         """A monitor built from nothing but the settings: what a restarted worker has."""
         sim = self.sim
         return HealthMonitor(
@@ -90,6 +93,7 @@ class World:
             client=self.redis,
             clock=self.clock,
             poll=self.poll,
+            deliveries=deliveries,
         )
 
     def run(self) -> HealthReport:
@@ -490,3 +494,51 @@ def test_a_webhook_during_a_poll_is_not_undone_by_it(world: World) -> None:
     world.sim.configure_instance("b", state="open")
     assert world.run().changes == ()
     assert world.res.instances.get("b").status is InstanceStatus.DISCONNECTED
+
+
+# --- accepting but not delivering (receipts from webhooks) --------------------------------
+
+
+def sent_at(world: World, instance: str, provider_id: str, at: float) -> None:
+    """A message recorded sent on `instance` at `at` (unix seconds) with `provider_id`."""
+    new = NewMessage(
+        id=uuid.uuid4(),
+        contact_id=f"doc-{provider_id}",
+        phone="5511999998888",
+        text="oi",
+        content_hash=uuid.uuid4().hex,
+        idempotency_key=None,
+        expires_at=to_datetime(at + 86400),
+        created_at=to_datetime(at - 1),
+    )
+    world.res.messages.accept(new)
+    world.res.messages.claim(
+        new.id, instance, contact_id=new.contact_id, seen_preference=None, now=to_datetime(at)
+    )
+    assert world.res.messages.mark_sent(new.id, provider_id, to_datetime(at))
+
+
+def test_accepting_but_not_delivering_alerts_once_and_resolves(world: World) -> None:
+    world.add("a")
+    world.add("b")
+    world.monitor = world.fresh_monitor(deliveries=ReceiptStore(world.res.sessions))
+    receipts = ReceiptStore(world.res.sessions)
+    for i in range(5):
+        sent_at(world, "a", f"A{i}", T0 + i)
+        sent_at(world, "b", f"B{i}", T0 + i)
+        receipts.record(f"B{i}", Receipt.DELIVERED, to_datetime(T0 + 10))
+    world.advance(60)
+    assert world.run().alerts.opened == 0  # too fresh: within the grace period
+    world.advance(120)
+    assert world.run().alerts.opened == 1
+    assert alerts_of(world) == [("not_delivering", "a", False)]
+    assert len(with_text(world.slack_texts(), "accepting but not delivering")) == 1
+    world.advance(60)
+    assert world.run().alerts.opened == 0
+    assert len(with_text(world.slack_texts(), "accepting but not delivering")) == 1
+
+    receipts.record("A3", Receipt.DELIVERED, to_datetime(world.clock.now()))
+    world.advance(60)
+    assert world.run().alerts.resolved == 1
+    assert alerts_of(world) == [("not_delivering", "a", True)]
+    assert len(with_text(world.slack_texts(), "delivery receipts again")) == 1

@@ -412,3 +412,23 @@ def test_unknown_ids_and_other_receipts_are_counted_and_ignored(hooks: Hooks) ->
     pending = hooks.post("messages.update", receipt("3EB0TEST", "PENDING"))
     assert pending.json()["outcome"] == "ignored_message"
     assert outcomes(hooks.res.redis) == {"receipt_unknown": 1, "ignored_message": 2}
+
+
+def test_delivered_pct_24h_in_rows_and_metrics(hooks: Hooks) -> None:
+    rows = {r["name"]: r for r in hooks.client.get("/dashboard/instances").json()["instances"]}
+    assert rows["inst-a"]["delivered_pct_24h"] is None  # before any receipt
+    for i, status in enumerate(["DELIVERY_ACK", "READ", "SERVER_ACK", None]):
+        mid = sent_message(hooks.res, "inst-a", f"doctor-{i}", NOW - timedelta(minutes=5))
+        with hooks.res.sessions.begin() as session:
+            session.get(Message, mid).provider_message_id = f"3EB0-{i}"  # type: ignore[union-attr]
+        if status:
+            hooks.post("messages.update", receipt(f"3EB0-{i}", status))
+    hooks.post("messages.update", receipt("NOPE", "READ"))
+    rows = {r["name"]: r for r in hooks.client.get("/dashboard/instances").json()["instances"]}
+    assert rows["inst-a"]["delivered_pct_24h"] == 50.0
+    assert rows["inst-b"]["delivered_pct_24h"] is None
+    metrics = hooks.client.get("/metrics").text
+    assert 'zapdispatch_instance_delivered_percent{instance="inst-a"} 50.0' in metrics
+    assert 'zapdispatch_instance_delivered_percent{instance="inst-b"}' not in metrics
+    assert 'zapdispatch_webhooks_total{outcome="receipt_unknown"} 1.0' in metrics
+    assert 'zapdispatch_webhooks_total{outcome="receipt_applied"} 3.0' in metrics

@@ -51,6 +51,7 @@ def breaker_policy(settings: Settings) -> BreakerPolicy:
 def deps_from_resources(res: Resources) -> ApiDeps:
     """The API's view of this process's resources (the same stores and limiter as routing)."""
     activity = ActivityStore(res.sessions)
+    receipts = ReceiptStore(res.sessions)
     stats = StatsReader(
         res.instances,
         activity,
@@ -58,6 +59,7 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         breaker_policy(res.settings),
         zone=res.settings.zone,
         warning_pct=res.settings.capacity_alert_pct,
+        deliveries=receipts,
     )
     return ApiDeps(
         settings=res.settings,
@@ -69,7 +71,7 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         webhooks=webhook_service(res, celery_alert_trigger)
         if res.settings.webhook_secret
         else None,
-        receipts=ReceiptStore(res.sessions),
+        receipts=receipts,
     )
 
 

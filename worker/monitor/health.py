@@ -31,6 +31,7 @@ from config import Settings, load_settings
 from models.alert_store import AlertStore
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
+from models.receipt_store import DeliveryCounts, ReceiptStore
 from models.views import InstanceView, StatusChange, to_datetime
 from worker import keys
 from worker.clock import Clock, RedisClock
@@ -50,6 +51,7 @@ from worker.monitor.rules import (
 from worker.monitor.states import DEFAULT_BAN_CODES, observe
 from worker.monitor.status import record_observation
 from worker.resources import Resources
+from worker.stats import DeliverySource
 
 log = logging.getLogger("zapdispatch.health")
 
@@ -84,6 +86,22 @@ def policy_from(settings: Settings) -> MonitorPolicy:
         failure_threshold=settings.circuit_failure_threshold,
         cooldown_seconds=settings.circuit_cooldown_seconds,
         repeat_seconds=settings.alert_repeat_minutes * 60.0,
+        undelivered_min_sends=settings.undelivered_min_sends,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryWindow:
+    """Sends the "not delivering" rule reads: sent in the last `window_seconds` but not in
+    the last `grace_seconds` (too fresh to expect a receipt)."""
+
+    window_seconds: float = 1800.0
+    grace_seconds: float = 120.0
+
+
+def delivery_window_from(settings: Settings) -> DeliveryWindow:
+    return DeliveryWindow(
+        settings.undelivered_window_minutes * 60.0, settings.undelivered_grace_minutes * 60.0
     )
 
 
@@ -108,6 +126,8 @@ class HealthMonitor:
         clock: Clock,
         poll: PollPolicy | None = None,
         ban_codes: frozenset[int] = DEFAULT_BAN_CODES,
+        deliveries: DeliverySource | None = None,
+        delivery_window: DeliveryWindow | None = None,
     ) -> None:
         self._policy = policy
         self._instances = instances
@@ -118,6 +138,8 @@ class HealthMonitor:
         self._clock = clock
         self._poll = poll or PollPolicy()
         self._ban_codes = ban_codes
+        self._deliveries = deliveries
+        self._delivery_window = delivery_window or DeliveryWindow()
 
     def run(self) -> HealthReport:
         lock = self._redis.lock(keys.lock("health"), timeout=LOCK_TTL_SECONDS, blocking=False)
@@ -202,7 +224,14 @@ class HealthMonitor:
 
     def _snapshot(self, now: float, migrated: Mapping[str, int] | None) -> Snapshot:
         views = self._instances.all()
-        return Snapshot(now, views, self._loads(views), migrated or {})
+        return Snapshot(now, views, self._loads(views), migrated or {}, self._delivery(now))
+
+    def _delivery(self, now: float) -> Mapping[str, DeliveryCounts]:
+        if self._deliveries is None:
+            return {}
+        window = self._delivery_window
+        since, until = now - window.window_seconds, now - window.grace_seconds
+        return self._deliveries.delivery_counts(to_datetime(since), to_datetime(until))
 
     def _loads(self, views: Sequence[InstanceView]) -> dict[str, float]:
         """load_pct per active, not banned instance (percent, from the limiter)."""
@@ -279,6 +308,8 @@ def build_monitor(res: Resources) -> HealthMonitor:
         clock=clock,
         poll=poll_policy_from(settings),
         ban_codes=settings.ban_codes,
+        deliveries=ReceiptStore(res.sessions),
+        delivery_window=delivery_window_from(settings),
     )
 
 
