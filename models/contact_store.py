@@ -1,8 +1,9 @@
 """Contacts as webhooks and operators change them: replies, opt-outs, opt-ins.
 
 Inbound messages and opt-outs name a phone, not a contact id, so they apply to every contact
-with that phone; when no contact has it, one is created with the phone as its id (the id a
-producer's message without `contact_id` gets), so the reply or the opt-out is not lost.
+with that phone. A reply from a phone no contact has creates one, with the phone as its id
+(the id a producer's message without `contact_id` gets). An opted-out phone is recorded in
+`opt_outs`, apart from contacts, so it holds whatever contact id a later message carries.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.tables import Contact
+from models.tables import Contact, OptOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,23 +93,26 @@ class ContactStore:
             return 1
 
     def set_opted_out(self, phones: Sequence[str], at: datetime | None) -> int:
-        """Opt every contact with one of `phones` out (`at`) or back in (None); with no such
-        contact, an opt-out creates one named by `phones[0]`. Returns the contacts changed."""
+        """Opt `phones` out (`at`) or back in (None), with every contact that has one of them.
+        The phones are recorded apart, so a later message to any of them is refused even for
+        a contact id never seen. Returns the contacts changed."""
         with self._sessions.begin() as session:
-            changed = self._set(session, Contact.phone.in_(phones), at)
-            if changed or at is None:
-                return changed
-            session.execute(
-                insert(Contact)
-                .values(id=phones[0], phone=phones[0], opted_out_at=at)
-                .on_conflict_do_update(index_elements=[Contact.id], set_={"opted_out_at": at})
-            )
-            return 1
+            if at is None:
+                session.execute(delete(OptOut).where(OptOut.phone.in_(phones)))
+            else:
+                rows = [{"phone": p, "opted_out_at": at} for p in phones]
+                session.execute(insert(OptOut).values(rows).on_conflict_do_nothing())
+            return self._set(session, Contact.phone.in_(phones), at)
 
     def set_contact_opted_out(self, contact_id: str, at: datetime | None) -> int:
-        """Opt one contact (by id) out (`at`) or in (None); returns 0 when it does not exist."""
+        """Opt one contact (by id) out (`at`) or in (None: its phone is opted in too); returns
+        0 when it does not exist."""
         with self._sessions.begin() as session:
-            return self._set(session, Contact.id == contact_id, at)
+            changed = self._set(session, Contact.id == contact_id, at)
+            if changed and at is None:
+                phone = select(Contact.phone).where(Contact.id == contact_id).scalar_subquery()
+                session.execute(delete(OptOut).where(OptOut.phone == phone))
+            return changed
 
     @staticmethod
     def _set(session: Session, where: ColumnElement[bool], at: datetime | None) -> int:
@@ -131,12 +135,11 @@ class ContactStore:
             return [contact_view(r) for r in rows]
 
     def opted_out(self) -> OptedOut:
-        """Every opted-out contact's id and phone (a handful: the gate caches them)."""
+        """Every opted-out contact id and phone (a handful: the gate caches them)."""
         with self._sessions() as session:
-            rows = session.execute(
-                select(Contact.id, Contact.phone).where(Contact.opted_out_at.is_not(None))
-            ).all()
-        return OptedOut(frozenset(r[0] for r in rows), frozenset(r[1] for r in rows))
+            ids = session.scalars(select(Contact.id).where(Contact.opted_out_at.is_not(None)))
+            phones = session.scalars(select(OptOut.phone))
+            return OptedOut(frozenset(ids), frozenset(phones))
 
 
 def _since_if_moved(instance: str, at: datetime) -> ColumnElement[datetime | None]:

@@ -108,6 +108,16 @@ class Contact(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class OptOut(Base):
+    """A phone that asked not to be messaged (an OPT_OUT_KEYWORDS reply, or an operator by
+    phone). Kept apart from contacts: a contact's phone may change, the opt-out must not."""
+
+    __tablename__ = "opt_outs"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opted_out_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Message(Base):
     """One accepted message and everything that happened to it."""
 

@@ -34,6 +34,7 @@ from worker.evolution import (
 )
 from worker.limiter import Limiter, NoCapacity, Reservation
 from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
+from worker.optout import OptOutGate, opted_out_reason
 from worker.phones import mask_id, mask_phone
 from worker.routing import (
     BreakerPolicy,
@@ -101,6 +102,7 @@ class Dispatcher:
         scheduler: Scheduler,
         rng: random.Random | None = None,
         sticky: StickyCache | None = None,
+        optouts: OptOutGate | None = None,
     ) -> None:
         self._s = settings
         self._messages = messages
@@ -114,6 +116,7 @@ class Dispatcher:
         )
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
         self._preferences = sticky if sticky is not None else StickyCache()
+        self._optouts = optouts
 
     def deliver_new(self, new: NewMessage) -> Delivered:
         """Record and deliver a message the producer just handed over.
@@ -197,8 +200,9 @@ class Dispatcher:
             self._preferences.put(message.contact_id, found.preferred_instance)
         if message.state.terminal or message.state.value == "sending":
             return Delivered(Result.SKIPPED, detail=f"message is {message.state}")
-        if now >= message.expires_at.timestamp():
-            return self._expire(message, now)
+        stopped = self._stopped(message, now)
+        if stopped is not None:
+            return stopped
         plan = plan_route(
             self._route_request(message, found.preferred_instance, now), self._breaker
         )
@@ -212,6 +216,14 @@ class Dispatcher:
         if isinstance(reserved, NoCapacity):
             return self._wait_for_capacity(message, plan, reserved)
         return self._claim_and_send(message, plan, reserved)
+
+    def _stopped(self, message: MessageView, now: float) -> Delivered | None:
+        """Ends here without a send: expired, or its contact opted out (by id or phone)."""
+        if now >= message.expires_at.timestamp():
+            return self._expire(message, now)
+        if self._optouts is not None and self._optouts.blocks(message.contact_id, message.phone):
+            return self._fail(message, opted_out_reason(message.contact_id))
+        return None
 
     def _reserve(self, plan: RoutePlan, phone: str) -> Reservation | NoCapacity:
         """A slot on the plan's first choice (instances without recent send failures); on

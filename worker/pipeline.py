@@ -9,11 +9,13 @@ from dataclasses import dataclass
 
 from celery import Celery
 
+from models.contact_store import ContactStore
 from models.message_store import IdempotencyConflict
 from worker.celery_app import DELIVER_MESSAGE
 from worker.delivery import Delivered, Dispatcher, skipped
 from worker.intake import InvalidMessage
 from worker.intake_service import POSITIONAL_ORDER, Intake, positional_fields
+from worker.optout import OptOutGate
 from worker.resources import Resources, resources
 from worker.sweeper import Sweeper
 
@@ -55,6 +57,8 @@ class Pipeline:
             new = self.intake.validated(fields)
         except InvalidMessage as exc:
             return self._rejected(fields, str(exc))
+        if self.intake.opted_out(new):
+            return skipped(self.intake.record_opted_out(new))
         try:
             return self.dispatcher.deliver_new(new)
         except IdempotencyConflict as exc:
@@ -71,10 +75,17 @@ class Pipeline:
 
 
 def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:
+    optouts = OptOutGate(ContactStore(res.sessions))
     return Pipeline(
-        intake=Intake(res.settings, res.messages, res.limiter),
+        intake=Intake(res.settings, res.messages, res.limiter, optouts),
         dispatcher=Dispatcher(
-            res.settings, res.messages, res.instances, res.limiter, res.evolution, scheduler
+            res.settings,
+            res.messages,
+            res.instances,
+            res.limiter,
+            res.evolution,
+            scheduler,
+            optouts=optouts,
         ),
         sweeper=Sweeper(res.settings, res.sweeps, res.limiter, res.redis, scheduler),
     )
