@@ -312,32 +312,34 @@ def contacts_show(target: str, as_json: bool) -> None:
     click.echo(table(headers, cells))
 
 
-def set_opt_out(target: str, at: datetime | None) -> int:
+def set_opt_out(target: str, at: datetime | None) -> str:
     """Opt the contact with id TARGET, else the phone TARGET (and every contact with it),
-    out or in."""
+    out or in; says what changed."""
     store = ContactStore(resources().sessions)
+    verb = "opted out" if at is not None else "opted in"
     if store.find(contact_id=target):
-        return store.set_contact_opted_out(target, at)
+        store.set_contact_opted_out(target, at)
+        return f"contact {target} {verb}"
     phones = phones_of(target)
     if not phones:
         raise BadInput(f"no contact has id {mask_id(target)!r}, and it is not a phone number")
-    return store.set_opted_out(phones, at)
+    changed = store.set_opted_out(phones, at)
+    return f"phone {mask_phone(phones[0])} {verb} ({changed} contact(s) with it)"
 
 
 @contacts.command("optout")
 @click.argument("target", metavar="ID|PHONE")
 def contacts_optout(target: str) -> None:
     """Stop sending to ID|PHONE: its later messages are recorded `failed` (`opted out`)."""
-    changed = set_opt_out(target, datetime.now(tz=UTC))
-    click.echo(f"{changed} contact(s) opted out; takes effect in every worker within 1 s")
+    said = set_opt_out(target, datetime.now(tz=UTC))
+    click.echo(f"{said}; every worker stops sending to it within 1 s")
 
 
 @contacts.command("optin")
 @click.argument("target", metavar="ID|PHONE")
 def contacts_optin(target: str) -> None:
-    """Send to ID|PHONE again (by phone: every contact with that phone)."""
-    changed = set_opt_out(target, None)
-    click.echo(f"{changed} contact(s) opted in")
+    """Send to ID|PHONE again (by id: its phone too; by phone: every contact with it)."""
+    click.echo(set_opt_out(target, None))
 
 
 # -- processes ----------------------------------------------------------------------------
