@@ -30,6 +30,7 @@ from worker.simulator.state import (
     SimInstance,
     SimulatorState,
 )
+from worker.simulator.webhooks import KNOWN_EVENTS, WebhookConfig
 
 _POLL_SECONDS = 0.05
 SEND_TEXT_PATH = "/message/sendText/{instance}"
@@ -137,7 +138,49 @@ def contract_router(sim: SimulatorState, send_text: Route) -> APIRouter:
             await hang(request, sim.config.hang_seconds)
         return [_instance_record(i) for i in chosen]
 
+    @router.post("/webhook/set/{instance}", status_code=201)
+    async def set_webhook(instance: str, request: Request) -> dict[str, Any]:
+        _existing(sim, instance)
+        config = webhook_config(await _json_body(request))
+        assert sim.webhooks is not None
+        return sim.webhooks.set(instance, config)
+
+    @router.get("/webhook/find/{instance}")
+    async def find_webhook(instance: str) -> dict[str, Any] | None:
+        _existing(sim, instance)
+        return sim.webhooks.find(instance) if sim.webhooks is not None else None
+
     return router
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise ContractError(400, ["Invalid JSON body"]) from exc
+
+
+def webhook_config(body: Any) -> WebhookConfig:
+    """`/webhook/set`'s body, checked as Evolution's webhookSchema does (400 otherwise); an
+    enabled webhook with no events gets every event, a disabled one none."""
+    hook = body.get("webhook") if isinstance(body, dict) else None
+    if not isinstance(hook, dict):
+        raise ContractError(400, ['instance requires property "webhook"'])
+    enabled, url = hook.get("enabled"), hook.get("url")
+    if not isinstance(enabled, bool) or not isinstance(url, str) or not url:
+        raise ContractError(400, ['webhook requires property "enabled" and "url"'])
+    events, headers = hook.get("events") or [], hook.get("headers") or {}
+    if not isinstance(events, list) or not all(e in KNOWN_EVENTS for e in events):
+        raise ContractError(400, ["webhook.events must be a list of known event names"])
+    if not isinstance(headers, dict):
+        raise ContractError(400, ["webhook.headers must be an object"])
+    return WebhookConfig(
+        url=url,
+        enabled=enabled,
+        events=tuple(events) if enabled else (),
+        headers={str(k): str(v) for k, v in headers.items()},
+        by_events=bool(hook.get("byEvents", False)),
+    )
 
 
 async def _send_text(sim: SimulatorState, name: str, request: Request) -> tuple[Response, str]:
