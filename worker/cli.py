@@ -19,7 +19,9 @@ from models.activity_store import ActivityStore
 from models.contact_store import ContactStore, ContactView
 from models.instance_store import DuplicateInstance, UnknownInstance
 from models.views import MessageView
+from worker.evolution import EvolutionError
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
+from worker.registration import WebhookNotConfigured, probe_and_record, register_webhook
 from worker.resources import Resources, resources
 from worker.stats import StatsReader, iso, message_counts
 
@@ -72,16 +74,44 @@ def instances() -> None:
 @click.option("--hourly", type=click.IntRange(min=1), required=True, help="Cap, sends per hour.")
 @click.option("--daily", type=click.IntRange(min=1), required=True, help="Cap, sends per day.")
 def instances_add(name: str, phone: str, hourly: int, daily: int) -> None:
-    """Register instance NAME (status `disconnected` until the health check sees it)."""
+    """Register instance NAME, ask Evolution for its connection state at once (a connected
+    number is used right away), and with PUBLIC_WEBHOOK_URL register the webhook on it."""
+    res = resources()
     try:
         number = normalize_phone(phone)
-        view = resources().instances.add(name, number, hourly, daily)
+        view = res.instances.add(name, number, hourly, daily)
     except (InvalidPhone, DuplicateInstance) as exc:
         raise BadInput(str(exc)) from None
-    click.echo(
-        f"added {view.name} ({view.phone}): {view.hourly_cap}/hour, "
-        f"{view.daily_cap}/day, status {view.status.value}"
-    )
+    click.echo(f"added {view.name} ({view.phone}): {view.hourly_cap}/hour, {view.daily_cap}/day")
+    probe = probe_and_record(res, name)
+    status = res.instances.get(name).status.value
+    if probe.error is not None:
+        click.echo(f"status {status}: Evolution did not say ({probe.error}); the health check will")
+    else:
+        click.echo(f"status {status} (Evolution's connection state, asked now)")
+    if res.settings.public_webhook_url:
+        click.echo(webhook_outcome(res, name))
+
+
+def webhook_outcome(res: Resources, name: str) -> str:
+    try:
+        register_webhook(res, name)
+    except (WebhookNotConfigured, EvolutionError) as exc:
+        return f"webhook NOT registered: {exc}"
+    return f"webhook registered on Evolution: {res.settings.public_webhook_url}"
+
+
+@instances.command("webhook")
+@click.argument("name")
+def instances_webhook(name: str) -> None:
+    """(Re-)register this service's webhook on Evolution for instance NAME."""
+    res = resources()
+    try:
+        res.instances.get(name)
+        register_webhook(res, name)
+    except (UnknownInstance, WebhookNotConfigured, EvolutionError) as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(f"webhook registered on Evolution for {name}: {res.settings.public_webhook_url}")
 
 
 @instances.command("list")
