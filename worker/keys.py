@@ -71,5 +71,9 @@ def wake_bookings(retry_at: float) -> str:
     return f"{LIMITER_TAG}:wake:{int(retry_at)}"
 
 
+#: Bumped (INCR) whenever a webhook or the health check changes an instance's status: every
+#: process's routing snapshot (models/instance_store.py) reloads when it sees a new value.
+ROUTING_VERSION = "zd:routing:version"
+
 #: Webhooks received, by outcome (a hash: outcome → count), for `/metrics`.
 WEBHOOK_OUTCOMES = "zd:webhooks:outcomes"

@@ -262,8 +262,10 @@ def test_a_close_disconnects_at_once_and_schedules_the_alert_pass(
     assert view.status is InstanceStatus.DISCONNECTED
     assert "logged out (401)" in (view.status_reason or "")
     assert hooks.triggered == [{}]
+    assert hooks.res.redis.get(keys.ROUTING_VERSION) == b"1"  # every worker reloads
     again = hooks.post(event, data, path=path)  # Evolution retried: nothing more happens
     assert again.json()["outcome"] == "status_unchanged" and hooks.triggered == [{}]
+    assert hooks.res.redis.get(keys.ROUTING_VERSION) == b"1"
 
 
 def test_connecting_then_open(hooks: Hooks) -> None:

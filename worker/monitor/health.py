@@ -177,6 +177,8 @@ class HealthMonitor:
         poll_seconds = time.monotonic() - started
         now = self._clock.now()
         changes, migrated = self._record(views, polled, to_datetime(now), observed_at)
+        if changes:
+            self._redis.incr(keys.ROUTING_VERSION)  # every worker's routing reloads now
         snapshot = self._snapshot(now, migrated)
         applied = self._alerts.apply(self._transitions(snapshot), now)
         delivered = self._alerts.deliver_pending(now)

@@ -132,6 +132,7 @@ class WebhookService:
         recorded = record_observation(self._instances, envelope.instance, seen, at, at)
         if recorded.change is None:
             return Outcome.STATUS_UNCHANGED
+        self._redis.incr(keys.ROUTING_VERSION)  # every worker's routing reloads now
         migrated = {} if recorded.migrated is None else {envelope.instance: recorded.migrated}
         self._alerts(migrated)
         return Outcome.STATUS_CHANGED
