@@ -9,11 +9,13 @@ out-of-order receipts change nothing wrongly, whichever API process applies them
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import case, exists, func, select, update
+from sqlalchemy import Connection, Engine, case, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -65,8 +67,13 @@ def _recorded_rank() -> ColumnElement[int]:
 
 
 class ReceiptStore:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    """`statements`, when given, is an autocommit engine (`models.db.make_statement_engine`):
+    a receipt is then one round trip (the UPDATE commits itself), not five (pre-ping, BEGIN,
+    UPDATE, COMMIT); bench/webhooks.py measured the difference."""
+
+    def __init__(self, sessions: sessionmaker[Session], statements: Engine | None = None) -> None:
         self._sessions = sessions
+        self._statements = statements
 
     def record(self, provider_message_id: str, receipt: Receipt, at: datetime) -> ReceiptOutcome:
         """Apply `receipt` to the message Evolution calls `provider_message_id`."""
@@ -76,19 +83,27 @@ class ReceiptStore:
             values["delivered_at"] = func.coalesce(Message.delivered_at, at)
         if rank >= RANK[Receipt.READ]:
             values["read_at"] = func.coalesce(Message.read_at, at)
-        with self._sessions.begin() as session:
-            result = session.execute(
-                update(Message)
-                .where(Message.provider_message_id == provider_message_id)
-                .where(_recorded_rank() < rank)
-                .values(**values)
-            )
-            if int(result.rowcount or 0):  # type: ignore[attr-defined]
+        statement = (
+            update(Message)
+            .where(Message.provider_message_id == provider_message_id)
+            .where(_recorded_rank() < rank)
+            .values(**values)
+        )
+        known = select(exists().where(Message.provider_message_id == provider_message_id))
+        with self._connection() as conn:
+            if int(conn.execute(statement).rowcount or 0):
                 return ReceiptOutcome.APPLIED
-            known = session.scalar(
-                select(exists().where(Message.provider_message_id == provider_message_id))
-            )
-            return ReceiptOutcome.STALE if known else ReceiptOutcome.UNKNOWN
+            return ReceiptOutcome.STALE if conn.scalar(known) else ReceiptOutcome.UNKNOWN
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """An autocommit connection (one round trip per statement), or a transaction."""
+        if self._statements is not None:
+            with self._statements.connect() as conn:
+                yield conn
+        else:
+            with self._sessions.begin() as session:
+                yield session.connection()
 
     def delivery_counts(
         self, since: datetime, until: datetime | None = None

@@ -51,7 +51,7 @@ def breaker_policy(settings: Settings) -> BreakerPolicy:
 def deps_from_resources(res: Resources) -> ApiDeps:
     """The API's view of this process's resources (the same stores and limiter as routing)."""
     activity = ActivityStore(res.sessions)
-    receipts = ReceiptStore(res.sessions)
+    receipts = ReceiptStore(res.sessions, res.statements)
     stats = StatsReader(
         res.instances,
         activity,
@@ -85,7 +85,7 @@ def webhook_service(res: Resources, alerts: AlertTrigger) -> WebhookService:
     return WebhookService(
         res.settings,
         instances=res.instances,
-        receipts=ReceiptStore(res.sessions),
+        receipts=ReceiptStore(res.sessions, res.statements),
         contacts=ContactStore(res.sessions),
         client=res.redis,
         clock=RedisClock(res.redis, test_clock_enabled=res.settings.test_clock_enabled),
