@@ -75,5 +75,11 @@ def wake_bookings(retry_at: float) -> str:
 #: process's routing snapshot (models/instance_store.py) reloads when it sees a new value.
 ROUTING_VERSION = "zd:routing:version"
 
+
+def webhook_connection_seen(instance: str) -> str:
+    """Latest `date_time` of `instance`'s connection webhooks (worker/webhooks/newer.lua)."""
+    return f"zd:webhooks:connection_seen:{instance}"
+
+
 #: Webhooks received, by outcome (a hash: outcome → count), for `/metrics`.
 WEBHOOK_OUTCOMES = "zd:webhooks:outcomes"

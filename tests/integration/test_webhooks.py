@@ -322,6 +322,22 @@ def test_a_banned_number_stays_banned(hooks: Hooks) -> None:
     assert hooks.status("inst-a") is InstanceStatus.BANNED
 
 
+def test_a_late_retry_of_an_older_connection_webhook_changes_nothing(hooks: Hooks) -> None:
+    def post(state: str, code: int, sent: str) -> str:
+        body = envelope("connection.update", {"state": state, "statusReason": code})
+        body["date_time"] = sent
+        answer = hooks.client.post("/webhooks/evolution", json=body, headers=BEARER)
+        return str(answer.json()["outcome"])
+
+    assert post("close", 401, "2026-11-23T10:00:05.000Z") == "status_changed"
+    assert post("open", 200, "2026-11-23T10:00:09.000Z") == "status_changed"
+    # Evolution retries the close (our endpoint had failed then): it was sent before the open.
+    assert post("close", 401, "2026-11-23T10:00:05.000Z") == "status_out_of_order"
+    assert hooks.status("inst-a") is InstanceStatus.CONNECTED
+    assert post("close", 401, "2026-11-23T10:00:09.000Z") == "status_changed"  # same instant
+    assert post("open", 200, "not a date") == "status_changed"  # unreadable: taken as it comes
+
+
 def test_an_older_poll_does_not_undo_a_newer_webhook(hooks: Hooks) -> None:
     hooks.post("connection.update", {"state": "close", "statusReason": 401})  # at T0
     stale = hooks.res.instances.set_status(

@@ -11,6 +11,7 @@ read as a time; `apikey` may carry the instance's token and is never kept.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,6 +19,9 @@ from typing import Any
 
 from models.enums import Receipt
 from worker.webhooks.errors import BodyNotJson, MalformedWebhook
+
+#: Evolution's `date_time` format (`new Date(...).toISOString()` of a local time).
+DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
 
 #: Evolution's `status.instance` data: a session closed for good.
 CLOSED_STATUS = "closed"
@@ -56,6 +60,8 @@ class Envelope:
     event: str
     instance: str
     data: Mapping[str, Any]
+    #: Evolution's `date_time` (local time with a `Z`): only compared with other webhooks'
+    date_time: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,13 @@ def parse_envelope(body: object) -> Envelope:
         raise MalformedWebhook("`instance` must be a non-empty string")
     if not isinstance(data, dict | list):
         raise MalformedWebhook("`data` must be an object")
-    return Envelope(event_key(event), instance, data if isinstance(data, dict) else {"list": data})
+    sent = body.get("date_time")
+    return Envelope(
+        event_key(event),
+        instance,
+        data if isinstance(data, dict) else {"list": data},
+        sent if isinstance(sent, str) and DATE_TIME.fullmatch(sent) else None,
+    )
 
 
 def _reason(value: object) -> int | None:

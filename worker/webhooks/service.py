@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from enum import StrEnum
+from importlib.resources import files
 
 import redis
 
@@ -42,6 +43,10 @@ from worker.webhooks.events import (
 
 log = logging.getLogger("zapdispatch.webhooks")
 
+#: How long the latest connection webhook's `date_time` is kept per instance (seconds): longer
+#: than Evolution retries one (10 attempts, at most 300 s apart).
+SEEN_TTL_SECONDS = 86_400
+
 #: Schedules the alert pass; its argument is the contacts moved off newly banned numbers.
 AlertTrigger = Callable[[Mapping[str, int]], None]
 
@@ -49,6 +54,7 @@ AlertTrigger = Callable[[Mapping[str, int]], None]
 class Outcome(StrEnum):
     STATUS_CHANGED = "status_changed"
     STATUS_UNCHANGED = "status_unchanged"  # same status, or older than the one recorded
+    STATUS_OUT_OF_ORDER = "status_out_of_order"  # sent before the last one applied
     RECEIPT_APPLIED = "receipt_applied"
     RECEIPT_STALE = "receipt_stale"  # a repeated or late receipt: nothing moves backwards
     RECEIPT_UNKNOWN = "receipt_unknown"  # no message has that id
@@ -90,6 +96,9 @@ class WebhookService:
         self._clock = clock
         self._alerts = alerts
         self._optouts = optouts
+        self._newer = client.register_script(
+            files("worker.webhooks").joinpath("newer.lua").read_text(encoding="utf-8")
+        )
 
     def handle(self, envelope: Envelope) -> Outcome:
         """Apply one webhook; raises MalformedWebhook when its data cannot be read, and the
@@ -127,6 +136,8 @@ class WebhookService:
         change = connection_change(envelope)
         if change is None:
             return Outcome.IGNORED_MESSAGE
+        if not self._in_order(envelope):
+            return Outcome.STATUS_OUT_OF_ORDER
         seen = map_state(change.state, change.reason, self._ban_codes)
         at = to_datetime(self._clock.now())
         recorded = record_observation(self._instances, envelope.instance, seen, at, at)
@@ -136,6 +147,14 @@ class WebhookService:
         migrated = {} if recorded.migrated is None else {envelope.instance: recorded.migrated}
         self._alerts(migrated)
         return Outcome.STATUS_CHANGED
+
+    def _in_order(self, envelope: Envelope) -> bool:
+        """False for a connection webhook Evolution sent before the last one applied (a retry
+        arriving late); webhooks without a readable `date_time` are taken as they come."""
+        if envelope.date_time is None:
+            return True
+        key = keys.webhook_connection_seen(envelope.instance)
+        return bool(self._newer(keys=[key], args=[envelope.date_time, SEEN_TTL_SECONDS]))
 
     def _receipt(self, envelope: Envelope) -> Outcome:
         update = receipt_update(envelope)
