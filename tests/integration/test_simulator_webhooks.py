@@ -123,3 +123,20 @@ def test_inbound_jwt_and_retries(sim: SimulatorHandle, sink: WebhookSink) -> Non
     assert claims["app"] == "evolution" and claims["exp"] - claims["iat"] == 600
     assert "jwt_key" not in sink.received[-1].headers
     assert [a["status"] for a in sim.webhook_attempts()] == [500, 503, 200]
+
+
+def test_guard_order_is_404_before_401(sim: SimulatorHandle) -> None:
+    """Evolution checks that the instance exists before the api key (every instance route)."""
+    wrong = {"apikey": "wrong"}
+    for method, path in [
+        ("POST", "/message/sendText/nobody"),
+        ("GET", "/instance/connectionState/nobody"),
+        ("POST", "/webhook/set/nobody"),
+    ]:
+        answer = httpx.request(method, f"{sim.url}{path}", headers=wrong, json={})
+        assert answer.status_code == 404, (path, answer.text)
+        known = httpx.request(
+            method, f"{sim.url}{path.replace('nobody', 'inst-a')}", headers=wrong, json={}
+        )
+        assert known.status_code == 401, (path, known.text)
+    assert httpx.get(f"{sim.url}/instance/fetchInstances", headers=wrong).status_code == 401

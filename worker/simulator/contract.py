@@ -106,9 +106,13 @@ def send_text_route(sim: SimulatorState) -> Route:
 
 
 def check_api_key(sim: SimulatorState, request: Request) -> None:
-    """401 unless the `apikey` header is the configured key (when one is set)."""
+    """401 unless the `apikey` header is the configured key (when one is set). On a route
+    about one instance, Evolution's guards check that it exists first: 404 before 401."""
     expected = sim.config.api_key
     if expected and request.headers.get("apikey") != expected:
+        instance = request.path_params.get("instance")
+        if isinstance(instance, str):
+            _existing(sim, instance)
         raise ContractError(401, "Unauthorized")
 
 
