@@ -28,7 +28,7 @@ import redis
 import sqlalchemy
 
 from bench import env as bench_env
-from bench import health, report, saturation, scale, throughput
+from bench import health, report, saturation, scale, throughput, webhooks
 from bench.env import ROOT, BenchEnv
 
 SECTIONS: dict[str, Callable[[BenchEnv], dict[str, Any]]] = {
@@ -36,6 +36,7 @@ SECTIONS: dict[str, Callable[[BenchEnv], dict[str, Any]]] = {
     "scale": scale.run,
     "throughput": throughput.run,
     "health": health.run,
+    "webhooks": webhooks.run,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import unicodedata
 from functools import lru_cache
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
@@ -87,6 +88,12 @@ class Settings(BaseSettings):
     ban_reason_codes: str = "402,403,406"
     opt_out_keywords: str = "PARE,SAIR,STOP,CANCELAR,DESCADASTRAR"
     webhook_max_body_bytes: int = Field(default=1_000_000, gt=0)
+    # "Accepting but not delivering": a number whose sends of the last N minutes (at least
+    # `undelivered_min_sends` of them, the newest at least `undelivered_grace_minutes` old)
+    # have no delivery receipt while another number's do.
+    undelivered_window_minutes: int = Field(default=30, gt=0)
+    undelivered_min_sends: int = Field(default=5, ge=1)
+    undelivered_grace_minutes: int = Field(default=2, ge=0)
 
     # Workers.
     worker_dead_after_seconds: float = Field(default=30.0, gt=0)
@@ -213,6 +220,29 @@ class Settings(BaseSettings):
             raise ValueError("must not carry credentials: set EVOLUTION_API_KEY instead")
         return value
 
+    @field_validator("ban_reason_codes")
+    @classmethod
+    def _reason_codes(cls, value: str) -> str:
+        parse_codes(value)
+        return value
+
+    @field_validator("opt_out_keywords")
+    @classmethod
+    def _keywords(cls, value: str) -> str:
+        if not parse_keywords(value):
+            raise ValueError("must name at least one word")
+        return value
+
+    @field_validator("public_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
     @field_validator("flower_basic_auth")
     @classmethod
     def _user_colon_password(cls, value: SecretStr | None) -> SecretStr | None:
@@ -254,6 +284,45 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """The zone where hourly and daily windows reset."""
         return ZoneInfo(self.timezone)
+
+    @property
+    def ban_codes(self) -> frozenset[int]:
+        """Disconnection reason codes that mean the number is banned."""
+        return parse_codes(self.ban_reason_codes)
+
+    @property
+    def opt_out_words(self) -> frozenset[str]:
+        """OPT_OUT_KEYWORDS folded by `fold_text` (compare replies folded the same way)."""
+        return parse_keywords(self.opt_out_keywords)
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """WEBHOOK_TOKEN, or None when unset or empty (webhooks off)."""
+        token = self.webhook_token.get_secret_value() if self.webhook_token else ""
+        return token or None
+
+
+def parse_codes(value: str) -> frozenset[int]:
+    """`"402, 403,406"` → {402, 403, 406}; empty → no code; anything else is a ValueError."""
+    codes = set()
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        if not part.strip().isdigit():
+            raise ValueError(f"{part.strip()!r} is not a reason code (comma-separated integers)")
+        codes.add(int(part))
+    return frozenset(codes)
+
+
+def fold_text(text: str) -> str:
+    """Trimmed, case-folded, without accents (NFKD, combining marks dropped): "Paré " → "pare"."""
+    decomposed = unicodedata.normalize("NFKD", text.strip())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def parse_keywords(value: str) -> frozenset[str]:
+    """Comma-separated words, folded by `fold_text`; blanks dropped."""
+    return frozenset(w for w in (fold_text(part) for part in value.split(",")) if w)
 
 
 def describe_error(exc: ValidationError) -> str:

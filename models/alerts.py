@@ -50,6 +50,7 @@ class AlertKind(StrEnum):
     CAPACITY_HIGH = "capacity_high"
     ALL_OFFLINE = "all_offline"
     CIRCUIT_OPEN = "circuit_open"
+    NOT_DELIVERING = "not_delivering"  # accepts sends, no delivery receipts (webhooks)
 
 
 class NotificationEvent(StrEnum):

@@ -119,13 +119,27 @@ def validate_caps(hourly_cap: int | None, daily_cap: int | None) -> None:
             raise ValueError(f"{label} cap must be a positive integer, got {cap!r}")
 
 
+#: Reads the routing version (any value; a change means "reload"); None when unknown.
+VersionSource = Callable[[], object]
+
+
 class InstanceStore:
     """The instances table and the contact preferences that point at it."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, snapshot_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        snapshot_seconds: float = 0.0,
+        version: VersionSource | None = None,
+        version_check_seconds: float = 0.1,
+    ) -> None:
         self._sessions = sessions
         self._snapshot_seconds = snapshot_seconds
         self._snapshot: tuple[float, tuple[InstanceView, ...]] | None = None
+        self._version = version
+        self._version_check_seconds = version_check_seconds
+        self._seen_version: tuple[float, object] | None = None
 
     @_drops_snapshot
     def add(
@@ -163,15 +177,40 @@ class InstanceStore:
 
     def snapshot(self) -> Sequence[InstanceView]:
         """`all()`, reused for up to `snapshot_seconds` (monotonic) for routing, which reads
-        it for every message. Changes made through this store drop it at once; changes made
-        elsewhere (the health check in another process, the API) show within that time."""
+        it for every message. Changes made through this store drop it at once; status changes
+        announced on the routing version (webhooks, the health check) show within
+        `version_check_seconds` (the version is read at most that often); any other change
+        made elsewhere shows within `snapshot_seconds`."""
         cached = self._snapshot
         now = time.monotonic()
-        if cached is not None and now - cached[0] < self._snapshot_seconds:
+        if (
+            cached is not None
+            and now - cached[0] < self._snapshot_seconds
+            and not self._version_moved(now)
+        ):
             return cached[1]
+        if self._version is not None:  # read before the rows: a later bump is not missed
+            self._read_version(now)
         fresh = tuple(self.all())
         self._snapshot = (now, fresh)
         return fresh
+
+    def _read_version(self, now: float) -> object:
+        try:
+            current = self._version() if self._version is not None else None
+        except Exception:  # Redis down: routing falls back to the snapshot's own expiry
+            current = None
+        self._seen_version = (now, current)
+        return current
+
+    def _version_moved(self, now: float) -> bool:
+        """Whether the routing version changed since it was last read (read only when the
+        last read is `version_check_seconds` old; a failed read counts as no change)."""
+        seen = self._seen_version
+        if self._version is None or (seen and now - seen[0] < self._version_check_seconds):
+            return False
+        current = self._read_version(now)
+        return seen is not None and current is not None and seen[1] != current
 
     def _forget_snapshot(self) -> None:
         self._snapshot = None
@@ -229,15 +268,29 @@ class InstanceStore:
 
     @_drops_snapshot
     def set_status(
-        self, name: str, status: InstanceStatus, reason: str | None, now: datetime
+        self,
+        name: str,
+        status: InstanceStatus,
+        reason: str | None,
+        now: datetime,
+        *,
+        observed_at: datetime | None = None,
+        sticky_ban: bool = False,
     ) -> StatusChange | None:
-        """Record a status change and its event; None when the status did not change."""
+        """Record a status change and its event; None when the status did not change, or
+        when `observed_at` (when the observation was made; default `now`) is older than the
+        observation behind the current status: the newer observation wins. With
+        `sticky_ban` (observations, not operators) a banned instance stays banned."""
+        observed_at = observed_at or now
         with self._sessions.begin() as session:
             row = self._locked(session, name)
-            if row.status == status:
+            if row.status == status or (sticky_ban and row.status == InstanceStatus.BANNED):
+                return None
+            if row.status_observed_at is not None and row.status_observed_at > observed_at:
                 return None
             change = StatusChange(name, row.status, status, reason, now)
             row.status, row.status_reason, row.status_changed_at = status, reason, now
+            row.status_observed_at = observed_at
             session.add(
                 InstanceEvent(
                     instance=name,

@@ -84,6 +84,9 @@ class Instance(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sql_text("true"))
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the observation behind `status` was made (a poll's start, a webhook's arrival):
+    # an older observation arriving later does not overwrite a newer one.
+    status_observed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(
         Integer, default=0, server_default=sql_text("0")
     )
@@ -95,6 +98,8 @@ class Contact(Base):
     """A recipient (a doctor), keyed by the producer's contact id, with its sticky number."""
 
     __tablename__ = "contacts"
+    # Inbound replies and opt-outs find contacts by phone.
+    __table_args__ = (Index("ix_contacts_phone", "phone"),)
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     phone: Mapped[str] = mapped_column(String(32))
@@ -104,7 +109,22 @@ class Contact(Base):
         index=True,
     )
     preferred_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last message the contact sent us (a `messages.upsert` webhook, fromMe false).
+    last_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the contact opted out (an OPT_OUT_KEYWORDS reply or the CLI); nothing is sent
+    # to it, by contact id or by phone, while it is set.
+    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OptOut(Base):
+    """A phone that asked not to be messaged (an OPT_OUT_KEYWORDS reply, or an operator by
+    phone). Kept apart from contacts: a contact's phone may change, the opt-out must not."""
+
+    __tablename__ = "opt_outs"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opted_out_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Message(Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from models.enums import MessageState
 from worker import app
 from worker.celery_app import DELIVER_MESSAGE
 from worker.pipeline import pipeline
@@ -30,7 +31,7 @@ def enqueue_message(
         "ttl_seconds": ttl_seconds,
     }
     accepted = pipeline(app).intake.accept(fields)
-    if accepted.created:
+    if accepted.created and accepted.state is MessageState.QUEUED:  # not opted out
         app.send_task(DELIVER_MESSAGE, args=[str(accepted.id)])
     return accepted.id
 

@@ -67,6 +67,17 @@ class SimulatorHandle:
         """{"total_requests": n, "instances": {name: {requests, accepted, failed, outcomes}}}"""
         return _as_dict(self._ok(self._admin.get("/_sim/stats")))
 
+    def inbound(self, instance: str, number: str, text: str) -> str:
+        """A contact (`number`, digits) writes `text` to `instance`: a messages.upsert webhook."""
+        body = self._ok(
+            self._admin.post(f"/_sim/inbound/{instance}", json={"number": number, "text": text})
+        )
+        return str(_as_dict(body)["id"])
+
+    def webhook_attempts(self) -> list[dict[str, Any]]:
+        """Every webhook POST the simulator made: event, instance, url, status, at."""
+        return _as_list(self._ok(self._admin.get("/_sim/webhooks")))
+
     def close(self) -> None:
         self._admin.close()
 

@@ -28,6 +28,8 @@ SEND_MESSAGE = "zapdispatch.send_message"
 DELIVER_MESSAGE = "zapdispatch.deliver_message"
 HEALTH_CHECK = "zapdispatch.health_check"
 SWEEP = "zapdispatch.sweep"
+#: Plans alerts from the recorded statuses at once (a webhook changed one).
+EVALUATE_ALERTS = "zapdispatch.evaluate_alerts"
 
 #: kombu's Redis transport with a fetch that cannot lose a message to a killed worker.
 CRASH_SAFE_TRANSPORT = "worker.broker.transport:CrashSafeTransport"
@@ -65,7 +67,9 @@ def celery_config(settings: Settings) -> dict[str, object]:
             Queue(name, Exchange(name), routing_key=name)
             for name in (MESSAGES_QUEUE, MONITOR_QUEUE)
         ),
-        "task_routes": {HEALTH_CHECK: {"queue": MONITOR_QUEUE}, SWEEP: {"queue": MONITOR_QUEUE}},
+        "task_routes": {
+            name: {"queue": MONITOR_QUEUE} for name in (HEALTH_CHECK, SWEEP, EVALUATE_ALERTS)
+        },
         "beat_schedule": beat_schedule(settings),
         "timezone": settings.timezone,
         "enable_utc": True,

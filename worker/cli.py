@@ -16,6 +16,7 @@ import click
 
 from config import Settings, load_settings
 from models.activity_store import ActivityStore
+from models.contact_store import ContactStore, ContactView
 from models.instance_store import (
     DuplicateInstance,
     InvalidInstanceName,
@@ -24,7 +25,9 @@ from models.instance_store import (
 )
 from models.views import MessageView
 from worker.broker.deadletters import DeadLetterStore
+from worker.evolution import EvolutionError
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
+from worker.registration import WebhookNotConfigured, probe_and_record, register_webhook
 from worker.resources import Resources, resources
 from worker.stats import StatsReader, iso, message_counts
 
@@ -85,16 +88,44 @@ def instances() -> None:
 @click.option("--hourly", type=click.IntRange(min=1), required=True, help="Cap, sends per hour.")
 @click.option("--daily", type=click.IntRange(min=1), required=True, help="Cap, sends per day.")
 def instances_add(name: str, phone: str, hourly: int, daily: int) -> None:
-    """Register instance NAME (status `disconnected` until the health check sees it)."""
+    """Register instance NAME, ask Evolution for its connection state at once (a connected
+    number is used right away), and with PUBLIC_WEBHOOK_URL register the webhook on it."""
+    res = resources()
     try:
         number = normalize_phone(phone)
-        view = resources().instances.add(name, number, hourly, daily)
+        view = res.instances.add(name, number, hourly, daily)
     except (InvalidPhone, DuplicateInstance) as exc:
         raise BadInput(str(exc)) from None
-    click.echo(
-        f"added {view.name} ({view.phone}): {view.hourly_cap}/hour, "
-        f"{view.daily_cap}/day, status {view.status.value}"
-    )
+    click.echo(f"added {view.name} ({view.phone}): {view.hourly_cap}/hour, {view.daily_cap}/day")
+    probe = probe_and_record(res, name)
+    status = res.instances.get(name).status.value
+    if probe.error is not None:
+        click.echo(f"status {status}: Evolution did not say ({probe.error}); the health check will")
+    else:
+        click.echo(f"status {status} (Evolution's connection state, asked now)")
+    if res.settings.public_webhook_url:
+        click.echo(webhook_outcome(res, name))
+
+
+def webhook_outcome(res: Resources, name: str) -> str:
+    try:
+        register_webhook(res, name)
+    except (WebhookNotConfigured, EvolutionError) as exc:
+        return f"webhook NOT registered: {exc}"
+    return f"webhook registered on Evolution: {res.settings.public_webhook_url}"
+
+
+@instances.command("webhook")
+@click.argument("name")
+def instances_webhook(name: str) -> None:
+    """(Re-)register this service's webhook on Evolution for instance NAME."""
+    res = resources()
+    try:
+        res.instances.get(name)
+        register_webhook(res, name)
+    except (UnknownInstance, WebhookNotConfigured, EvolutionError) as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(f"webhook registered on Evolution for {name}: {res.settings.public_webhook_url}")
 
 
 @instances.command("list")
@@ -123,6 +154,7 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
         "DAY",
         "LOAD",
         "AVAILABLE",
+        "DELIVERED",
         "CONTACTS",
     ]
     return table(
@@ -138,6 +170,7 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
                 f"{r['messages_day']}/{r['capacity_day']}",
                 f"{r['load_pct']:.1f}%",
                 "yes" if r["available"] else "no",
+                "-" if r.get("delivered_pct_24h") is None else f"{r['delivered_pct_24h']:.1f}%",
                 r.get("contacts_assigned", ""),
             ]
             for r in rows
@@ -295,6 +328,95 @@ def deadletters_list(limit: int, as_json: bool) -> None:
 def deadletters_purge() -> None:
     """Delete every dead letter."""
     click.echo(f"{DeadLetterStore(resources().redis).purge()} dead letter(s) purged")
+
+
+# -- contacts -----------------------------------------------------------------------------
+@cli.group()
+def contacts() -> None:
+    """Show contacts and opt them out or back in (by contact id or by phone)."""
+
+
+def contact_json(contact: ContactView) -> dict[str, Any]:
+    return {  # a contact id that is its phone (the default) is masked like the phone
+        "id": mask_phone(contact.id) if contact.id == contact.phone else contact.id,
+        "phone": mask_phone(contact.phone),
+        "preferred_instance": contact.preferred_instance,
+        "preferred_since": iso(contact.preferred_since),
+        "last_reply_at": iso(contact.last_reply_at),
+        "opted_out": contact.opted_out,
+        "opted_out_at": iso(contact.opted_out_at),
+        "created_at": iso(contact.created_at),
+    }
+
+
+def phones_of(target: str) -> list[str]:
+    """TARGET as a phone (normalized), or nothing when it is not one."""
+    try:
+        return [normalize_phone(target)]
+    except InvalidPhone:
+        return []
+
+
+def contacts_named(store: ContactStore, target: str) -> list[ContactView]:
+    """The contact whose id is TARGET, else every contact with TARGET as phone."""
+    by_id = store.find(contact_id=target)
+    return by_id or store.find(phones=phones_of(target))
+
+
+@contacts.command("show")
+@click.argument("target", metavar="ID|PHONE")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def contacts_show(target: str, as_json: bool) -> None:
+    """The contact with id ID, or every contact with phone PHONE."""
+    found = contacts_named(ContactStore(resources().sessions), target)
+    if not found:
+        raise BadInput(f"no contact has id or phone {mask_id(target)!r}")
+    rows = [contact_json(c) for c in found]
+    if as_json:
+        emit_json(rows if len(rows) > 1 else rows[0])
+        return
+    headers = ["ID", "PHONE", "PREFERRED", "LAST REPLY", "OPTED OUT"]
+    cells = [
+        [
+            r["id"],
+            r["phone"],
+            r["preferred_instance"] or "-",
+            r["last_reply_at"] or "-",
+            r["opted_out_at"] or "no",
+        ]
+        for r in rows
+    ]
+    click.echo(table(headers, cells))
+
+
+def set_opt_out(target: str, at: datetime | None) -> str:
+    """Opt the contact with id TARGET, else the phone TARGET (and every contact with it),
+    out or in; says what changed."""
+    store = ContactStore(resources().sessions)
+    verb = "opted out" if at is not None else "opted in"
+    if store.find(contact_id=target):
+        store.set_contact_opted_out(target, at)
+        return f"contact {target} {verb}"
+    phones = phones_of(target)
+    if not phones:
+        raise BadInput(f"no contact has id {mask_id(target)!r}, and it is not a phone number")
+    changed = store.set_opted_out(phones, at)
+    return f"phone {mask_phone(phones[0])} {verb} ({changed} contact(s) with it)"
+
+
+@contacts.command("optout")
+@click.argument("target", metavar="ID|PHONE")
+def contacts_optout(target: str) -> None:
+    """Stop sending to ID|PHONE: its later messages are recorded `failed` (`opted out`)."""
+    said = set_opt_out(target, datetime.now(tz=UTC))
+    click.echo(f"{said}; every worker stops sending to it within 1 s")
+
+
+@contacts.command("optin")
+@click.argument("target", metavar="ID|PHONE")
+def contacts_optin(target: str) -> None:
+    """Send to ID|PHONE again (by id: its phone too; by phone: every contact with it)."""
+    click.echo(set_opt_out(target, None))
 
 
 # -- processes ----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from worker.evolution import (
 )
 from worker.limiter import Limiter, NoCapacity, Reservation
 from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
+from worker.optout import OptOutGate, opted_out_reason
 from worker.phones import mask_id, mask_phone
 from worker.routing import (
     BreakerPolicy,
@@ -105,6 +106,7 @@ class Dispatcher:
         scheduler: Scheduler,
         rng: random.Random | None = None,
         sticky: StickyCache | None = None,
+        optouts: OptOutGate | None = None,
     ) -> None:
         self._s = settings
         self._messages = messages
@@ -118,6 +120,7 @@ class Dispatcher:
         )
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
         self._preferences = sticky if sticky is not None else StickyCache()
+        self._optouts = optouts
 
     def deliver_new(self, new: NewMessage) -> Delivered:
         """Record and deliver a message the producer just handed over.
@@ -205,8 +208,9 @@ class Dispatcher:
             return Delivered(Result.SKIPPED, detail=f"message is {message.state}")
         if found.unknown is not None and (verified := self._verify(message, found.unknown, now)):
             return verified
-        if now >= message.expires_at.timestamp():
-            return self._expire(message, now)
+        stopped = self._stopped(message, now)
+        if stopped is not None:
+            return stopped
         return self._route_and_send(message, found.preferred_instance, now)
 
     def _route_and_send(
@@ -223,6 +227,14 @@ class Dispatcher:
         if isinstance(reserved, NoCapacity):
             return self._wait_for_capacity(message, plan, reserved)
         return self._claim_and_send(message, plan, reserved)
+
+    def _stopped(self, message: MessageView, now: float) -> Delivered | None:
+        """Ends here without a send: expired, or its contact opted out (by id or phone)."""
+        if now >= message.expires_at.timestamp():
+            return self._expire(message, now)
+        if self._optouts is not None and self._optouts.blocks(message.contact_id, message.phone):
+            return self._fail(message, opted_out_reason(message.contact_id))
+        return None
 
     def _reserve(self, plan: RoutePlan, phone: str) -> Reservation | NoCapacity:
         """A slot on the plan's first choice (instances without recent send failures); on

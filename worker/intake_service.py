@@ -9,20 +9,31 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 
 from config import Settings
+from models.enums import MessageState
 from models.message_store import Accepted, IdempotencyConflict, MessageStore, NewMessage
+from models.views import to_datetime
 from worker.intake import InvalidMessage, rejection, validate
 from worker.limiter import Limiter
+from worker.optout import OptOutGate, opted_out_reason
 
 log = logging.getLogger("zapdispatch.intake")
 
 
 class Intake:
-    def __init__(self, settings: Settings, messages: MessageStore, limiter: Limiter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        messages: MessageStore,
+        limiter: Limiter,
+        optouts: OptOutGate | None = None,
+    ) -> None:
         self._s = settings
         self._messages = messages
         self._limiter = limiter
+        self._optouts = optouts
 
     def validated(self, fields: Mapping[str, object]) -> NewMessage:
         """The message `fields` describe, not yet recorded; raises InvalidMessage."""
@@ -35,9 +46,26 @@ class Intake:
 
         Raises InvalidMessage or IdempotencyConflict (both ValueError) for bad input.
         """
-        accepted = self._messages.accept(self.validated(fields))
+        new = self.validated(fields)
+        if self.opted_out(new):
+            return self.record_opted_out(new)
+        accepted = self._messages.accept(new)
         if not accepted.created:
             log.info("idempotency key reused: message %s already accepted", accepted.id)
+        return accepted
+
+    def opted_out(self, new: NewMessage) -> bool:
+        """Whether `new` goes to a contact that opted out (by contact id or by phone)."""
+        return self._optouts is not None and self._optouts.blocks(new.contact_id, new.phone)
+
+    def record_opted_out(self, new: NewMessage) -> Accepted:
+        """Record `new` `failed` (`opted out…`): nothing is sent. Idempotent on its key."""
+        accepted = self._messages.accept(new)
+        if accepted.created and accepted.state is MessageState.QUEUED:
+            reason = opted_out_reason(new.contact_id)
+            self._messages.mark_failed(accepted.id, reason, to_datetime(self._limiter.now()))
+            log.info("message %s not sent: contact opted out", accepted.id)
+            return replace(accepted, state=MessageState.FAILED, routing=None)
         return accepted
 
     def record_conflict(

@@ -97,3 +97,15 @@ HEARTBEATS = "zd:heartbeats"
 #: → claimant name. fetch.lua writes it with kombu's `unacked` entry; the transport's QoS
 #: removes it with that entry; the sweep restores the messages of a dead consumer.
 UNACKED_OWNERS = "zd:unacked_owners"
+#: Bumped (INCR) whenever a webhook or the health check changes an instance's status: every
+#: process's routing snapshot (models/instance_store.py) reloads when it sees a new value.
+ROUTING_VERSION = "zd:routing:version"
+
+
+def webhook_connection_seen(instance: str) -> str:
+    """Latest `date_time` of `instance`'s connection webhooks (worker/webhooks/newer.lua)."""
+    return f"zd:webhooks:connection_seen:{instance}"
+
+
+#: Webhooks received, by outcome (a hash: outcome → count), for `/metrics`.
+WEBHOOK_OUTCOMES = "zd:webhooks:outcomes"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 
+from models.contact_store import ContactStore
 from models.message_store import IdempotencyConflict, MessageStore
 from models.views import to_datetime
 from worker.broker.held import HeldMessages
@@ -18,6 +19,7 @@ from worker.delivery import Delivered, Dispatcher, skipped
 from worker.heartbeat import Heartbeats
 from worker.intake import InvalidMessage
 from worker.intake_service import POSITIONAL_ORDER, Intake, call_fields, positional_fields
+from worker.optout import OptOutGate
 from worker.resources import Resources, resources
 from worker.sweeper import DeadWorkers, Sweeper
 
@@ -82,6 +84,8 @@ class Pipeline:
             new = self.intake.validated(fields)
         except InvalidMessage as exc:
             return self._rejected(fields, str(exc))
+        if self.intake.opted_out(new):
+            return skipped(self.intake.record_opted_out(new))
         try:
             return self.dispatcher.deliver_new(new)
         except IdempotencyConflict as exc:
@@ -102,10 +106,17 @@ def build_pipeline(res: Resources, app: Celery, held: HeldMessages | None = None
     book = CountdownBook(res.redis)
     scheduler = CeleryScheduler(app, book, res.messages, res.limiter.now)
     heartbeats = Heartbeats(res.redis, res.settings.worker_dead_after_seconds)
+    optouts = OptOutGate(ContactStore(res.sessions))
     return Pipeline(
-        intake=Intake(res.settings, res.messages, res.limiter),
+        intake=Intake(res.settings, res.messages, res.limiter, optouts),
         dispatcher=Dispatcher(
-            res.settings, res.messages, res.instances, res.limiter, res.evolution, scheduler
+            res.settings,
+            res.messages,
+            res.instances,
+            res.limiter,
+            res.evolution,
+            scheduler,
+            optouts=optouts,
         ),
         sweeper=Sweeper(
             res.settings,

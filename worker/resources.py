@@ -8,6 +8,7 @@ lazily on first use. Tests build their own `Resources` and install them.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +29,16 @@ from models.db import (
 from models.instance_store import InstanceStore
 from models.message_store import MessageStore
 from models.sweep_store import SweepStore
+from worker import keys
 from worker.evolution import EvolutionClient
 from worker.limiter import RedisLimiter, SpacingPolicy
 
 #: How long a worker routes on its last read of the instances table (seconds): one SELECT of
 #: every instance per message cost more than the rest of routing at 1,000 instances (bench/).
 ROUTING_SNAPSHOT_SECONDS = 1.0
+#: How often a worker reads the routing version (seconds): a status change a webhook or the
+#: health check announces reaches its routing within this (bench/: negligible at 10 reads/s).
+ROUTING_VERSION_CHECK_SECONDS = 0.1
 
 
 @dataclass
@@ -101,7 +106,12 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
             test_clock_enabled=settings.test_clock_enabled,
             counters=messages.spent_since,
         ),
-        instances=InstanceStore(sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
+        instances=InstanceStore(
+            sessions,
+            snapshot_seconds=ROUTING_SNAPSHOT_SECONDS,
+            version=functools.partial(client.get, keys.ROUTING_VERSION),
+            version_check_seconds=ROUTING_VERSION_CHECK_SECONDS,
+        ),
         messages=messages,
         sweeps=SweepStore(sessions),
     )

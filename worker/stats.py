@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from models.activity_store import ActivityStore
 from models.enums import InstanceStatus, MessageState
 from models.instance_store import InstanceStore
+from models.receipt_store import DeliveryCounts
 from models.views import CircuitState, InstanceView
 from worker.limiter import Candidate, InstanceUsage
 from worker.routing import BreakerPolicy
@@ -111,6 +112,8 @@ class InstanceRow:
     load_pct: float
     has_capacity: bool
     circuit: CircuitState
+    #: Delivered ÷ sent over the last 24 h (percent, from receipts); None before any receipt.
+    delivered_pct_24h: float | None = None
 
     @property
     def available(self) -> bool:
@@ -140,6 +143,7 @@ class InstanceRow:
             "available": self.available,
             "circuit": self.circuit.value,
             "last_message_at": iso(v.last_message_at),
+            "delivered_pct_24h": self.delivered_pct_24h,
         }
 
     def to_stats_json(self) -> dict[str, Any]:
@@ -239,6 +243,14 @@ class UsageSource(Protocol):
     def now(self) -> float: ...
 
 
+class DeliverySource(Protocol):
+    """Receipts per instance (`models.receipt_store.ReceiptStore` satisfies it)."""
+
+    def delivery_counts(
+        self, since: datetime, until: datetime | None = None
+    ) -> Mapping[str, DeliveryCounts]: ...
+
+
 class StatsReader:
     """Builds rows, overview and detail from the instances table and the limiter counters."""
 
@@ -251,6 +263,7 @@ class StatsReader:
         *,
         zone: ZoneInfo,
         warning_pct: float = DEFAULT_WARNING_PCT,
+        deliveries: DeliverySource | None = None,
     ) -> None:
         self._instances = instances
         self._activity = activity
@@ -258,6 +271,7 @@ class StatsReader:
         self._breaker = breaker
         self._zone = zone
         self._warning_pct = warning_pct
+        self._deliveries = deliveries
 
     def overview(self) -> Overview:
         """Every instance (one SQL query, two Redis round trips) with the summary."""
@@ -288,9 +302,27 @@ class StatsReader:
     def _rows(self, views: Sequence[InstanceView], now: float) -> list[InstanceRow]:
         candidates = [Candidate(v.name, v.hourly_cap, v.daily_cap) for v in views]
         usages = self._limiter.usage(candidates)
-        return [self._row(view, usage, now) for view, usage in zip(views, usages, strict=True)]
+        delivered = self._delivered_pct(now)
+        return [
+            self._row(view, usage, now, delivered.get(view.name))
+            for view, usage in zip(views, usages, strict=True)
+        ]
 
-    def _row(self, view: InstanceView, usage: InstanceUsage, now: float) -> InstanceRow:
+    def _delivered_pct(self, now: float) -> dict[str, float | None]:
+        """delivered_pct_24h per instance (one query over the last 24 h of sends)."""
+        if self._deliveries is None:
+            return {}
+        since = datetime.fromtimestamp(now, tz=UTC) - timedelta(hours=24)
+        counts = self._deliveries.delivery_counts(since)
+        return {name: c.delivered_pct for name, c in counts.items()}
+
+    def _row(
+        self,
+        view: InstanceView,
+        usage: InstanceUsage,
+        now: float,
+        delivered_pct: float | None = None,
+    ) -> InstanceRow:
         circuit = view.circuit(
             now,
             threshold=self._breaker.failure_threshold,
@@ -303,6 +335,7 @@ class StatsReader:
             load_pct=load_pct(usage.sent_hour, view.hourly_cap, usage.sent_day, view.daily_cap),
             has_capacity=usage.has_capacity,
             circuit=circuit,
+            delivered_pct_24h=delivered_pct,
         )
 
 

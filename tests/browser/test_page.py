@@ -149,6 +149,7 @@ def test_page_shows_instances_loads_and_alerts(page_url: str, tmp_path: Path) ->
     assert dom.find(**{"class": "bar-day"})[0]["text"] == "3/100"
     assert hour_bars[0]["title"] == "30.0%"
     assert "30.0%" in rows["inst-a"]["text"]
+    assert [cell["text"] for cell in dom.find(**{"class": "delivered"})] == ["–"] * 4  # no receipt
     alerts = dom.find(tag="li", **{"class": "alert"})
     assert len(alerts) == 1 and "Instance inst-c BANNED" in alerts[0]["text"]
     assert dom.one(id="alert-count")["text"] == "(1)"

@@ -38,3 +38,33 @@ def test_writes_from_elsewhere_are_stale_until_the_snapshot_expires(engine: Engi
     elsewhere.set_status("a", InstanceStatus.BANNED, "test", NOW)
     assert statuses(routing) == {"a": InstanceStatus.CONNECTED}  # stale by design
     assert statuses(InstanceStore(sessions, snapshot_seconds=0)) == {"a": InstanceStatus.BANNED}
+
+
+def test_a_bumped_routing_version_reloads_within_the_check_interval(engine: Engine) -> None:
+    sessions = make_session_factory(engine)
+    version = [0]
+    routing = InstanceStore(
+        sessions, snapshot_seconds=3600, version=lambda: version[0], version_check_seconds=0.0
+    )
+    elsewhere = InstanceStore(sessions)
+    elsewhere.add("a", "5511900000000", 10, 100, status=InstanceStatus.CONNECTED)
+    assert statuses(routing) == {"a": InstanceStatus.CONNECTED}
+    elsewhere.set_status("a", InstanceStatus.DISCONNECTED, "webhook", NOW)
+    assert statuses(routing) == {"a": InstanceStatus.CONNECTED}  # not announced yet
+    version[0] += 1
+    assert statuses(routing) == {"a": InstanceStatus.DISCONNECTED}
+
+
+def test_an_unreadable_version_falls_back_to_the_snapshot_expiry(engine: Engine) -> None:
+    def broken() -> object:
+        raise ConnectionError("redis down")
+
+    routing = InstanceStore(
+        make_session_factory(engine),
+        snapshot_seconds=3600,
+        version=broken,
+        version_check_seconds=0.0,
+    )
+    routing.add("a", "5511900000000", 10, 100, status=InstanceStatus.CONNECTED)
+    assert statuses(routing) == {"a": InstanceStatus.CONNECTED}
+    assert statuses(routing) == {"a": InstanceStatus.CONNECTED}

@@ -5,8 +5,10 @@ that the limiter reads); nothing sleeps."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -17,13 +19,16 @@ from sqlalchemy import Engine, insert, select
 from config import Settings
 from models.alert_store import AlertStore, AlertText
 from models.alerts import AlertKind, AlertSeverity, Channel
-from models.enums import InstanceStatus
+from models.enums import InstanceStatus, Receipt
+from models.message_store import NewMessage
+from models.receipt_store import ReceiptStore
 from models.tables import Contact, InstanceEvent
 from models.views import to_datetime
 from tests.concurrency import run_on_threads
 from tests.fakes.slack_server import FakeSlack, running_fake_slack
 from tests.fakes.smtp_sink import SmtpSink, running_smtp_sink
 from tests.simulator_server import SimulatorHandle, running_simulator
+from worker.api.deps import webhook_service
 from worker.clock import FixedClock, set_test_clock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate
@@ -41,6 +46,7 @@ from worker.monitor.notifiers import (
 )
 from worker.monitor.poll import PollMode, PollPolicy
 from worker.resources import Resources, build_resources
+from worker.webhooks.events import parse_envelope
 
 #: 2026-11-23 10:00:00 in São Paulo (13:00 UTC): a Monday morning.
 T0 = 1_795_914_000.0
@@ -73,7 +79,7 @@ class World:
             Channel.EMAIL: EmailNotifier(parse_smtp_url(self.smtp.url), ["ops@example.com"]),
         }
 
-    def fresh_monitor(self) -> HealthMonitor:
+    def fresh_monitor(self, deliveries: ReceiptStore | None = None) -> HealthMonitor:
         """A monitor built from nothing but the settings: what a restarted worker has."""
         sim = self.sim
         return HealthMonitor(
@@ -87,6 +93,7 @@ class World:
             client=self.redis,
             clock=self.clock,
             poll=self.poll,
+            deliveries=deliveries,
         )
 
     def run(self) -> HealthReport:
@@ -434,3 +441,124 @@ def test_a_ban_whose_migration_never_ran_is_migrated_by_the_next_check(
     assert report.migrated == {"b": 1}
     with engine.connect() as conn:
         assert conn.execute(select(Contact.preferred_instance)).scalar_one() is None
+
+
+# --- the same incident seen by a webhook and then by the poll: one alert ------------------
+
+
+def webhook_hooks(world: World) -> Any:
+    """A webhook service whose alert pass runs this world's monitor in-line."""
+    if world.monitor is None:
+        world.monitor = world.fresh_monitor()
+    monitor = world.monitor
+    service = webhook_service(world.res, monitor.evaluate_alerts)
+
+    def post(data: dict[str, Any]) -> str:
+        body = {"event": "connection.update", "instance": "b", "data": data}
+        return service.handle(parse_envelope(body)).value
+
+    return post
+
+
+def test_a_webhook_raises_the_alert_and_the_poll_does_not_repeat_it(world: World) -> None:
+    world.add("a")
+    world.add("b")
+    world.run()
+    post = webhook_hooks(world)
+
+    assert post({"instance": "b", "state": "close", "statusReason": 401}) == "status_changed"
+    assert world.res.instances.get("b").status is InstanceStatus.DISCONNECTED
+    assert len(with_text(world.slack_texts(), "Instance b offline")) == 1
+
+    world.sim.configure_instance("b", state="close", disconnection_reason=401)
+    world.advance(60)
+    report = world.run()  # the poll sees it a minute later: no change, no second alert
+    assert report.changes == () and report.alerts.opened == 0
+    assert len(with_text(world.slack_texts(), "Instance b offline")) == 1
+    assert alerts_of(world) == [("instance_offline", "b", False)]
+
+    world.sim.configure_instance("b", state="open")
+    assert post({"instance": "b", "state": "open", "statusReason": 200}) == "status_changed"
+    assert alerts_of(world) == [("instance_offline", "b", True)]
+    assert len(with_text(world.slack_texts(), "Resolved: Instance b offline")) == 1
+
+
+def test_a_webhook_ban_alerts_once_with_the_migrated_count(world: World, engine: Engine) -> None:
+    world.add("a")
+    world.add("b")
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Contact).values(id="doc", phone="5511999998888", preferred_instance="b")
+        )
+    world.run()
+    post = webhook_hooks(world)
+    post({"instance": "b", "state": "close", "statusReason": 403})
+    assert alerts_of(world) == [("instance_banned", "b", False)]
+    assert "1 contacts were moved off it" in with_text(world.slack_texts(), "BANNED")[0]
+    assert len(world.smtp.messages) == 1
+    world.sim.configure_instance("b", state="close", disconnection_reason=403)
+    world.advance(60)
+    assert world.run().alerts.opened == 0 and len(world.smtp.messages) == 1
+
+
+def test_a_webhook_during_a_poll_is_not_undone_by_it(world: World) -> None:
+    """The poll read `open` before the webhook said `close`: the newer observation stands."""
+    world.add("a")
+    world.add("b")
+    world.run()
+    post = webhook_hooks(world)
+    world.advance(10)
+    post({"instance": "b", "state": "close", "statusReason": 401})
+    world.clock.value = T0 + 5  # a poll that started before the webhook arrived
+    set_test_clock(world.redis, T0 + 5)
+    world.sim.configure_instance("b", state="open")
+    assert world.run().changes == ()
+    assert world.res.instances.get("b").status is InstanceStatus.DISCONNECTED
+
+
+# --- accepting but not delivering (receipts from webhooks) --------------------------------
+
+
+def sent_at(world: World, instance: str, provider_id: str, at: float) -> None:
+    """A message recorded sent on `instance` at `at` (unix seconds) with `provider_id`."""
+    new = NewMessage(
+        id=uuid.uuid4(),
+        contact_id=f"doc-{provider_id}",
+        phone="5511999998888",
+        text="oi",
+        content_hash=uuid.uuid4().hex,
+        idempotency_key=None,
+        expires_at=to_datetime(at + 86400),
+        created_at=to_datetime(at - 1),
+    )
+    world.res.messages.accept(new)
+    world.res.messages.claim(
+        new.id, instance, contact_id=new.contact_id, seen_preference=None, now=to_datetime(at)
+    )
+    assert world.res.messages.mark_sent(new.id, provider_id, to_datetime(at))
+
+
+def test_accepting_but_not_delivering_alerts_once_and_resolves(world: World) -> None:
+    world.add("a")
+    world.add("b")
+    world.monitor = world.fresh_monitor(deliveries=ReceiptStore(world.res.sessions))
+    receipts = ReceiptStore(world.res.sessions)
+    for i in range(5):
+        sent_at(world, "a", f"A{i}", T0 + i)
+        sent_at(world, "b", f"B{i}", T0 + i)
+        receipts.record(f"B{i}", Receipt.DELIVERED, to_datetime(T0 + 10))
+    world.advance(60)
+    assert world.run().alerts.opened == 0  # too fresh: within the grace period
+    world.advance(120)
+    assert world.run().alerts.opened == 1
+    assert alerts_of(world) == [("not_delivering", "a", False)]
+    assert len(with_text(world.slack_texts(), "accepting but not delivering")) == 1
+    world.advance(60)
+    assert world.run().alerts.opened == 0
+    assert len(with_text(world.slack_texts(), "accepting but not delivering")) == 1
+
+    receipts.record("A3", Receipt.DELIVERED, to_datetime(world.clock.now()))
+    world.advance(60)
+    assert world.run().alerts.resolved == 1
+    assert alerts_of(world) == [("not_delivering", "a", True)]
+    assert len(with_text(world.slack_texts(), "delivery receipts again")) == 1

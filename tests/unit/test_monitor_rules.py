@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from models.alert_store import AlertText, AlertView
 from models.alerts import POOL_SUBJECT, AlertKind, AlertSeverity, Channel, NotificationEvent
 from models.enums import InstanceStatus
+from models.receipt_store import DeliveryCounts
 from models.views import InstanceView
 from worker.monitor.rules import (
     MonitorPolicy,
@@ -165,3 +166,36 @@ def test_resolved_text_for_removed_and_deactivated() -> None:
     steps = plan([], [alert(AlertKind.INSTANCE_OFFLINE, "x", NOW)], off, POLICY)
     assert isinstance(steps[0], Resolve) and "deactivated" in steps[0].text.body
     assert AlertText("a", "b").title == "a"
+
+
+# --- accepting but not delivering -----------------------------------------------------------
+
+
+def delivery_snapshot(**counts: tuple[int, int]) -> Snapshot:
+    views = [inst(name) for name in counts]
+    return Snapshot(
+        NOW,
+        views,
+        deliveries={n: DeliveryCounts(sent, done, done) for n, (sent, done) in counts.items()},
+    )
+
+
+def test_not_delivering_when_others_deliver() -> None:
+    snapshot = delivery_snapshot(a=(5, 0), b=(5, 4))
+    assert kinds(snapshot) == {(AlertKind.NOT_DELIVERING, "a")}
+    found = conditions(snapshot, POLICY)[0]
+    assert found.severity is AlertSeverity.ERROR and "5 sends" in found.text.body
+
+
+def test_not_delivering_needs_enough_sends_and_another_delivering_number() -> None:
+    assert kinds(delivery_snapshot(a=(4, 0), b=(5, 4))) == set()  # too few sends to judge
+    assert kinds(delivery_snapshot(a=(5, 0), b=(5, 0))) == set()  # no receipts anywhere
+    assert kinds(delivery_snapshot(a=(5, 1), b=(5, 4))) == set()  # one delivered is enough
+
+
+def test_not_delivering_resolves_with_its_own_words() -> None:
+    snapshot = delivery_snapshot(a=(5, 1), b=(5, 4))
+    open_alert = alert(AlertKind.NOT_DELIVERING, "a", NOW - 60)
+    steps = plan(conditions(snapshot, POLICY), [open_alert], snapshot, POLICY)
+    assert len(steps) == 1 and isinstance(steps[0], Resolve)
+    assert "delivery receipts again" in steps[0].text.body

@@ -24,8 +24,8 @@ S = InstanceStatus
         ("refused", None, S.CONNECTING),
         ("close", None, S.DISCONNECTED),
         ("close", 401, S.DISCONNECTED),  # logged out: not a ban
-        ("close", 402, S.DISCONNECTED),
-        ("close", 406, S.DISCONNECTED),
+        ("close", 402, S.BANNED),  # BAN_REASON_CODES' default: 402, 403, 406
+        ("close", 406, S.BANNED),
         ("close", 403, S.BANNED),
         ("close", 500, S.DISCONNECTED),
         ("weird", None, S.DISCONNECTED),
@@ -34,6 +34,11 @@ S = InstanceStatus
 )
 def test_map_state(state: str, code: int | None, status: InstanceStatus) -> None:
     assert map_state(state, code).status is status
+
+
+def test_ban_codes_are_configurable() -> None:
+    assert map_state("close", 402, frozenset({403})).status is S.DISCONNECTED
+    assert map_state("close", 401, frozenset({401})).status is S.BANNED
 
 
 def test_reasons_name_the_code() -> None:

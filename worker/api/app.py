@@ -1,7 +1,8 @@
 """The status API app: dashboard and stats JSON, `/metrics`, the page, `/livez`.
 
-With API_TOKEN set every route but `GET /livez` needs `Authorization: Bearer <token>`,
-including the OpenAPI schema, the docs and the page itself.
+With API_TOKEN set every route but `GET /livez` and the webhooks needs `Authorization:
+Bearer <token>`, including the OpenAPI schema, the docs and the page itself. The webhooks
+(`worker/api/webhooks.py`) have their own token, WEBHOOK_TOKEN, and exist only with it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from worker.api.auth import bearer_guard
 from worker.api.deps import ApiDeps
 from worker.api.metrics import metrics_registry
 from worker.api.routes import dashboard_router, stats_router
+from worker.api.webhooks import add_webhook_routes
 
 log = logging.getLogger(__name__)
 #: Files of `worker/api/static/` the page may load, with their media types.
@@ -89,6 +91,10 @@ def create_app(deps: ApiDeps) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    if deps.webhooks is not None and deps.settings.webhook_secret:
+        add_webhook_routes(
+            app, deps.webhooks, deps.settings.webhook_secret, deps.settings.webhook_max_body_bytes
+        )
     app.include_router(dashboard_router(deps), dependencies=[guard])
     app.include_router(stats_router(deps), dependencies=[guard])
     add_page_routes(app, guard)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -11,10 +11,16 @@ import redis
 from config import Settings
 from models.activity_store import ActivityStore
 from models.alert_store import AlertStore, AlertView
+from models.contact_store import ContactStore
 from models.message_store import MessageStore
+from models.receipt_store import ReceiptStore
+from worker.celery_app import EVALUATE_ALERTS
+from worker.celery_app import app as celery_app
+from worker.clock import RedisClock
 from worker.resources import Resources
 from worker.routing import BreakerPolicy
 from worker.stats import StatsReader
+from worker.webhooks.service import AlertTrigger, WebhookService
 
 
 class AlertSource(Protocol):
@@ -33,6 +39,9 @@ class ApiDeps:
     activity: ActivityStore
     alerts: AlertSource
     redis: redis.Redis[Any]
+    #: Set when WEBHOOK_TOKEN is (the webhook routes exist only then).
+    webhooks: WebhookService | None = None
+    receipts: ReceiptStore | None = None
 
 
 def breaker_policy(settings: Settings) -> BreakerPolicy:
@@ -42,6 +51,7 @@ def breaker_policy(settings: Settings) -> BreakerPolicy:
 def deps_from_resources(res: Resources) -> ApiDeps:
     """The API's view of this process's resources (the same stores and limiter as routing)."""
     activity = ActivityStore(res.sessions)
+    receipts = ReceiptStore(res.sessions, res.statements)
     stats = StatsReader(
         res.instances,
         activity,
@@ -49,6 +59,7 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         breaker_policy(res.settings),
         zone=res.settings.zone,
         warning_pct=res.settings.capacity_alert_pct,
+        deliveries=receipts,
     )
     return ApiDeps(
         settings=res.settings,
@@ -57,4 +68,26 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         activity=activity,
         alerts=AlertStore(res.sessions),
         redis=res.redis,
+        webhooks=webhook_service(res, celery_alert_trigger)
+        if res.settings.webhook_secret
+        else None,
+        receipts=receipts,
+    )
+
+
+def celery_alert_trigger(migrated: Mapping[str, int]) -> None:
+    """Publish the alert pass to the workers (`zapdispatch.evaluate_alerts`)."""
+    celery_app.send_task(EVALUATE_ALERTS, kwargs={"migrated": dict(migrated)})
+
+
+def webhook_service(res: Resources, alerts: AlertTrigger) -> WebhookService:
+    """The webhook handler over this process's resources; `alerts` schedules the alert pass."""
+    return WebhookService(
+        res.settings,
+        instances=res.instances,
+        receipts=ReceiptStore(res.sessions, res.statements),
+        contacts=ContactStore(res.sessions),
+        client=res.redis,
+        clock=RedisClock(res.redis, test_clock_enabled=res.settings.test_clock_enabled),
+        alerts=alerts,
     )

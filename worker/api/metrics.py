@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from models.enums import InstanceStatus
 from models.views import CircuitState
+from worker import keys
 from worker.api.deps import ApiDeps
 from worker.broker.deadletters import DeadLetterStore
 from worker.stats import InstanceRow, Overview, message_counts
@@ -60,6 +61,15 @@ def instance_metrics(overview: Overview) -> Iterator[Metric]:
         rows,
         lambda r: float(r.available),
     )
+    delivered = GaugeMetricFamily(
+        "zapdispatch_instance_delivered_percent",
+        "Delivered / sent over the last 24 h (receipts); absent before any receipt.",
+        labels=INSTANCE,
+    )
+    for row in rows:
+        if row.delivered_pct_24h is not None:
+            delivered.add_metric([row.view.name], row.delivered_pct_24h)
+    yield delivered
     yield _gauge(
         "zapdispatch_instance_active",
         "1 when enabled by an operator.",
@@ -108,6 +118,16 @@ def message_metrics(deps: ApiDeps) -> Iterator[Metric]:
     yield requeues
 
 
+def webhook_metrics(deps: ApiDeps) -> Iterator[Metric]:
+    """Evolution webhooks received, by what was done with them (unknown receipt ids too)."""
+    family = CounterMetricFamily(
+        "zapdispatch_webhooks", "Evolution webhooks received, by outcome.", labels=["outcome"]
+    )
+    for outcome, count in sorted(deps.redis.hgetall(keys.WEBHOOK_OUTCOMES).items()):
+        family.add_metric([outcome.decode()], int(count))
+    yield family
+
+
 def alert_metrics(deps: ApiDeps) -> Iterator[Metric]:
     """Open alerts by kind and severity."""
     family = GaugeMetricFamily(
@@ -146,6 +166,7 @@ class LiveCollector(Collector):
                 *message_metrics(self._deps),
                 *alert_metrics(self._deps),
                 *dead_letter_metrics(self._deps),
+                *webhook_metrics(self._deps),
             ]
         except Exception:  # a failed read is reported as a metric, and logged
             log.exception("metrics scrape failed")

@@ -13,7 +13,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -193,6 +193,14 @@ class EvolutionClient:
         with _at_edge(None):
             answer = self._http.exchange("GET", "/instance/fetchInstances", None)
         return _parse_instances(_ok_json(answer, None))
+
+    def set_webhook(self, instance: str, webhook: Mapping[str, Any]) -> None:
+        """`POST /webhook/set/{instance}` with `{"webhook": webhook}` (Evolution answers 201)."""
+        body = json.dumps({"webhook": dict(webhook)}, separators=(",", ":"))
+        path = f"/webhook/set/{quote(instance, safe='')}"
+        with _at_edge(instance):
+            answer = self._http.exchange("POST", path, body.encode())
+        _ok_json(answer, instance, ok=frozenset({200, 201}))
 
     def close(self) -> None:
         self._http.close()

@@ -13,6 +13,7 @@ active instances raise alerts. A channel failure never fails the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from config import Settings, load_settings
 from models.alert_store import AlertStore
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
+from models.receipt_store import DeliveryCounts, ReceiptStore
 from models.views import InstanceView, StatusChange, to_datetime
 from worker import keys
 from worker.clock import Clock, RedisClock
@@ -46,8 +48,10 @@ from worker.monitor.rules import (
     is_online,
     plan,
 )
-from worker.monitor.states import Observation, observe
+from worker.monitor.states import DEFAULT_BAN_CODES, observe
+from worker.monitor.status import record_observation
 from worker.resources import Resources
+from worker.stats import DeliverySource
 
 log = logging.getLogger("zapdispatch.health")
 
@@ -82,6 +86,22 @@ def policy_from(settings: Settings) -> MonitorPolicy:
         failure_threshold=settings.circuit_failure_threshold,
         cooldown_seconds=settings.circuit_cooldown_seconds,
         repeat_seconds=settings.alert_repeat_minutes * 60.0,
+        undelivered_min_sends=settings.undelivered_min_sends,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryWindow:
+    """Sends the "not delivering" rule reads: sent in the last `window_seconds` but not in
+    the last `grace_seconds` (too fresh to expect a receipt)."""
+
+    window_seconds: float = 1800.0
+    grace_seconds: float = 120.0
+
+
+def delivery_window_from(settings: Settings) -> DeliveryWindow:
+    return DeliveryWindow(
+        settings.undelivered_window_minutes * 60.0, settings.undelivered_grace_minutes * 60.0
     )
 
 
@@ -105,6 +125,9 @@ class HealthMonitor:
         client: redis.Redis[bytes],
         clock: Clock,
         poll: PollPolicy | None = None,
+        ban_codes: frozenset[int] = DEFAULT_BAN_CODES,
+        deliveries: DeliverySource | None = None,
+        delivery_window: DeliveryWindow | None = None,
     ) -> None:
         self._policy = policy
         self._instances = instances
@@ -114,6 +137,9 @@ class HealthMonitor:
         self._redis = client
         self._clock = clock
         self._poll = poll or PollPolicy()
+        self._ban_codes = ban_codes
+        self._deliveries = deliveries
+        self._delivery_window = delivery_window or DeliveryWindow()
 
     def run(self) -> HealthReport:
         lock = self._redis.lock(keys.lock("health"), timeout=LOCK_TTL_SECONDS, blocking=False)
@@ -128,13 +154,31 @@ class HealthMonitor:
             except LockError:
                 log.warning("health check outlived its lock (%d s)", LOCK_TTL_SECONDS)
 
+    def evaluate_alerts(self, migrated: Mapping[str, int] | None = None) -> Applied | None:
+        """Plan and apply alerts from the recorded statuses now, as a run does after its
+        poll (a webhook changed a status). None when a run holds the lock (try again)."""
+        lock = self._redis.lock(keys.lock("health"), timeout=LOCK_TTL_SECONDS, blocking=False)
+        if not lock.acquire(blocking=False):
+            return None
+        try:
+            now = self._clock.now()
+            applied = self._alerts.apply(self._transitions(self._snapshot(now, migrated)), now)
+            self._alerts.deliver_pending(now)
+            return applied
+        finally:
+            with contextlib.suppress(LockError):
+                lock.release()
+
     def _run_locked(self) -> HealthReport:
         views = self._instances.all()
+        observed_at = to_datetime(self._clock.now())  # the poll reads states after this
         started = time.monotonic()
         polled = asyncio.run(self._read_states([v.name for v in views]))
         poll_seconds = time.monotonic() - started
         now = self._clock.now()
-        changes, migrated = self._record(views, polled, to_datetime(now))
+        changes, migrated = self._record(views, polled, to_datetime(now), observed_at)
+        if changes:
+            self._redis.incr(keys.ROUTING_VERSION)  # every worker's routing reloads now
         snapshot = self._snapshot(now, migrated)
         applied = self._alerts.apply(self._transitions(snapshot), now)
         delivered = self._alerts.deliver_pending(now)
@@ -161,7 +205,7 @@ class HealthMonitor:
     # -- statuses -------------------------------------------------------------------------
 
     def _record(
-        self, views: Sequence[InstanceView], polled: PollResult, at: datetime
+        self, views: Sequence[InstanceView], polled: PollResult, at: datetime, observed_at: datetime
     ) -> tuple[list[StatusChange], dict[str, int]]:
         changes: list[StatusChange] = []
         migrated: dict[str, int] = {}
@@ -174,29 +218,28 @@ class HealthMonitor:
                     migrated[view.name] = moved
                     log.warning("instance %s is banned: %d contacts moved off it", view.name, moved)
                 continue
-            seen = observe(polled.states.get(view.name))
+            seen = observe(polled.states.get(view.name), self._ban_codes)
             if seen.status is view.status:
                 continue  # the common case: no transaction (set_status re-checks under lock)
-            change = self._instances.set_status(view.name, seen.status, seen.reason, at)
-            if change is not None:
-                changes.append(change)
-                _log_change(change)
-            if seen.status is InstanceStatus.BANNED:
-                migrated[view.name] = self._migrate(view.name, seen)
+            recorded = record_observation(self._instances, view.name, seen, at, observed_at)
+            if recorded.change is not None:
+                changes.append(recorded.change)
+            if recorded.migrated is not None:
+                migrated[view.name] = recorded.migrated
         return changes, migrated
-
-    def _migrate(self, name: str, seen: Observation) -> int:
-        moved = self._instances.migrate_contacts_off(name)
-        log.critical(
-            "instance %s banned (%s): %d contacts lose their preference", name, seen.reason, moved
-        )
-        return moved
 
     # -- alerts ---------------------------------------------------------------------------
 
-    def _snapshot(self, now: float, migrated: Mapping[str, int]) -> Snapshot:
+    def _snapshot(self, now: float, migrated: Mapping[str, int] | None) -> Snapshot:
         views = self._instances.all()
-        return Snapshot(now, views, self._loads(views), migrated)
+        return Snapshot(now, views, self._loads(views), migrated or {}, self._delivery(now))
+
+    def _delivery(self, now: float) -> Mapping[str, DeliveryCounts]:
+        if self._deliveries is None:
+            return {}
+        window = self._delivery_window
+        since, until = now - window.window_seconds, now - window.grace_seconds
+        return self._deliveries.delivery_counts(to_datetime(since), to_datetime(until))
 
     def _loads(self, views: Sequence[InstanceView]) -> dict[str, float]:
         """load_pct per active, not banned instance (percent, from the limiter)."""
@@ -217,18 +260,6 @@ class HealthMonitor:
         pipe.set(LAST_RUN_KEY, repr(now))
         pipe.incr(RUNS_KEY)
         pipe.execute()
-
-
-def _log_change(change: StatusChange) -> None:
-    level = logging.INFO if change.new is InstanceStatus.CONNECTED else logging.WARNING
-    log.log(
-        level,
-        "instance %s: %s → %s (%s)",
-        change.instance,
-        change.old,
-        change.new,
-        change.reason or "-",
-    )
 
 
 def _log_report(report: HealthReport) -> None:
@@ -284,6 +315,9 @@ def build_monitor(res: Resources) -> HealthMonitor:
         client=res.redis,
         clock=clock,
         poll=poll_policy_from(settings),
+        ban_codes=settings.ban_codes,
+        deliveries=ReceiptStore(res.sessions),
+        delivery_window=delivery_window_from(settings),
     )
 
 
@@ -291,14 +325,30 @@ _lock = threading.Lock()
 _built: tuple[int, HealthMonitor] | None = None
 
 
-def run_health_check(res: Resources) -> HealthReport:
-    """The task's body: this process's monitor (rebuilt if its resources were replaced)."""
+def monitor_of(res: Resources) -> HealthMonitor:
+    """This process's monitor (rebuilt if its resources were replaced)."""
     global _built  # noqa: PLW0603 - one monitor per process, by design
     with _lock:
         if _built is None or _built[0] != id(res):
             _built = (id(res), build_monitor(res))
-        monitor = _built[1]
-    return monitor.run()
+        return _built[1]
+
+
+class AlertsBusy(RuntimeError):
+    """A health check holds the lock; its own alert pass may predate the change: retry."""
+
+
+def evaluate_alerts(res: Resources, migrated: Mapping[str, int] | None = None) -> Applied:
+    """The alerts task's body; raises `AlertsBusy` when a run holds the lock."""
+    applied = monitor_of(res).evaluate_alerts(migrated)
+    if applied is None:
+        raise AlertsBusy("a health check is running")
+    return applied
+
+
+def run_health_check(res: Resources) -> HealthReport:
+    """The health check task's body."""
+    return monitor_of(res).run()
 
 
 @worker_init.connect

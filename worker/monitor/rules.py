@@ -9,9 +9,15 @@ The seed's table (S6.E3.2), with this project's reading of it:
 | capacity_high    | load_pct > capacity_alert_pct           | warning  | log, Slack          |
 | all_offline      | instances exist, none online            | critical | log, Slack ²        |
 | circuit_open     | consecutive send failures ≥ threshold   | error    | log, Slack          |
+| not_delivering   | accepting but not delivering ³          | error    | log, Slack          |
 
 ¹ email when the ban alert opens; reminders and resolution go to Slack only.
 ² urgent: the Slack message mentions <!channel>.
+³ at least `undelivered_min_sends` sends in the delivery window (`Snapshot.deliveries`: the
+  last UNDELIVERED_WINDOW_MINUTES but the newest UNDELIVERED_GRACE_MINUTES) and none of them
+  delivered, while another instance's sends in the same window were: Evolution said
+  `PENDING`, WhatsApp never delivered (the usual first sign of a ban). When no instance has
+  delivery receipts (webhooks off or lost) nothing is concluded.
 
 "Online" counts deliverability, not just Evolution's word: connected, active, and its
 circuit breaker not open (`is_online`). Deactivating an instance resolves its alerts.
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from models.alert_store import AlertText, AlertView
 from models.alerts import POOL_SUBJECT, AlertKind, AlertSeverity, Channel, NotificationEvent
 from models.enums import InstanceStatus
+from models.receipt_store import DeliveryCounts
 from models.views import CircuitState, InstanceView
 from worker.phones import mask_phone
 
@@ -49,6 +56,7 @@ class MonitorPolicy:
     failure_threshold: int = 5
     cooldown_seconds: float = 120.0
     repeat_seconds: float = 3600.0
+    undelivered_min_sends: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,7 @@ class Snapshot:
     instances: Sequence[InstanceView]
     load_pct: Mapping[str, float] = field(default_factory=dict)
     migrated: Mapping[str, int] = field(default_factory=dict)
+    deliveries: Mapping[str, DeliveryCounts] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +123,12 @@ def is_online(view: InstanceView, now: float, policy: MonitorPolicy) -> bool:
 def conditions(snapshot: Snapshot, policy: MonitorPolicy) -> list[Condition]:
     """Every alert condition that holds in `snapshot`."""
     found: list[Condition] = []
+    delivering = any(c.delivered for c in snapshot.deliveries.values())
     for view in snapshot.instances:
         if view.active:
             found.extend(_instance_conditions(view, snapshot, policy))
+        if view.active and delivering and view.status is not InstanceStatus.BANNED:
+            found.extend(_not_delivering(view, snapshot.deliveries.get(view.name), policy))
     pool = _all_offline(snapshot, policy)
     return found + ([pool] if pool else [])
 
@@ -194,6 +206,26 @@ def _failing(view: InstanceView, circuit: CircuitState, policy: MonitorPolicy) -
     )
 
 
+def _not_delivering(
+    view: InstanceView, counts: DeliveryCounts | None, policy: MonitorPolicy
+) -> list[Condition]:
+    if counts is None or counts.sent < policy.undelivered_min_sends or counts.delivered:
+        return []
+    return [
+        Condition(
+            AlertKind.NOT_DELIVERING,
+            view.name,
+            AlertSeverity.ERROR,
+            AlertText(
+                f"Instance {view.name} accepting but not delivering",
+                f"Instance '{view.name}' ({mask_phone(view.phone)}) had {counts.sent} sends "
+                "accepted by Evolution with no delivery receipt, while other numbers' were "
+                "delivered. This is often the first sign of a ban: check the number.",
+            ),
+        )
+    ]
+
+
 def _all_offline(snapshot: Snapshot, policy: MonitorPolicy) -> Condition | None:
     total = len(snapshot.instances)
     if total == 0 or any(is_online(v, snapshot.now, policy) for v in snapshot.instances):
@@ -241,6 +273,8 @@ def resolved_text(alert: AlertView, view: InstanceView | None) -> AlertText:
         now_is = f"instance '{alert.subject}' was removed"
     elif not view.active:
         now_is = f"instance '{alert.subject}' was deactivated"
+    elif alert.kind is AlertKind.NOT_DELIVERING:
+        now_is = f"instance '{alert.subject}' has delivery receipts again"
     else:
         now_is = f"instance '{alert.subject}' is now {STATUS_EMOJI[view.status]} {view.status}"
     return AlertText(f"Resolved: {alert.title}", f"{alert.title}: cleared; {now_is}.")

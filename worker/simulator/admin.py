@@ -25,6 +25,7 @@ class InstancePatch(BaseModel):
     failure_rate: float | None = Field(default=None, ge=0, le=1)
     failure_mode: FailureMode | None = None
     hang_connection_state: bool | None = None
+    never_delivers: bool | None = None
 
 
 class ConfigPatch(BaseModel):
@@ -41,9 +42,23 @@ class ConfigPatch(BaseModel):
     api_key: str | None = None
     keep_messages: bool | None = None
     find_messages_route: bool | None = None
+    receipt_delays_ms: list[float] | None = None
+    webhook_url: str | None = None
+    webhook_headers: dict[str, str] | None = None
 
 
-_NOT_NULLABLE_INSTANCE_FIELDS = frozenset({"state", "number", "hang_connection_state"})
+class InboundText(BaseModel):
+    """A scripted reply: `number` (digits) writes `text` to the instance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(pattern=r"^\d{8,15}$")
+    text: str
+
+
+_NOT_NULLABLE_INSTANCE_FIELDS = frozenset(
+    {"state", "number", "hang_connection_state", "never_delivers"}
+)
 
 
 def admin_router(sim: SimulatorState) -> APIRouter:
@@ -72,6 +87,17 @@ def admin_router(sim: SimulatorState) -> APIRouter:
             raise HTTPException(404, f"no instance {name!r}")
         return Response(status_code=204)
 
+    @router.post("/inbound/{name}")
+    async def inbound(name: str, message: InboundText) -> dict[str, Any]:
+        found = sim.instance(name)
+        if found is None or sim.webhooks is None:
+            raise HTTPException(404, f"no instance {name!r}")
+        return {"id": sim.webhooks.inbound(found, message.number, message.text)}
+
+    @router.get("/webhooks")
+    async def webhooks() -> list[dict[str, Any]]:
+        return sim.webhooks.attempts() if sim.webhooks is not None else []
+
     @router.get("/stats")
     async def stats() -> dict[str, Any]:
         return sim.stats()
@@ -83,7 +109,8 @@ def admin_router(sim: SimulatorState) -> APIRouter:
     @router.put("/config")
     async def put_config(patch: ConfigPatch) -> dict[str, Any]:
         changes = patch.model_dump(exclude_unset=True)
-        sim.update_config({k: v for k, v in changes.items() if v is not None or k == "api_key"})
+        nullable = ("api_key", "webhook_url")
+        sim.update_config({k: v for k, v in changes.items() if v is not None or k in nullable})
         return _public_config(sim)
 
     return router
@@ -111,4 +138,6 @@ def _public_config(sim: SimulatorState) -> dict[str, Any]:
         "api_key_set": config.api_key is not None,
         "keep_messages": config.keep_messages,
         "find_messages_route": config.find_messages_route,
+        "receipt_delays_ms": list(config.receipt_delays_ms),
+        "webhook_url": config.webhook_url,
     }

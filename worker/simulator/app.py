@@ -27,6 +27,7 @@ from worker.simulator.contract import (
     send_text_route,
 )
 from worker.simulator.state import SimulatorConfig, SimulatorState
+from worker.simulator.webhooks import WebhookEmitter
 
 GRACEFUL_SHUTDOWN_SECONDS = 2
 """How long shutdown waits for in-flight (possibly hanging) requests."""
@@ -69,6 +70,9 @@ def create_app(config: SimulatorConfig) -> FastAPI:
     send_text = send_text_route(sim)
     app = _SimulatorApp(send_text)
     app.state.sim = sim
+    emitter = WebhookEmitter(sim)
+    sim.webhooks = emitter
+    app.add_event_handler("shutdown", emitter.aclose)
     app.include_router(contract_router(sim, send_text))
     app.include_router(admin_router(sim))
     app.add_exception_handler(ContractError, _contract_error_response)

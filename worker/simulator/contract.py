@@ -30,6 +30,7 @@ from worker.simulator.state import (
     SimInstance,
     SimulatorState,
 )
+from worker.simulator.webhooks import KNOWN_EVENTS, WebhookConfig
 
 _POLL_SECONDS = 0.05
 SEND_TEXT_PATH = "/message/sendText/{instance}"
@@ -105,9 +106,13 @@ def send_text_route(sim: SimulatorState) -> Route:
 
 
 def check_api_key(sim: SimulatorState, request: Request) -> None:
-    """401 unless the `apikey` header is the configured key (when one is set)."""
+    """401 unless the `apikey` header is the configured key (when one is set). On a route
+    about one instance, Evolution's guards check that it exists first: 404 before 401."""
     expected = sim.config.api_key
     if expected and request.headers.get("apikey") != expected:
+        instance = request.path_params.get("instance")
+        if isinstance(instance, str):
+            _existing(sim, instance)
         raise ContractError(401, "Unauthorized")
 
 
@@ -144,6 +149,18 @@ def contract_router(sim: SimulatorState, send_text: Route) -> APIRouter:
         found = _existing(sim, instance)
         answer: dict[str, Any] = _find_messages(sim, found, await _json_object(request))
         return answer
+
+    @router.post("/webhook/set/{instance}", status_code=201)
+    async def set_webhook(instance: str, request: Request) -> dict[str, Any]:
+        _existing(sim, instance)
+        config = webhook_config(await _json_body(request))
+        assert sim.webhooks is not None
+        return sim.webhooks.set(instance, config)
+
+    @router.get("/webhook/find/{instance}")
+    async def find_webhook(instance: str) -> dict[str, Any] | None:
+        _existing(sim, instance)
+        return sim.webhooks.find(instance) if sim.webhooks is not None else None
 
     return router
 
@@ -209,6 +226,36 @@ def _stored_record(message: ReceivedMessage, instance: SimInstance) -> dict[str,
         "contextInfo": None,
         "MessageUpdate": [],
     }
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise ContractError(400, ["Invalid JSON body"]) from exc
+
+
+def webhook_config(body: Any) -> WebhookConfig:
+    """`/webhook/set`'s body, checked as Evolution's webhookSchema does (400 otherwise); an
+    enabled webhook with no events gets every event, a disabled one none."""
+    hook = body.get("webhook") if isinstance(body, dict) else None
+    if not isinstance(hook, dict):
+        raise ContractError(400, ['instance requires property "webhook"'])
+    enabled, url = hook.get("enabled"), hook.get("url")
+    if not isinstance(enabled, bool) or not isinstance(url, str) or not url:
+        raise ContractError(400, ['webhook requires property "enabled" and "url"'])
+    events, headers = hook.get("events") or [], hook.get("headers") or {}
+    if not isinstance(events, list) or not all(e in KNOWN_EVENTS for e in events):
+        raise ContractError(400, ["webhook.events must be a list of known event names"])
+    if not isinstance(headers, dict):
+        raise ContractError(400, ["webhook.headers must be an object"])
+    return WebhookConfig(
+        url=url,
+        enabled=enabled,
+        events=tuple(events) if enabled else (),
+        headers={str(k): str(v) for k, v in headers.items()},
+        by_events=bool(hook.get("byEvents", False)),
+    )
 
 
 async def _send_text(sim: SimulatorState, name: str, request: Request) -> tuple[Response, str]:

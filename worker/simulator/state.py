@@ -15,7 +15,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from worker.simulator.webhooks import WebhookEmitter
 
 #: Injected sendText failures. Before sending: "500" (Evolution's error envelope), "400",
 #: "429", "timeout" (hangs, sends nothing), "reset" (drops the connection, sends nothing).
@@ -54,6 +57,12 @@ class SimulatorConfig:
     keep_messages: bool = True
     #: Whether the findMessages route exists (False: 404, as a server without it).
     find_messages_route: bool = True
+    #: Webhooks (worker/simulator/webhooks.py): SERVER_ACK, DELIVERY_ACK and READ this many
+    #: milliseconds after an accepted sendText (empty: no receipts); the URL and headers
+    #: used for instances without their own `/webhook/set`.
+    receipt_delays_ms: list[float] = field(default_factory=list)
+    webhook_url: str | None = None
+    webhook_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,8 @@ class SimInstance:
     failure_rate: float | None = None
     failure_mode: FailureMode | None = None
     hang_connection_state: bool = False
+    #: Accepts sends and never delivers them: only SERVER_ACK receipts (an early ban sign).
+    never_delivers: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +121,8 @@ class SimulatorState:
         self._messages: list[ReceivedMessage] = []
         self._requests: Counter[str] = Counter()
         self._outcomes: dict[str, Counter[str]] = {}
+        #: Set by the app once its event loop runs; told of state changes and sends.
+        self.webhooks: WebhookEmitter | None = None
         for name in config.instances:
             self.upsert_instance(name, {})
 
@@ -127,10 +140,13 @@ class SimulatorState:
     def upsert_instance(self, name: str, changes: dict[str, Any]) -> SimInstance:
         """Create the instance if needed, then apply `changes` (field name → value)."""
         with self._lock:
-            current = self._instances.get(name) or self._new_instance(name)
+            existing = self._instances.get(name)
+            current = existing or self._new_instance(name)
             updated = _with_state_change(current, changes, time.time())
             self._instances[name] = updated
-            return updated
+        if self.webhooks is not None:
+            self.webhooks.instance_changed(existing, updated)
+        return updated
 
     def delete_instance(self, name: str) -> bool:
         with self._lock:
@@ -189,6 +205,9 @@ class SimulatorState:
     def record_message(self, message: ReceivedMessage) -> None:
         with self._lock:
             self._messages.append(message)
+        instance = self.instance(message.instance)
+        if self.webhooks is not None and instance is not None:
+            self.webhooks.message_accepted(instance, message)
 
     def messages(self, instance: str | None = None) -> list[ReceivedMessage]:
         with self._lock:

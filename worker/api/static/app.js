@@ -53,6 +53,9 @@ function instanceRow(i) {
     el("td", {}, bar("day", i.messages_day, i.capacity_day)),
     el("td", { class: "load" }, `${i.load_pct.toFixed(1)}%`),
     el("td", { class: "available" }, i.available ? "yes" : "no"),
+    el("td", { class: "delivered" },
+      i.delivered_pct_24h === null || i.delivered_pct_24h === undefined
+        ? "–" : `${i.delivered_pct_24h.toFixed(1)}%`),
     el("td", {}, when(i.last_message_at)));
 }
 
