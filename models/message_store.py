@@ -94,6 +94,7 @@ class MessageStore:
                 idempotency_key=bad.idempotency_key,
                 expires_at=bad.now,
                 last_error=bad.reason,
+                campaign=bad.campaign,
                 created_at=bad.now,
                 updated_at=bad.now,
             )
@@ -313,6 +314,7 @@ def _accept_params(new: NewMessage) -> dict[str, Any]:
         "idempotency_key": new.idempotency_key,
         "expires_at": new.expires_at,
         "now": new.created_at,
+        "campaign": new.campaign,
     }
 
 

@@ -66,6 +66,7 @@ class MessageView:
     created_at: datetime
     sent_at: datetime | None
     last_error: str | None
+    campaign: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

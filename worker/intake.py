@@ -20,7 +20,10 @@ MAX_TEXT_CHARS = 4096
 MAX_CONTACT_ID_CHARS = 128
 MAX_IDEMPOTENCY_KEY_CHARS = 200
 MAX_TTL_SECONDS = 30 * 24 * 3600
-KNOWN_FIELDS = frozenset({"phone", "text", "contact_id", "idempotency_key", "ttl_seconds"})
+MAX_CAMPAIGN_CHARS = 100
+KNOWN_FIELDS = frozenset(
+    {"phone", "text", "contact_id", "idempotency_key", "ttl_seconds", "campaign"}
+)
 
 
 class InvalidMessage(ValueError):
@@ -35,6 +38,7 @@ def validate(fields: Mapping[str, object], *, now: float, default_ttl_seconds: i
     contact_id = _optional_str(fields.get("contact_id"), "contact_id", MAX_CONTACT_ID_CHARS)
     key = _optional_str(fields.get("idempotency_key"), "idempotency_key", MAX_IDEMPOTENCY_KEY_CHARS)
     ttl = _ttl(fields.get("ttl_seconds"), default_ttl_seconds)
+    campaign = _optional_str(fields.get("campaign"), "campaign", MAX_CAMPAIGN_CHARS)
     contact = contact_id or phone
     return NewMessage(
         id=uuid.uuid4(),
@@ -45,6 +49,7 @@ def validate(fields: Mapping[str, object], *, now: float, default_ttl_seconds: i
         idempotency_key=key,
         expires_at=to_datetime(now) + timedelta(seconds=ttl),
         created_at=to_datetime(now),
+        campaign=campaign,
     )
 
 
@@ -53,6 +58,7 @@ def rejection(fields: Mapping[str, object], reason: str, *, now: float) -> Rejec
     raw_phone = fields.get("phone")
     text = fields.get("text")
     key = fields.get("idempotency_key")
+    campaign = fields.get("campaign")
     return RejectedMessage(
         id=uuid.uuid4(),
         raw_phone=raw_phone if isinstance(raw_phone, str) else repr(raw_phone),
@@ -65,6 +71,9 @@ def rejection(fields: Mapping[str, object], reason: str, *, now: float) -> Rejec
         else None,
         reason=reason,
         now=to_datetime(now),
+        campaign=campaign
+        if isinstance(campaign, str) and 0 < len(campaign) <= MAX_CAMPAIGN_CHARS
+        else None,
     )
 
 
