@@ -258,6 +258,7 @@ def test_of_two_concurrent_first_messages_only_the_first_is_claimed(stack: Stack
         "id": first.id, "contact_id": "doc", "phone": first.phone, "text": first.text,
         "content_hash": first.content_hash, "idempotency_key": None,
         "expires_at": first.expires_at, "now": AT, "instance": "a", "seen": None,
+        "campaign": None,
     }  # fmt: skip
     url = stack.res.settings.database_url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(url) as holder:
