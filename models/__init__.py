@@ -6,4 +6,12 @@ from models.enums import InstanceStatus, MessageState
 
 metadata = Base.metadata
 
-__all__ = ["Base", "InstanceStatus", "MessageState", "alerts", "metadata", "policy_tables", "tables"]
+__all__ = [
+    "Base",
+    "InstanceStatus",
+    "MessageState",
+    "alerts",
+    "metadata",
+    "policy_tables",
+    "tables",
+]

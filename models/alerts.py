@@ -50,6 +50,7 @@ class AlertKind(StrEnum):
     CAPACITY_HIGH = "capacity_high"
     ALL_OFFLINE = "all_offline"
     CIRCUIT_OPEN = "circuit_open"
+    SENDING_PAUSED = "sending_paused"  # an operator paused all sending (a reminder)
 
 
 class NotificationEvent(StrEnum):

@@ -18,6 +18,7 @@ from config import Settings, load_settings
 from models.activity_store import ActivityStore
 from models.instance_store import DuplicateInstance, UnknownInstance
 from models.views import MessageView
+from worker.controls import pause_json
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
 from worker.resources import Resources, resources
 from worker.stats import StatsReader, iso, message_counts
@@ -109,6 +110,7 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
         "DAY",
         "LOAD",
         "AVAILABLE",
+        "PAUSED",
         "CONTACTS",
     ]
     return table(
@@ -124,6 +126,7 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
                 f"{r['messages_day']}/{r['capacity_day']}",
                 f"{r['load_pct']:.1f}%",
                 "yes" if r["available"] else "no",
+                "yes" if r.get("paused") else "no",
                 r.get("contacts_assigned", ""),
             ]
             for r in rows
@@ -206,6 +209,7 @@ def status_document(res: Resources) -> dict[str, Any]:
         "requeues": res.messages.total_requeues(),
         "recent": [message_json(m) for m in recent],
     }
+    body["pauses"] = [pause_json(e) for e in res.pauses.fresh().entries()]
     return body
 
 
@@ -232,6 +236,7 @@ def status_text(doc: dict[str, Any]) -> str:
         "",
         "messages: " + ", ".join(f"{state} {n}" for state, n in counts.items()),
         "",
+        *pauses_lines(doc.get("pauses", [])),
         table(
             ["ID", "STATE", "INSTANCE", "PHONE", "CREATED", "SENT"],
             [
@@ -248,6 +253,18 @@ def status_text(doc: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(parts)
+
+
+def pauses_lines(pauses: Sequence[dict[str, Any]]) -> list[str]:
+    """`paused: all sending since …; campaign nov since …` and a blank line, or nothing."""
+    if not pauses:
+        return []
+    said = [
+        f"{'all sending' if p['scope'] == 'all' else p['scope'] + ' ' + p['target']} "
+        f"since {p['since']}"
+        for p in pauses
+    ]
+    return ["paused: " + "; ".join(said), ""]
 
 
 # -- processes ----------------------------------------------------------------------------
@@ -300,6 +317,17 @@ def up(api_port: int, flower_port: int, simulator_port: int) -> None:
 
     settings: Settings = load_settings()
     sys.exit(run(settings, Ports(api=api_port, flower=flower_port, simulator=simulator_port)))
+
+
+def _add_controls() -> None:
+    """`pause`, `resume` and `campaigns` (worker/cli_controls.py)."""
+    from worker.cli_controls import COMMANDS  # noqa: PLC0415
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_controls()
 
 
 def main() -> None:

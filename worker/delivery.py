@@ -34,7 +34,9 @@ from worker.evolution import (
 )
 from worker.limiter import Limiter, NoCapacity, Reservation
 from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
+from worker.pauses import PauseBoard
 from worker.phones import mask_id, mask_phone
+from worker.policy.pauses import PauseSet
 from worker.routing import (
     BreakerPolicy,
     RoutePlan,
@@ -101,6 +103,8 @@ class Dispatcher:
         scheduler: Scheduler,
         rng: random.Random | None = None,
         sticky: StickyCache | None = None,
+        *,
+        pauses: PauseBoard | None = None,
     ) -> None:
         self._s = settings
         self._messages = messages
@@ -114,6 +118,9 @@ class Dispatcher:
         )
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
         self._preferences = sticky if sticky is not None else StickyCache()
+        self._pauses = pauses
+        self._unpaused: tuple[Sequence[InstanceView], PauseSet, Sequence[InstanceView]] | None
+        self._unpaused = None
 
     def deliver_new(self, new: NewMessage) -> Delivered:
         """Record and deliver a message the producer just handed over.
@@ -126,6 +133,8 @@ class Dispatcher:
         and `deliver` takes over. Raises IdempotencyConflict when its key names a different
         message."""
         seen = self._preferences.get(new.contact_id)
+        if self._held(new.campaign) is not None:  # recorded, then parked by `deliver`
+            return self._deliver_recorded(self._accept(new, seen))
         if seen is None and not self._preferences.guess_unknown_are_new():
             return self._deliver_recorded(self._accept(new, seen))
         message, now = new_message_view(new), self._limiter.now()
@@ -197,8 +206,9 @@ class Dispatcher:
             self._preferences.put(message.contact_id, found.preferred_instance)
         if message.state.terminal or message.state.value == "sending":
             return Delivered(Result.SKIPPED, detail=f"message is {message.state}")
-        if now >= message.expires_at.timestamp():
-            return self._expire(message, now)
+        not_now = self._expired_or_held(message, now)
+        if not_now is not None:
+            return not_now
         plan = plan_route(
             self._route_request(message, found.preferred_instance, now), self._breaker
         )
@@ -227,7 +237,7 @@ class Dispatcher:
         self, message: MessageView, preferred: str | None, now: float
     ) -> RouteRequest:
         failed_here = message.instance if message.attempts >= 2 and message.last_error else None
-        instances = self._instances.snapshot()
+        instances = self._routable(self._instances.snapshot())
         return RouteRequest(
             preferred=preferred,
             instances=instances,
@@ -237,6 +247,40 @@ class Dispatcher:
             demote=failed_here,
             table=self._routing_table(instances),
         )
+
+    # -- pauses ---------------------------------------------------------------------------
+    def _held(self, campaign: str | None) -> str | None:
+        """Why a message of `campaign` waits for a resume now (worker/pauses.py), or None."""
+        return None if self._pauses is None else self._pauses.current().holding(campaign)
+
+    def _expired_or_held(self, message: MessageView, now: float) -> Delivered | None:
+        """Expired (TTL passed), or parked while a pause holds it; None: deliver it now."""
+        if now >= message.expires_at.timestamp():
+            return self._expire(message, now)
+        held = self._held(message.campaign)
+        return None if held is None else self._park_held(message, held, now)
+
+    def _park_held(self, message: MessageView, why: str, now: float) -> Delivered:
+        """Park a paused message until its expiry; a resume makes it due (no attempt, no
+        requeue: nothing knocks while the pause lasts)."""
+        assert self._pauses is not None
+        until = message.expires_at
+        self._pauses.park(message.id, until, now)
+        log.info("message %s parked: %s", message.id, why)
+        return Delivered(Result.PARKED, countdown_seconds=until.timestamp() - now, detail=why)
+
+    def _routable(self, instances: Sequence[InstanceView]) -> Sequence[InstanceView]:
+        """The snapshot without paused instances; the same object while neither changes,
+        so the routing table built from it is kept."""
+        pauses = self._pauses.current() if self._pauses is not None else None
+        if pauses is None or not pauses.instances:
+            return instances
+        last = self._unpaused
+        if last is not None and last[0] is instances and last[1] is pauses:
+            return last[2]
+        kept = tuple(i for i in instances if i.name not in pauses.instances)
+        self._unpaused = (instances, pauses, kept)
+        return kept
 
     def _routing_table(self, instances: Sequence[InstanceView]) -> RoutingTable:
         """The routing table of this snapshot: built when the snapshot is replaced, so once

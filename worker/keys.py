@@ -69,3 +69,9 @@ def wake_bookings(retry_at: float) -> str:
     many messages as it can send (see worker/delivery.py `_parking_time`).
     """
     return f"{LIMITER_TAG}:wake:{int(retry_at)}"
+
+
+#: Mirror of the `pauses` table (PostgreSQL is the truth): a hash `<scope>:<target>` → unix
+#: seconds paused since, plus the field `_` so an empty mirror differs from a missing one.
+#: Rewritten by every pause and resume; expires so a lost race heals (worker/pauses.py).
+PAUSES = "zd:pauses"

@@ -74,7 +74,13 @@ def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:
     return Pipeline(
         intake=Intake(res.settings, res.messages, res.limiter),
         dispatcher=Dispatcher(
-            res.settings, res.messages, res.instances, res.limiter, res.evolution, scheduler
+            res.settings,
+            res.messages,
+            res.instances,
+            res.limiter,
+            res.evolution,
+            scheduler,
+            pauses=res.pauses,
         ),
         sweeper=Sweeper(res.settings, res.sweeps, res.limiter, res.redis, scheduler),
     )

@@ -27,9 +27,11 @@ from models.db import (
 )
 from models.instance_store import InstanceStore
 from models.message_store import MessageStore
+from models.pause_store import PauseStore
 from models.sweep_store import SweepStore
 from worker.evolution import EvolutionClient
 from worker.limiter import RedisLimiter, SpacingPolicy
+from worker.pauses import PauseBoard
 
 #: How long a worker routes on its last read of the instances table (seconds): one SELECT of
 #: every instance per message cost more than the rest of routing at 1,000 instances (bench/).
@@ -48,6 +50,7 @@ class Resources:
     instances: InstanceStore
     messages: MessageStore
     sweeps: SweepStore
+    pauses: PauseBoard
 
     def close(self) -> None:
         self.evolution.close()
@@ -102,6 +105,7 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
         instances=InstanceStore(sessions, snapshot_seconds=ROUTING_SNAPSHOT_SECONDS),
         messages=MessageStore(sessions, statements),
         sweeps=SweepStore(sessions),
+        pauses=PauseBoard(PauseStore(sessions), client),
     )
 
 

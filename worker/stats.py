@@ -19,6 +19,7 @@ from models.enums import InstanceStatus, MessageState
 from models.instance_store import InstanceStore
 from models.views import CircuitState, InstanceView
 from worker.limiter import Candidate, InstanceUsage
+from worker.policy.pauses import PauseSet
 from worker.routing import BreakerPolicy
 
 STATUS_EMOJI = {
@@ -111,10 +112,11 @@ class InstanceRow:
     load_pct: float
     has_capacity: bool
     circuit: CircuitState
+    paused: bool = False  # an operator paused it: out of routing until resumed
 
     @property
     def available(self) -> bool:
-        return is_available(self.view, self.has_capacity, self.circuit)
+        return not self.paused and is_available(self.view, self.has_capacity, self.circuit)
 
     @property
     def online(self) -> bool:
@@ -140,6 +142,7 @@ class InstanceRow:
             "available": self.available,
             "circuit": self.circuit.value,
             "last_message_at": iso(v.last_message_at),
+            "paused": self.paused,
         }
 
     def to_stats_json(self) -> dict[str, Any]:
@@ -239,6 +242,12 @@ class UsageSource(Protocol):
     def now(self) -> float: ...
 
 
+class PauseSource(Protocol):
+    """The pauses in force (worker/pauses.py `PauseBoard` satisfies it)."""
+
+    def current(self) -> PauseSet: ...
+
+
 class StatsReader:
     """Builds rows, overview and detail from the instances table and the limiter counters."""
 
@@ -251,7 +260,9 @@ class StatsReader:
         *,
         zone: ZoneInfo,
         warning_pct: float = DEFAULT_WARNING_PCT,
+        pauses: PauseSource | None = None,
     ) -> None:
+        self._pauses = pauses
         self._instances = instances
         self._activity = activity
         self._limiter = limiter
@@ -288,9 +299,15 @@ class StatsReader:
     def _rows(self, views: Sequence[InstanceView], now: float) -> list[InstanceRow]:
         candidates = [Candidate(v.name, v.hourly_cap, v.daily_cap) for v in views]
         usages = self._limiter.usage(candidates)
-        return [self._row(view, usage, now) for view, usage in zip(views, usages, strict=True)]
+        paused = self._pauses.current().instances if self._pauses is not None else {}
+        return [
+            self._row(view, usage, now, paused=view.name in paused)
+            for view, usage in zip(views, usages, strict=True)
+        ]
 
-    def _row(self, view: InstanceView, usage: InstanceUsage, now: float) -> InstanceRow:
+    def _row(
+        self, view: InstanceView, usage: InstanceUsage, now: float, *, paused: bool = False
+    ) -> InstanceRow:
         circuit = view.circuit(
             now,
             threshold=self._breaker.failure_threshold,
@@ -303,6 +320,7 @@ class StatsReader:
             load_pct=load_pct(usage.sent_hour, view.hourly_cap, usage.sent_day, view.daily_cap),
             has_capacity=usage.has_capacity,
             circuit=circuit,
+            paused=paused,
         )
 
 

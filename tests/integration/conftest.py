@@ -114,7 +114,9 @@ def make_stack(
             res=res,
             evolution=fake,
             scheduler=scheduler,
-            dispatcher=Dispatcher(s, res.messages, res.instances, res.limiter, client, scheduler),
+            dispatcher=Dispatcher(
+                s, res.messages, res.instances, res.limiter, client, scheduler, pauses=res.pauses
+            ),
             intake=Intake(s, res.messages, res.limiter),
             sweeper=Sweeper(s, res.sweeps, res.limiter, res.redis, scheduler),
             redis=redis_client,

@@ -12,6 +12,7 @@ from config import Settings
 from models.activity_store import ActivityStore
 from models.alert_store import AlertStore, AlertView
 from models.message_store import MessageStore
+from worker.controls import Controls
 from worker.resources import Resources
 from worker.routing import BreakerPolicy
 from worker.stats import StatsReader
@@ -33,6 +34,7 @@ class ApiDeps:
     activity: ActivityStore
     alerts: AlertSource
     redis: redis.Redis[Any]
+    controls: Controls | None = None  # pause/resume (worker/api/controls.py)
 
 
 def breaker_policy(settings: Settings) -> BreakerPolicy:
@@ -49,6 +51,7 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         breaker_policy(res.settings),
         zone=res.settings.zone,
         warning_pct=res.settings.capacity_alert_pct,
+        pauses=res.pauses,
     )
     return ApiDeps(
         settings=res.settings,
@@ -57,4 +60,5 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         activity=activity,
         alerts=AlertStore(res.sessions),
         redis=res.redis,
+        controls=Controls(res.pauses, res.instances, res.limiter.now),
     )

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import redis
@@ -47,6 +47,7 @@ from worker.monitor.rules import (
     plan,
 )
 from worker.monitor.states import Observation, observe
+from worker.policy.pauses import PauseSet
 from worker.resources import Resources
 
 log = logging.getLogger("zapdispatch.health")
@@ -91,6 +92,12 @@ def poll_policy_from(settings: Settings) -> PollPolicy:
     )
 
 
+class PauseSource(Protocol):
+    """The pauses in force, read now (worker/pauses.py `PauseBoard` satisfies it)."""
+
+    def fresh(self) -> PauseSet: ...
+
+
 class HealthMonitor:
     """Run with `.run()`; safe to call from many processes at once (one wins the lock)."""
 
@@ -105,7 +112,9 @@ class HealthMonitor:
         client: redis.Redis[bytes],
         clock: Clock,
         poll: PollPolicy | None = None,
+        pauses: PauseSource | None = None,
     ) -> None:
+        self._pauses = pauses
         self._policy = policy
         self._instances = instances
         self._alerts = alerts
@@ -190,7 +199,8 @@ class HealthMonitor:
 
     def _snapshot(self, now: float, migrated: Mapping[str, int]) -> Snapshot:
         views = self._instances.all()
-        return Snapshot(now, views, self._loads(views), migrated)
+        paused = self._pauses.fresh().all_since if self._pauses is not None else None
+        return Snapshot(now, views, self._loads(views), migrated, all_paused_since=paused)
 
     def _loads(self, views: Sequence[InstanceView]) -> dict[str, float]:
         """load_pct per active, not banned instance (percent, from the limiter)."""
@@ -278,6 +288,7 @@ def build_monitor(res: Resources) -> HealthMonitor:
         client=res.redis,
         clock=clock,
         poll=poll_policy_from(settings),
+        pauses=res.pauses,
     )
 
 

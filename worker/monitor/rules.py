@@ -9,6 +9,7 @@ The seed's table (S6.E3.2), with this project's reading of it:
 | capacity_high    | load_pct > capacity_alert_pct           | warning  | log, Slack          |
 | all_offline      | instances exist, none online            | critical | log, Slack ²        |
 | circuit_open     | consecutive send failures ≥ threshold   | error    | log, Slack          |
+| sending_paused   | an operator paused all sending          | warning  | log, Slack          |
 
 ¹ email when the ban alert opens; reminders and resolution go to Slack only.
 ² urgent: the Slack message mentions <!channel>.
@@ -60,6 +61,7 @@ class Snapshot:
     instances: Sequence[InstanceView]
     load_pct: Mapping[str, float] = field(default_factory=dict)
     migrated: Mapping[str, int] = field(default_factory=dict)
+    all_paused_since: float | None = None  # unix seconds; None: sending is not all paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +119,8 @@ def conditions(snapshot: Snapshot, policy: MonitorPolicy) -> list[Condition]:
     for view in snapshot.instances:
         if view.active:
             found.extend(_instance_conditions(view, snapshot, policy))
-    pool = _all_offline(snapshot, policy)
-    return found + ([pool] if pool else [])
+    pool = [c for c in (_all_offline(snapshot, policy), _all_paused(snapshot)) if c]
+    return found + pool
 
 
 def _instance_conditions(
@@ -209,6 +211,23 @@ def _all_offline(snapshot: Snapshot, policy: MonitorPolicy) -> Condition | None:
     )
 
 
+def _all_paused(snapshot: Snapshot) -> Condition | None:
+    since = snapshot.all_paused_since
+    if since is None:
+        return None
+    hours = max(0.0, snapshot.now - since) / 3600
+    return Condition(
+        AlertKind.SENDING_PAUSED,
+        POOL_SUBJECT,
+        AlertSeverity.WARNING,
+        AlertText(
+            "All sending is paused",
+            f"An operator paused all sending {hours:.1f} h ago: messages wait, none is sent. "
+            "`zapdispatch resume` sends them on.",
+        ),
+    )
+
+
 def plan(
     holding: Sequence[Condition],
     open_alerts: Sequence[AlertView],
@@ -235,7 +254,9 @@ def reminder_due(alert: AlertView, now: float, repeat_seconds: float) -> bool:
 
 
 def resolved_text(alert: AlertView, view: InstanceView | None) -> AlertText:
-    if alert.subject == POOL_SUBJECT:
+    if alert.kind is AlertKind.SENDING_PAUSED:
+        now_is = "sending was resumed"
+    elif alert.subject == POOL_SUBJECT:
         now_is = "at least one instance is online again"
     elif view is None:
         now_is = f"instance '{alert.subject}' was removed"
