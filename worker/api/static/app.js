@@ -52,7 +52,7 @@ function instanceRow(i) {
     el("td", {}, bar("hour", i.messages_hour, i.capacity_hour)),
     el("td", {}, bar("day", i.messages_day, i.capacity_day)),
     el("td", { class: "load" }, `${i.load_pct.toFixed(1)}%`),
-    el("td", { class: "available" }, i.available ? "yes" : "no"),
+    el("td", { class: "available" }, i.paused ? "paused" : i.available ? "yes" : "no"),
     el("td", {}, when(i.last_message_at)));
 }
 
@@ -65,6 +65,27 @@ function renderAlerts(alerts) {
   document.getElementById("alerts").replaceChildren(...items);
 }
 
+function pauseLabel(p) {
+  const what = p.scope === "all" ? "all sending" : `${p.scope} ${p.target}`;
+  return `${what} since ${when(p.since)}`;
+}
+
+function renderPauses(pauses) {
+  const allPaused = pauses.some((p) => p.scope === "all");
+  const text = document.getElementById("pause-text");
+  text.textContent = pauses.length ? `paused: ${pauses.map(pauseLabel).join("; ")}` : "sending: on";
+  text.className = pauses.length ? "paused" : "muted";
+  document.getElementById("pause-all").hidden = allPaused;
+  document.getElementById("resume-all").hidden = !allPaused;
+}
+
+async function control(action) {
+  const response = await fetch(`/controls/${action}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+  if (!response.ok) throw new Error(`${action}: HTTP ${response.status}`);
+  await refresh();
+}
+
 async function getJson(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" } });
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
@@ -74,9 +95,10 @@ async function getJson(path) {
 async function refresh() {
   const error = document.getElementById("error");
   try {
-    const [overview, alerts] = await Promise.all(
-      [getJson("/dashboard/instances"), getJson("/dashboard/alerts")]);
+    const [overview, alerts, pauses] = await Promise.all([getJson("/dashboard/instances"),
+      getJson("/dashboard/alerts"), getJson("/controls/pauses")]);
     renderSummary(overview);
+    renderPauses(pauses.pauses);
     document.querySelector("#instances tbody").replaceChildren(...overview.instances.map(instanceRow));
     renderAlerts(alerts.alerts);
     error.hidden = true;
@@ -88,5 +110,7 @@ async function refresh() {
   }
 }
 
+document.getElementById("pause-all").addEventListener("click", () => control("pause"));
+document.getElementById("resume-all").addEventListener("click", () => control("resume"));
 refresh();
 setInterval(refresh, REFRESH_MS);
