@@ -61,5 +61,5 @@ def test_all_paused_is_a_warning_condition_about_the_pool() -> None:
     assert [(c.kind, c.subject, c.severity) for c in held] == [
         (AlertKind.SENDING_PAUSED, "", AlertSeverity.WARNING)
     ]
-    assert "2.0 h ago" in held[0].text.message
+    assert "2.0 h ago" in held[0].text.body
     assert conditions(Snapshot(now=1.0, instances=[]), MonitorPolicy()) == []
