@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +16,19 @@ from models.tables import Message
 
 #: `messages.wait_reason` of a message parked because sending was paused.
 PAUSED = "paused"
+
+#: Park one pending message while a pause that holds it exists (all sending, or its
+#: campaign), share-locking that pause row. Params: id, campaign, until, now.
+PARK = text(
+    """
+    UPDATE messages
+       SET state = 'waiting', not_before = :until, wait_reason = 'paused', updated_at = :now
+     WHERE id = :id AND state IN ('queued', 'waiting')
+       AND EXISTS (SELECT 1 FROM pauses
+                    WHERE scope = 'all' OR (scope = 'campaign' AND target = :campaign)
+                    FOR SHARE)
+    """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,22 +84,20 @@ class PauseStore:
             ).rowcount  # type: ignore[attr-defined]
         return bool(deleted), int(woken)
 
-    def park(self, message_id: object, until: datetime, now: datetime) -> bool:
+    def park(
+        self, message_id: uuid.UUID, campaign: str | None, until: datetime, now: datetime
+    ) -> bool:
         """A pending message held by a pause: `waiting` until `until` (its expiry, so it
         still expires if the pause outlasts it), marked so a resume wakes it. No attempt
-        and no requeue is counted."""
+        and no requeue is counted.
+
+        Only while a pause holding it is still in PostgreSQL: the statement share-locks that
+        pause row, so a concurrent resume either deletes it first (then nothing is parked,
+        and the caller delivers) or waits for this statement and then wakes the message.
+        A worker acting on a stale view of the pauses can therefore never strand a message."""
         with self._sessions.begin() as session:
-            result = session.execute(
-                update(Message)
-                .where(
-                    Message.id == message_id,
-                    Message.state.in_([MessageState.QUEUED, MessageState.WAITING]),
-                )
-                .values(
-                    state=MessageState.WAITING, not_before=until, wait_reason=PAUSED, updated_at=now
-                )
-                .execution_options(synchronize_session=False)
-            )
+            result = session.execute(PARK, {"id": message_id, "campaign": campaign,
+                                             "until": until, "now": now})  # fmt: skip
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def paused_waiting(self) -> int:

@@ -260,12 +260,14 @@ class Dispatcher:
         held = self._held(message.campaign)
         return None if held is None else self._park_held(message, held, now)
 
-    def _park_held(self, message: MessageView, why: str, now: float) -> Delivered:
+    def _park_held(self, message: MessageView, why: str, now: float) -> Delivered | None:
         """Park a paused message until its expiry; a resume makes it due (no attempt, no
-        requeue: nothing knocks while the pause lasts)."""
+        requeue: nothing knocks while the pause lasts). None when the pause was lifted
+        meanwhile (this worker's view was up to a second old): deliver it now."""
         assert self._pauses is not None
         until = message.expires_at
-        self._pauses.park(message.id, until, now)
+        if not self._pauses.park(message.id, message.campaign, until, now):
+            return None
         log.info("message %s parked: %s", message.id, why)
         return Delivered(Result.PARKED, countdown_seconds=until.timestamp() - now, detail=why)
 

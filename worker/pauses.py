@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,9 +94,15 @@ class PauseBoard:
         log.warning("resumed %s %s: %d paused messages due", scope.value, target or "(all)", woken)
         return Resumed(existed, woken)
 
-    def park(self, message_id: object, until: datetime, now: float) -> bool:
-        """Park a message a pause holds (models/pause_store.py `park`)."""
-        return self._store.park(message_id, until, to_datetime(now))
+    def park(
+        self, message_id: uuid.UUID, campaign: str | None, until: datetime, now: float
+    ) -> bool:
+        """Park a message a pause holds, if that pause is still in force in PostgreSQL
+        (models/pause_store.py `park`); False: it is not, deliver the message."""
+        parked = self._store.park(message_id, campaign, until, to_datetime(now))
+        if not parked:
+            self.fresh()  # this process's view was stale: read the pauses again
+        return parked
 
     def _read(self) -> PauseSet:
         mirror = self._redis.hgetall(keys.PAUSES)

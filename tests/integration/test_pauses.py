@@ -3,13 +3,14 @@ paused instances leave routing, every process sees a change within its cache tim
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from models.enums import MessageState
 from models.pause_store import PauseStore
@@ -18,7 +19,7 @@ from tests.integration.conftest import T0, Stack, phone
 from worker import keys
 from worker.api import create_app, deps_from_resources
 from worker.controls import ControlError, Controls
-from worker.delivery import Result
+from worker.delivery import Dispatcher, Result
 from worker.pauses import PauseBoard
 from worker.pipeline import Pipeline
 from worker.policy.pauses import PauseScope
@@ -208,3 +209,47 @@ def test_paused_messages_count_as_waiting(stack: Stack) -> None:
     controls(stack).pause()
     stack.dispatcher.deliver(stack.accept(phone(1)))
     assert stack.res.messages.count_by_state() == {MessageState.WAITING.value: 1}
+
+
+def test_a_worker_with_a_stale_view_of_a_resume_delivers_instead_of_parking(
+    stack: Stack,
+) -> None:
+    """Resume, then a worker whose cached view still says paused tries the woken message:
+    the park is refused (the pause row is gone) and the message is sent."""
+    stack.add_instance("a")
+    stale = PauseBoard(PauseStore(stack.res.sessions), stack.redis, monotonic=lambda: 0.0)
+    dispatcher = Dispatcher(
+        stack.res.settings, stack.res.messages, stack.res.instances, stack.res.limiter,
+        stack.res.evolution, stack.scheduler, pauses=stale,
+    )  # fmt: skip
+    controls(stack).pause()
+    message_id = stack.accept(phone(1))
+    assert dispatcher.deliver(message_id).result is Result.PARKED
+    assert stale.current().all_since is not None  # cached, never refreshed by the clock
+    controls(stack).resume()
+    stack.sweeper.run()
+    assert dispatcher.deliver(message_id).result is Result.SENT
+    assert stale.current().empty  # a refused park re-reads the pauses
+
+
+def test_park_and_resume_racing_never_strand_a_message(stack: Stack) -> None:
+    """The park share-locks the pause row: a resume deleting it waits for the park and then
+    wakes the message, or deletes first and the park is refused."""
+    store = PauseStore(stack.res.sessions)
+    controls(stack).pause()
+    ids = [stack.accept(phone(i)) for i in range(40)]
+    at = stack.res.messages.get(ids[0]).created_at
+    outcomes: list[bool] = []
+
+    def park_all() -> None:
+        outcomes.extend(store.park(i, None, at, at) for i in ids)
+
+    parker = threading.Thread(target=park_all)
+    parker.start()
+    store.resume("all", "", at)
+    parker.join()
+    with stack.res.sessions() as s:
+        stranded = s.scalar(
+            select(func.count()).where(Message.state == "waiting", Message.wait_reason == "paused")
+        )
+    assert stranded == 0 and len(outcomes) == 40
