@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import Engine, text
+
 from tests.integration.test_cli import env, ok
 from tests.services import run_cli
 
@@ -50,3 +52,28 @@ def test_bad_pause_arguments_exit_2_with_one_clear_line(env: dict[str, str]) -> 
     assert unknown.returncode == 2 and "no instance named 'ghost'" in unknown.stderr
     both = run_cli(env, "resume", "--instance", "a", "--campaign", "c")
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_campaigns_list_and_cancel(env: dict[str, str], engine: Engine) -> None:
+    assert ok(env, "campaigns", "list") == "no campaigns\n"
+    with engine.begin() as conn:
+        for i, state in enumerate(("queued", "waiting", "sent")):
+            conn.execute(
+                text(
+                    "INSERT INTO messages (id, phone, text, content_hash, state, expires_at,"
+                    " attempts, requeues, campaign) VALUES (gen_random_uuid(), :p, 'oi', 'h',"
+                    " :s, now() + interval '1 day', 0, 0, 'nov')"
+                ),
+                {"p": f"55119000{i:05d}", "s": state},
+            )
+    assert ok(env, "campaigns", "cancel", "nov") == "campaign nov: 2 message(s) cancelled\n"
+    listed = json.loads(ok(env, "campaigns", "list", "--json"))
+    assert listed[0]["by_state"] == {
+        "queued": 0, "waiting": 0, "sending": 0, "sent": 1, "failed": 0, "expired": 0,
+        "cancelled": 2,
+    }  # fmt: skip
+    table = ok(env, "campaigns", "list")
+    assert table.splitlines()[0].startswith("CAMPAIGN  TOTAL  QUEUED")
+    assert table.splitlines()[2].split()[:2] == ["nov", "3"]
+    bad = run_cli(env, "campaigns", "cancel", " ")
+    assert bad.returncode == 2 and "campaign must have 1..100 characters" in bad.stderr

@@ -11,6 +11,7 @@ import redis
 from config import Settings
 from models.activity_store import ActivityStore
 from models.alert_store import AlertStore, AlertView
+from models.campaign_store import CampaignStore
 from models.message_store import MessageStore
 from worker.controls import Controls
 from worker.resources import Resources
@@ -60,5 +61,5 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         activity=activity,
         alerts=AlertStore(res.sessions),
         redis=res.redis,
-        controls=Controls(res.pauses, res.instances, res.limiter.now),
+        controls=Controls(res.pauses, res.instances, res.limiter.now, CampaignStore(res.sessions)),
     )
