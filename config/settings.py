@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.policy_values import parse_quiet_hours, parse_typing_delay, parse_warmup_schedule
+
 
 class Settings(BaseSettings):
     """All configuration, validated. Durations are in seconds unless the name says otherwise."""
@@ -97,6 +99,39 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("warmup_schedule")
+    @classmethod
+    def _warmup_schedule(cls, value: str) -> str:
+        parse_warmup_schedule(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        parse_quiet_hours(value)
+        return value
+
+    @field_validator("typing_delay_ms")
+    @classmethod
+    def _typing_delay(cls, value: str) -> str:
+        parse_typing_delay(value)
+        return value
+
+    @property
+    def warmup_ramp(self) -> tuple[int, ...]:
+        """WARMUP_SCHEDULE: daily caps for a number's day 1, 2, …; () when off."""
+        return parse_warmup_schedule(self.warmup_schedule)
+
+    @property
+    def quiet_window(self) -> tuple[int, int] | None:
+        """QUIET_HOURS as (start, end) minutes after local midnight; None when off."""
+        return parse_quiet_hours(self.quiet_hours)
+
+    @property
+    def typing_delay_range(self) -> tuple[int, int]:
+        """TYPING_DELAY_MS as (min, max) milliseconds; (0, 0) when off."""
+        return parse_typing_delay(self.typing_delay_ms)
 
     @field_validator("database_url")
     @classmethod

@@ -111,6 +111,7 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
         "LOAD",
         "AVAILABLE",
         "PAUSED",
+        "WARM-UP",
         "CONTACTS",
     ]
     return table(
@@ -127,10 +128,20 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
                 f"{r['load_pct']:.1f}%",
                 "yes" if r["available"] else "no",
                 "yes" if r.get("paused") else "no",
+                warmup_cell(r),
                 r.get("contacts_assigned", ""),
             ]
             for r in rows
         ],
+    )
+
+
+def warmup_cell(row: dict[str, Any]) -> str:
+    """`day 2: 1/h 30/d` while warming up (the caps in force), else `-`."""
+    if row.get("warmup_day") is None:
+        return "-"
+    return (
+        f"day {row['warmup_day']}: {row['effective_hourly_cap']}/h {row['effective_daily_cap']}/d"
     )
 
 
@@ -139,12 +150,22 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
 @click.option("--hourly", type=click.IntRange(min=1), help="Cap, sends per hour.")
 @click.option("--daily", type=click.IntRange(min=1), help="Cap, sends per day.")
 @click.option("--active/--inactive", default=None, help="Take part in routing or not.")
-def instances_set(name: str, hourly: int | None, daily: int | None, active: bool | None) -> None:
+@click.option(
+    "--restart-warmup", is_flag=True, help="Start its WARMUP_SCHEDULE ramp again at day 1 today."
+)
+def instances_set(
+    name: str, hourly: int | None, daily: int | None, active: bool | None, restart_warmup: bool
+) -> None:
     """Change caps or take instance NAME in or out of routing."""
-    if hourly is None and daily is None and active is None:
-        raise BadInput("nothing to change: give --hourly, --daily, --active or --inactive")
+    if hourly is None and daily is None and active is None and not restart_warmup:
+        raise BadInput(
+            "nothing to change: give --hourly, --daily, --active, --inactive or --restart-warmup"
+        )
     try:
-        view = resources().instances.update(name, hourly_cap=hourly, daily_cap=daily, active=active)
+        res = resources()
+        if restart_warmup:
+            res.instances.restart_warmup(name, datetime.fromtimestamp(res.limiter.now(), tz=UTC))
+        view = res.instances.update(name, hourly_cap=hourly, daily_cap=daily, active=active)
     except UnknownInstance as exc:
         raise BadInput(str(exc)) from None
     click.echo(

@@ -37,6 +37,7 @@ from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
 from worker.pauses import PauseBoard
 from worker.phones import mask_id, mask_phone
 from worker.policy.pauses import PauseSet
+from worker.policy.warmup import local_day, warmed
 from worker.routing import (
     BreakerPolicy,
     RoutePlan,
@@ -119,7 +120,9 @@ class Dispatcher:
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
         self._preferences = sticky if sticky is not None else StickyCache()
         self._pauses = pauses
-        self._unpaused: tuple[Sequence[InstanceView], PauseSet, Sequence[InstanceView]] | None
+        self._unpaused: (
+            tuple[Sequence[InstanceView], PauseSet | None, Sequence[InstanceView], int] | None
+        )
         self._unpaused = None
 
     def deliver_new(self, new: NewMessage) -> Delivered:
@@ -237,7 +240,7 @@ class Dispatcher:
         self, message: MessageView, preferred: str | None, now: float
     ) -> RouteRequest:
         failed_here = message.instance if message.attempts >= 2 and message.last_error else None
-        instances = self._routable(self._instances.snapshot())
+        instances = self._routable(self._instances.snapshot(), now)
         return RouteRequest(
             preferred=preferred,
             instances=instances,
@@ -271,18 +274,22 @@ class Dispatcher:
         log.info("message %s parked: %s", message.id, why)
         return Delivered(Result.PARKED, countdown_seconds=until.timestamp() - now, detail=why)
 
-    def _routable(self, instances: Sequence[InstanceView]) -> Sequence[InstanceView]:
-        """The snapshot without paused instances; the same object while neither changes,
-        so the routing table built from it is kept."""
+    def _routable(self, instances: Sequence[InstanceView], now: float) -> Sequence[InstanceView]:
+        """The snapshot without paused instances, with warm-up caps (WARMUP_SCHEDULE) in
+        place of the own ones; the same object while none of that changes, so the routing
+        table built from it is kept."""
         pauses = self._pauses.current() if self._pauses is not None else None
-        if pauses is None or not pauses.instances:
+        ramp = self._s.warmup_ramp
+        if (pauses is None or not pauses.instances) and not ramp:
             return instances
+        day = local_day(now, self._s.zone) if ramp else 0
         last = self._unpaused
-        if last is not None and last[0] is instances and last[1] is pauses:
+        if last is not None and last[0] is instances and last[1] is pauses and last[3] == day:
             return last[2]
-        kept = tuple(i for i in instances if i.name not in pauses.instances)
-        self._unpaused = (instances, pauses, kept)
-        return kept
+        kept = [i for i in instances if pauses is None or i.name not in pauses.instances]
+        routable = warmed(kept, now, ramp, self._s.zone) if ramp else tuple(kept)
+        self._unpaused = (instances, pauses, routable, day)
+        return routable
 
     def _routing_table(self, instances: Sequence[InstanceView]) -> RoutingTable:
         """The routing table of this snapshot: built when the snapshot is replaced, so once

@@ -53,6 +53,7 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         zone=res.settings.zone,
         warning_pct=res.settings.capacity_alert_pct,
         pauses=res.pauses,
+        warmup=res.settings.warmup_ramp,
     )
     return ApiDeps(
         settings=res.settings,
