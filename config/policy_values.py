@@ -1,16 +1,19 @@
 """Parsers of the sending-policy variables (WARMUP_SCHEDULE, QUIET_HOURS, TYPING_DELAY_MS).
 
-Each returns a plain value or raises ValueError with a message that names the fault; the
-settings object calls them at start-up, so a bad value stops the process there.
+Each returns a plain (immutable, cached) value or raises ValueError with a message that
+names the fault; the settings object calls them at start-up, so a bad value stops the
+process there.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
+@lru_cache(maxsize=64)
 def parse_warmup_schedule(text: str) -> tuple[int, ...]:
     """`20,30,50` → (20, 30, 50): daily caps for a number's day 1, 2, …; empty → ()."""
     if not text.strip():
@@ -24,6 +27,7 @@ def parse_warmup_schedule(text: str) -> tuple[int, ...]:
     return tuple(caps)
 
 
+@lru_cache(maxsize=64)
 def parse_quiet_hours(text: str) -> tuple[int, int] | None:
     """`22:00-08:00` → (1320, 480): start and end in minutes after local midnight; the
     window may cross midnight. Empty → None (off). Equal ends are refused (ambiguous)."""
@@ -40,6 +44,7 @@ def parse_quiet_hours(text: str) -> tuple[int, int] | None:
     return start_min, end_min
 
 
+@lru_cache(maxsize=64)
 def parse_typing_delay(text: str) -> tuple[int, int]:
     """`1000-3000` → (1000, 3000) milliseconds; `0-0` is off. MIN ≤ MAX, both ≥ 0."""
     low_text, sep, high_text = text.strip().partition("-")

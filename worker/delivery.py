@@ -24,6 +24,7 @@ from models.enums import MessageState
 from models.instance_store import InstanceStore
 from models.message_store import Accepted, ClaimOutcome, MessageStore, NewMessage, RoutingInput
 from models.message_values import new_message_view
+from models.policy_store import PolicyStore
 from models.views import InstanceView, MessageView, to_datetime
 from worker.evolution import (
     EvolutionClient,
@@ -37,6 +38,7 @@ from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
 from worker.pauses import PauseBoard
 from worker.phones import mask_id, mask_phone
 from worker.policy.pauses import PauseSet
+from worker.policy.quiet_hours import QUIET_WAKE_SPREAD_SECONDS, quiet_until, recipient_zone
 from worker.policy.warmup import local_day, warmed
 from worker.routing import (
     BreakerPolicy,
@@ -106,6 +108,7 @@ class Dispatcher:
         sticky: StickyCache | None = None,
         *,
         pauses: PauseBoard | None = None,
+        policy: PolicyStore | None = None,
     ) -> None:
         self._s = settings
         self._messages = messages
@@ -120,6 +123,7 @@ class Dispatcher:
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
         self._preferences = sticky if sticky is not None else StickyCache()
         self._pauses = pauses
+        self._policy = policy
         self._unpaused: (
             tuple[Sequence[InstanceView], PauseSet | None, Sequence[InstanceView], int] | None
         )
@@ -136,8 +140,8 @@ class Dispatcher:
         and `deliver` takes over. Raises IdempotencyConflict when its key names a different
         message."""
         seen = self._preferences.get(new.contact_id)
-        if self._held(new.campaign) is not None:  # recorded, then parked by `deliver`
-            return self._deliver_recorded(self._accept(new, seen))
+        if self._held(new.campaign) is not None or self._quiet(new.phone):
+            return self._deliver_recorded(self._accept(new, seen))  # recorded, then parked
         if seen is None and not self._preferences.guess_unknown_are_new():
             return self._deliver_recorded(self._accept(new, seen))
         message, now = new_message_view(new), self._limiter.now()
@@ -261,7 +265,37 @@ class Dispatcher:
         if now >= message.expires_at.timestamp():
             return self._expire(message, now)
         held = self._held(message.campaign)
-        return None if held is None else self._park_held(message, held, now)
+        parked = None if held is None else self._park_held(message, held, now)
+        if parked is None:
+            quiet_ends = self._quiet(message.phone or "", now)
+            if quiet_ends is not None:
+                return self._park_quiet(message, quiet_ends, now)
+        return parked
+
+    # -- the recipient's quiet hours ------------------------------------------------------
+    def _quiet(self, phone: str, now: float | None = None) -> float | None:
+        """When the recipient's quiet hours (QUIET_HOURS, in its local time) end, if `now`
+        (default: the limiter clock) is inside them; None otherwise or when they are off."""
+        window = self._s.quiet_window
+        if window is None or self._policy is None or not phone:
+            return None
+        at = self._limiter.now() if now is None else now
+        return quiet_until(at, recipient_zone(phone, self._s.zone), window)
+
+    def _park_quiet(self, message: MessageView, ends: float, now: float) -> Delivered:
+        """Park until the recipient's morning, spread over QUIET_WAKE_SPREAD_SECONDS (at most
+        until it expires): it counts as waiting, not as a failed attempt."""
+        assert self._policy is not None
+        until = min(
+            ends + self._rng.uniform(0, QUIET_WAKE_SPREAD_SECONDS), message.expires_at.timestamp()
+        )
+        self._policy.park_quiet(message.id, to_datetime(until), to_datetime(now))
+        log.info(
+            "message %s parked until %s: quiet hours of its recipient",
+            message.id,
+            to_datetime(until).isoformat(),
+        )
+        return Delivered(Result.PARKED, countdown_seconds=until - now, detail="quiet hours")
 
     def _park_held(self, message: MessageView, why: str, now: float) -> Delivered | None:
         """Park a paused message until its expiry; a resume makes it due (no attempt, no

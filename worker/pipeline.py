@@ -81,6 +81,7 @@ def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:
             res.evolution,
             scheduler,
             pauses=res.pauses,
+            policy=res.policy,
         ),
         sweeper=Sweeper(res.settings, res.sweeps, res.limiter, res.redis, scheduler),
     )

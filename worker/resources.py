@@ -28,6 +28,7 @@ from models.db import (
 from models.instance_store import InstanceStore
 from models.message_store import MessageStore
 from models.pause_store import PauseStore
+from models.policy_store import PolicyStore
 from models.sweep_store import SweepStore
 from worker.evolution import EvolutionClient
 from worker.limiter import RedisLimiter, SpacingPolicy
@@ -51,6 +52,7 @@ class Resources:
     messages: MessageStore
     sweeps: SweepStore
     pauses: PauseBoard
+    policy: PolicyStore
 
     def close(self) -> None:
         self.evolution.close()
@@ -106,6 +108,7 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
         messages=MessageStore(sessions, statements),
         sweeps=SweepStore(sessions),
         pauses=PauseBoard(PauseStore(sessions), client),
+        policy=PolicyStore(sessions),
     )
 
 

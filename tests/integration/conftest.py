@@ -115,7 +115,14 @@ def make_stack(
             evolution=fake,
             scheduler=scheduler,
             dispatcher=Dispatcher(
-                s, res.messages, res.instances, res.limiter, client, scheduler, pauses=res.pauses
+                s,
+                res.messages,
+                res.instances,
+                res.limiter,
+                client,
+                scheduler,
+                pauses=res.pauses,
+                policy=res.policy,
             ),
             intake=Intake(s, res.messages, res.limiter),
             sweeper=Sweeper(s, res.sweeps, res.limiter, res.redis, scheduler),
