@@ -13,7 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.policy_values import parse_quiet_hours, parse_typing_delay, parse_warmup_schedule
@@ -164,14 +164,32 @@ class Settings(BaseSettings):
             raise ValueError("must be user:password")
         return value
 
+    @model_validator(mode="after")
+    def _typing_delay_fits_the_send_timeout(self) -> Settings:
+        """Evolution answers a sendText only after its `delay`: a read timeout that is not
+        above the longest delay would time out sends that are in fact going out."""
+        longest_ms = self.typing_delay_range[1]
+        if longest_ms / 1000 >= self.evolution_timeout_seconds:
+            raise ValueError(
+                f"TYPING_DELAY_MS allows {longest_ms} ms but EVOLUTION_TIMEOUT_SECONDS is "
+                f"{self.evolution_timeout_seconds:g} s: Evolution answers a send only after its "
+                "delay, so raise the timeout above the longest delay"
+            )
+        return self
+
     def risks(self) -> list[str]:
         """Legal but risky combinations, for a start-up warning."""
         found = []
-        longest_send = self.evolution_connect_timeout_seconds + self.evolution_timeout_seconds
+        longest_send = (
+            self.evolution_connect_timeout_seconds
+            + self.evolution_timeout_seconds
+            + self.typing_delay_range[1] / 1000
+        )
         if self.sending_stuck_after_seconds <= longest_send:
             found.append(
                 f"SENDING_STUCK_AFTER_SECONDS ({self.sending_stuck_after_seconds}) is not above "
-                f"the longest send ({longest_send:.0f} s of Evolution timeouts): a slow send that "
+                f"the longest send ({longest_send:.0f} s of Evolution timeouts and typing delay): "
+                "a slow send that "
                 "is still in flight can be re-driven and delivered twice"
             )
         return found

@@ -272,6 +272,11 @@ class Dispatcher:
                 return self._park_quiet(message, quiet_ends, now)
         return parked
 
+    def _typing_ms(self) -> int:
+        """A random "typing…" time for one send, milliseconds (TYPING_DELAY_MS; 0: off)."""
+        low, high = self._s.typing_delay_range
+        return self._rng.randint(low, high) if high > 0 else 0
+
     # -- the recipient's quiet hours ------------------------------------------------------
     def _quiet(self, phone: str, now: float | None = None) -> float | None:
         """When the recipient's quiet hours (QUIET_HOURS, in its local time) end, if `now`
@@ -362,7 +367,9 @@ class Dispatcher:
     def _send(self, message: MessageView, slot: Reservation, route: str) -> Delivered:
         """Send through the reserved instance; `route` says how it was chosen (for the log)."""
         try:
-            sent = self._evolution.send_text(slot.instance, message.phone or "", message.text)
+            sent = self._evolution.send_text(
+                slot.instance, message.phone or "", message.text, delay_ms=self._typing_ms()
+            )
         except RecipientNotOnWhatsApp as exc:
             self._limiter.release(slot)
             return self._fail(message, f"recipient not on WhatsApp ({exc})")

@@ -98,11 +98,14 @@ class EvolutionClient:
             else KeepAliveHTTP(base_url, headers, Timeouts.from_httpx(timeout))
         )
 
-    def send_text(self, instance: str, number: str, text: str) -> SentText:
-        """Send `text` to `number` (digits, with country code) through `instance`."""
-        body = json.dumps(
-            {"number": number, "text": text}, ensure_ascii=False, separators=(",", ":")
-        )
+    def send_text(self, instance: str, number: str, text: str, *, delay_ms: int = 0) -> SentText:
+        """Send `text` to `number` (digits, with country code) through `instance`. With
+        `delay_ms` > 0, Evolution shows "typing…" that long (milliseconds, an integer) and
+        answers only after it."""
+        fields: dict[str, object] = {"number": number, "text": text}
+        if delay_ms > 0:
+            fields["delay"] = int(delay_ms)
+        body = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         with _at_edge(instance, number):
             answer = self._http.exchange("POST", _send_path(instance), body.encode())
         return _parse_sent(_ok_json(answer, instance, number, ok=_SEND_OK), instance)
