@@ -35,6 +35,7 @@ from worker.evolution import (
 )
 from worker.limiter import Limiter, NoCapacity, Reservation
 from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
+from worker.not_on_whatsapp import NotOnWhatsAppMemory
 from worker.pauses import PauseBoard
 from worker.phones import mask_id, mask_phone
 from worker.policy.pauses import PauseSet
@@ -109,6 +110,7 @@ class Dispatcher:
         *,
         pauses: PauseBoard | None = None,
         policy: PolicyStore | None = None,
+        memory: NotOnWhatsAppMemory | None = None,
     ) -> None:
         self._s = settings
         self._messages = messages
@@ -124,6 +126,7 @@ class Dispatcher:
         self._preferences = sticky if sticky is not None else StickyCache()
         self._pauses = pauses
         self._policy = policy
+        self._memory = memory
         self._unpaused: (
             tuple[Sequence[InstanceView], PauseSet | None, Sequence[InstanceView], int] | None
         )
@@ -140,7 +143,7 @@ class Dispatcher:
         and `deliver` takes over. Raises IdempotencyConflict when its key names a different
         message."""
         seen = self._preferences.get(new.contact_id)
-        if self._held(new.campaign) is not None or self._quiet(new.phone):
+        if self._held(new.campaign) is not None or self._quiet(new.phone) or self._known(new.phone):
             return self._deliver_recorded(self._accept(new, seen))  # recorded, then parked
         if seen is None and not self._preferences.guess_unknown_are_new():
             return self._deliver_recorded(self._accept(new, seen))
@@ -264,6 +267,11 @@ class Dispatcher:
         """Expired (TTL passed), or parked while a pause holds it; None: deliver it now."""
         if now >= message.expires_at.timestamp():
             return self._expire(message, now)
+        known = self._known(message.phone or "", now)
+        if known is not None:
+            return self._fail(
+                message, f"recipient not on WhatsApp (known since {known}; not asked)"
+            )
         held = self._held(message.campaign)
         parked = None if held is None else self._park_held(message, held, now)
         if parked is None:
@@ -271,6 +279,18 @@ class Dispatcher:
             if quiet_ends is not None:
                 return self._park_quiet(message, quiet_ends, now)
         return parked
+
+    # -- numbers not on WhatsApp (worker/not_on_whatsapp.py) -----------------------------
+    def _known(self, phone: str, now: float | None = None) -> str | None:
+        """Since when (ISO) `phone` is remembered not on WhatsApp, or None."""
+        if self._memory is None or not self._memory.enabled or not phone:
+            return None
+        found = self._memory.known_since(phone, self._limiter.now() if now is None else now)
+        return None if found is None else found.isoformat()
+
+    def _remember_not_on_whatsapp(self, phone: str, detail: str) -> None:
+        if self._memory is not None and phone:
+            self._memory.remember(phone, self._limiter.now(), detail)
 
     def _typing_ms(self) -> int:
         """A random "typing…" time for one send, milliseconds (TYPING_DELAY_MS; 0: off)."""
@@ -372,6 +392,7 @@ class Dispatcher:
             )
         except RecipientNotOnWhatsApp as exc:
             self._limiter.release(slot)
+            self._remember_not_on_whatsapp(message.phone or "", str(exc))
             return self._fail(message, f"recipient not on WhatsApp ({exc})")
         except PermanentRecipientError as exc:
             self._limiter.release(slot)

@@ -75,3 +75,8 @@ def wake_bookings(retry_at: float) -> str:
 #: seconds paused since, plus the field `_` so an empty mirror differs from a missing one.
 #: Rewritten by every pause and resume; expires so a lost race heals (worker/pauses.py).
 PAUSES = "zd:pauses"
+
+
+#: Bumped on every change of the `not_on_whatsapp` table: each process reloads its copy of
+#: the table when the number differs from the one it loaded (worker/not_on_whatsapp.py).
+NOT_ON_WHATSAPP_VERSION = "zd:not_on_whatsapp:version"

@@ -82,6 +82,7 @@ def build_pipeline(res: Resources, scheduler: CeleryScheduler) -> Pipeline:
             scheduler,
             pauses=res.pauses,
             policy=res.policy,
+            memory=res.not_on_whatsapp,
         ),
         sweeper=Sweeper(res.settings, res.sweeps, res.limiter, res.redis, scheduler),
     )

@@ -32,6 +32,7 @@ from models.policy_store import PolicyStore
 from models.sweep_store import SweepStore
 from worker.evolution import EvolutionClient
 from worker.limiter import RedisLimiter, SpacingPolicy
+from worker.not_on_whatsapp import NotOnWhatsAppMemory
 from worker.pauses import PauseBoard
 
 #: How long a worker routes on its last read of the instances table (seconds): one SELECT of
@@ -53,6 +54,7 @@ class Resources:
     sweeps: SweepStore
     pauses: PauseBoard
     policy: PolicyStore
+    not_on_whatsapp: NotOnWhatsAppMemory
 
     def close(self) -> None:
         self.evolution.close()
@@ -109,6 +111,9 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
         sweeps=SweepStore(sessions),
         pauses=PauseBoard(PauseStore(sessions), client),
         policy=PolicyStore(sessions),
+        not_on_whatsapp=NotOnWhatsAppMemory(
+            PolicyStore(sessions), client, settings.not_on_whatsapp_ttl_days
+        ),
     )
 
 

@@ -123,6 +123,7 @@ def make_stack(
                 scheduler,
                 pauses=res.pauses,
                 policy=res.policy,
+                memory=res.not_on_whatsapp,
             ),
             intake=Intake(s, res.messages, res.limiter),
             sweeper=Sweeper(s, res.sweeps, res.limiter, res.redis, scheduler),

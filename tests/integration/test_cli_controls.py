@@ -77,3 +77,23 @@ def test_campaigns_list_and_cancel(env: dict[str, str], engine: Engine) -> None:
     assert table.splitlines()[2].split()[:2] == ["nov", "3"]
     bad = run_cli(env, "campaigns", "cancel", " ")
     assert bad.returncode == 2 and "campaign must have 1..100 characters" in bad.stderr
+
+
+def test_numbers_show_and_forget(env: dict[str, str], engine: Engine) -> None:
+    assert ok(env, "numbers", "show", "+55 11 90007-0007") == (
+        "5511900070007: not remembered as off WhatsApp\n"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO not_on_whatsapp (phone, found_at, detail) "
+                "VALUES ('5511900070007', now(), 'exists false')"
+            )
+        )
+    shown = json.loads(ok(env, "numbers", "show", "11 90007-0007", "--json"))
+    assert shown["not_on_whatsapp"] is True and shown["since"] and shown["detail"] == "exists false"
+    assert "not on WhatsApp since" in ok(env, "numbers", "show", "5511900070007")
+    assert "forgotten" in ok(env, "numbers", "forget", "5511900070007")
+    assert "was not remembered" in ok(env, "numbers", "forget", "5511900070007")
+    bad = run_cli(env, "numbers", "show", "12")
+    assert bad.returncode == 2
