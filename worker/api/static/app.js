@@ -47,10 +47,11 @@ function renderSummary(data) {
 
 function instanceRow(i) {
   return el("tr", { class: "instance", "data-name": i.name, "data-status": i.status },
-    el("td", { class: "emoji" }, i.status_emoji), el("td", { class: "name" }, i.name),
+    el("td", { class: "emoji" }, i.status_emoji), el("td", { class: "name" }, i.name,
+      i.warmup_day ? el("span", { class: "warmup muted" }, ` warm-up day ${i.warmup_day}`) : ""),
     el("td", {}, i.phone), el("td", { class: "status" }, i.status),
-    el("td", {}, bar("hour", i.messages_hour, i.capacity_hour)),
-    el("td", {}, bar("day", i.messages_day, i.capacity_day)),
+    el("td", {}, bar("hour", i.messages_hour, i.effective_hourly_cap ?? i.capacity_hour)),
+    el("td", {}, bar("day", i.messages_day, i.effective_daily_cap ?? i.capacity_day)),
     el("td", { class: "load" }, `${i.load_pct.toFixed(1)}%`),
     el("td", { class: "available" }, i.paused ? "paused" : i.available ? "yes" : "no"),
     el("td", {}, when(i.last_message_at)));
