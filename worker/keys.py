@@ -77,6 +77,8 @@ def wake_bookings(retry_at: float) -> str:
 PAUSES = "zd:pauses"
 
 
-#: Bumped on every change of the `not_on_whatsapp` table: each process reloads its copy of
-#: the table when the number differs from the one it loaded (worker/not_on_whatsapp.py).
+#: Bumped on every change of the `not_on_whatsapp` table: each process reads the rows added
+#: since its last load when the number differs from the one it saw (worker/not_on_whatsapp.py).
 NOT_ON_WHATSAPP_VERSION = "zd:not_on_whatsapp:version"
+#: Bumped when a number is forgotten: each process then reloads its whole copy.
+NOT_ON_WHATSAPP_FORGETS = "zd:not_on_whatsapp:forgets"

@@ -2,8 +2,9 @@
 
 Each ask is a ban risk, so a later message to such a number is recorded `failed` at once,
 without asking Evolution again. PostgreSQL holds the memory (`not_on_whatsapp`); each
-process keeps a copy of it, checked against a Redis version number at most once per
-`check_seconds` and reloaded when another process changed the table. So the hot path
+process keeps a copy of it, checked against two Redis counters (one MGET) at most once per
+`check_seconds`: when numbers were added it reads the rows found since its newest one (less
+LOAD_OVERLAP_SECONDS), when one was forgotten it reloads the whole copy. So the hot path
 costs no round trip, and a number found by one worker is known to every worker within
 `check_seconds`. A TTL of 0 turns the memory off.
 """
@@ -27,6 +28,9 @@ from worker.phones import mask_phone
 log = logging.getLogger("zapdispatch.not_on_whatsapp")
 
 CHECK_SECONDS = 1.0
+#: An incremental load re-reads rows this much older than the newest it holds (seconds):
+#: two workers stamping finds a moment apart may commit out of order.
+LOAD_OVERLAP_SECONDS = 300.0
 
 
 class NotOnWhatsAppMemory:
@@ -46,7 +50,7 @@ class NotOnWhatsAppMemory:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._copy: dict[str, datetime] = {}
-        self._version: bytes | None = None
+        self._versions: list[bytes | None] | None = None
         self._checked_at: float | None = None
 
     @property
@@ -77,7 +81,7 @@ class NotOnWhatsAppMemory:
     def forget(self, phone: str) -> bool:
         """Clear the memory of `phone` (it may be asked again); True when there was one."""
         forgotten = self._store.forget_not_on_whatsapp(phone)
-        self._redis.incr(keys.NOT_ON_WHATSAPP_VERSION)
+        self._redis.incr(keys.NOT_ON_WHATSAPP_FORGETS)
         with self._lock:
             self._copy.pop(phone, None)
             self._checked_at = None
@@ -94,10 +98,16 @@ class NotOnWhatsAppMemory:
             if checked is not None and mono - checked < self._check_seconds:
                 return
             self._checked_at = mono
-        version = self._redis.get(keys.NOT_ON_WHATSAPP_VERSION)
-        if checked is not None and version == self._version:
+        versions = self._redis.mget(keys.NOT_ON_WHATSAPP_VERSION, keys.NOT_ON_WHATSAPP_FORGETS)
+        seen = self._versions
+        if checked is not None and seen == versions:
             return
-        rows = self._store.all_not_on_whatsapp(oldest)
+        if seen is None or seen[1] != versions[1] or not self._copy:
+            rows, whole = self._store.all_not_on_whatsapp(oldest), True
+        else:
+            newest = max(self._copy.values()) - timedelta(seconds=LOAD_OVERLAP_SECONDS)
+            rows, whole = self._store.all_not_on_whatsapp(max(oldest, newest)), False
         with self._lock:
-            self._copy = {r.phone: r.found_at for r in rows}
-            self._version = version
+            found = {r.phone: r.found_at for r in rows}
+            self._copy = found if whole else {**self._copy, **found}
+            self._versions = versions

@@ -9,6 +9,7 @@ import httpx
 
 from models.enums import MessageState
 from models.policy_store import PolicyStore
+from models.views import to_datetime
 from tests.integration.conftest import T0, Stack, phone
 from worker.delivery import Result
 from worker.not_on_whatsapp import NotOnWhatsAppMemory
@@ -111,3 +112,27 @@ def test_a_ttl_of_zero_turns_the_memory_off(make_stack: Callable[..., Stack]) ->
     for i in range(2):
         stack.dispatcher.deliver(stack.accept(GHOST, text=f"m{i}"))
     assert len(stack.asked) == 2  # type: ignore[attr-defined]
+
+
+def test_a_process_adds_new_finds_without_reloading_everything(stack: Stack) -> None:
+    ticks = [0.0]
+    store = PolicyStore(stack.res.sessions)
+    other = NotOnWhatsAppMemory(store, stack.redis, 30, monotonic=lambda: ticks[0])
+    stack.res.not_on_whatsapp.remember("5511900000001", T0, None)
+    assert other.known_since("5511900000001", T0) is not None  # first load: everything
+    reads: list[object] = []
+    original = store.all_not_on_whatsapp
+
+    def counting(since: object) -> object:
+        reads.append(since)
+        return original(since)  # type: ignore[arg-type]
+
+    store.all_not_on_whatsapp = counting  # type: ignore[method-assign]
+    stack.res.not_on_whatsapp.remember("5511900000002", T0 + 60, None)
+    ticks[0] += 1.0
+    assert other.known_since("5511900000002", T0 + 60) is not None
+    assert other.known_since("5511900000001", T0 + 60) is not None
+    assert reads == [to_datetime(T0 - 300)]  # the newest it held, less the overlap
+    stack.res.not_on_whatsapp.forget("5511900000001")
+    ticks[0] += 1.0
+    assert other.known_since("5511900000001", T0 + 60) is None  # a forget reloads it all
