@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import httpx
 import redis
@@ -48,6 +49,7 @@ from worker.monitor.rules import (
 )
 from worker.monitor.states import Observation, observe
 from worker.policy.pauses import PauseSet
+from worker.policy.warmup import warmed
 from worker.resources import Resources
 
 log = logging.getLogger("zapdispatch.health")
@@ -113,8 +115,10 @@ class HealthMonitor:
         clock: Clock,
         poll: PollPolicy | None = None,
         pauses: PauseSource | None = None,
+        warmup: tuple[tuple[int, ...], ZoneInfo] | None = None,
     ) -> None:
         self._pauses = pauses
+        self._warmup = warmup  # (WARMUP_SCHEDULE, TIMEZONE): loads against effective caps
         self._policy = policy
         self._instances = instances
         self._alerts = alerts
@@ -200,15 +204,15 @@ class HealthMonitor:
     def _snapshot(self, now: float, migrated: Mapping[str, int]) -> Snapshot:
         views = self._instances.all()
         paused = self._pauses.fresh().all_since if self._pauses is not None else None
-        return Snapshot(now, views, self._loads(views), migrated, all_paused_since=paused)
+        return Snapshot(now, views, self._loads(views, now), migrated, all_paused_since=paused)
 
-    def _loads(self, views: Sequence[InstanceView]) -> dict[str, float]:
-        """load_pct per active, not banned instance (percent, from the limiter)."""
-        candidates = [
-            Candidate(v.name, v.hourly_cap, v.daily_cap)
-            for v in views
-            if v.active and v.status is not InstanceStatus.BANNED
-        ]
+    def _loads(self, views: Sequence[InstanceView], now: float) -> dict[str, float]:
+        """load_pct per active, not banned instance (percent, from the limiter), against the
+        caps in force (a warming number's effective caps)."""
+        live = [v for v in views if v.active and v.status is not InstanceStatus.BANNED]
+        if self._warmup is not None:
+            live = list(warmed(live, now, *self._warmup))
+        candidates = [Candidate(v.name, v.hourly_cap, v.daily_cap) for v in live]
         return {u.name: u.load_pct for u in self._limiter.usage(candidates)}
 
     def _transitions(self, snapshot: Snapshot) -> list[Transition]:
@@ -289,6 +293,7 @@ def build_monitor(res: Resources) -> HealthMonitor:
         clock=clock,
         poll=poll_policy_from(settings),
         pauses=res.pauses,
+        warmup=(settings.warmup_ramp, settings.zone),
     )
 
 
