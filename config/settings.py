@@ -1,6 +1,6 @@
 """Typed settings read from the environment (and a `.env` file).
 
-Every variable of `../shared/interface.md` is here. Nothing else in the code base reads
+Every variable of the README's configuration table is here. Nothing else in the code base reads
 the environment: processes call `load_settings()` once at start-up and pass the object
 (or the resources built from it) down.
 """
@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from config.policy_values import parse_quiet_hours, parse_typing_delay, parse_warmup_schedule
 
 #: The SQLAlchemy driver the code base is written for (psycopg 3).
 DATABASE_DRIVER = "postgresql+psycopg"
@@ -109,16 +111,6 @@ class Settings(BaseSettings):
     # Tests and benchmarks only: lets a Redis key stand in for the Redis server clock.
     test_clock_enabled: bool = False
 
-    @field_validator("typing_delay_ms")
-    @classmethod
-    def _min_max_ms(cls, value: str) -> str:
-        low, sep, high = value.partition("-")
-        if not sep or not low.strip().isdigit() or not high.strip().isdigit():
-            raise ValueError("must be MIN-MAX in milliseconds, e.g. 1000-3000")
-        if int(low) > int(high):
-            raise ValueError("MIN must not be above MAX")
-        return value
-
     @field_validator("*", mode="after")
     @classmethod
     def _no_control_characters(cls, value: Any) -> Any:
@@ -146,6 +138,39 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("warmup_schedule")
+    @classmethod
+    def _warmup_schedule(cls, value: str) -> str:
+        parse_warmup_schedule(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        parse_quiet_hours(value)
+        return value
+
+    @field_validator("typing_delay_ms")
+    @classmethod
+    def _typing_delay(cls, value: str) -> str:
+        parse_typing_delay(value)
+        return value
+
+    @property
+    def warmup_ramp(self) -> tuple[int, ...]:
+        """WARMUP_SCHEDULE: daily caps for a number's day 1, 2, …; () when off."""
+        return parse_warmup_schedule(self.warmup_schedule)
+
+    @property
+    def quiet_window(self) -> tuple[int, int] | None:
+        """QUIET_HOURS as (start, end) minutes after local midnight; None when off."""
+        return parse_quiet_hours(self.quiet_hours)
+
+    @property
+    def typing_delay_range(self) -> tuple[int, int]:
+        """TYPING_DELAY_MS as (min, max) milliseconds; (0, 0) when off."""
+        return parse_typing_delay(self.typing_delay_ms)
 
     @field_validator("database_url")
     @classmethod
@@ -253,32 +278,36 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _stuck_after_the_longest_send(self) -> Settings:
         """A claim older than SENDING_STUCK_AFTER_SECONDS is taken for a dead worker's, so
-        no send may last that long: its deadline (connect + read timeouts, plus the longest
-        typing delay Evolution waits before answering) must end well before."""
+        no send may last that long: its deadline (connect timeout + read timeout, which
+        holds the typing delay Evolution waits before answering) must end before."""
         longest = self.send_deadline_seconds
         if self.sending_stuck_after_seconds <= longest:
             raise ValueError(
                 f"SENDING_STUCK_AFTER_SECONDS ({self.sending_stuck_after_seconds}) must be above "
                 f"the longest send, {longest:g} s (EVOLUTION_CONNECT_TIMEOUT_SECONDS "
                 f"{self.evolution_connect_timeout_seconds:g} + EVOLUTION_TIMEOUT_SECONDS "
-                f"{self.evolution_timeout_seconds:g} + the longest TYPING_DELAY_MS "
-                f"{self.typing_delay_range_ms[1] / 1000:g})"
+                f"{self.evolution_timeout_seconds:g})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _typing_delay_fits_the_send_timeout(self) -> Settings:
+        """Evolution answers a sendText only after its `delay`: a read timeout that is not
+        above the longest delay would time out sends that are in fact going out."""
+        longest_ms = self.typing_delay_range[1]
+        if longest_ms / 1000 >= self.evolution_timeout_seconds:
+            raise ValueError(
+                f"TYPING_DELAY_MS allows {longest_ms} ms but EVOLUTION_TIMEOUT_SECONDS is "
+                f"{self.evolution_timeout_seconds:g} s: Evolution answers a send only after its "
+                "delay, so raise the timeout above the longest delay"
             )
         return self
 
     @property
-    def typing_delay_range_ms(self) -> tuple[int, int]:
-        """TYPING_DELAY_MS as (min, max) milliseconds."""
-        low, sep, high = self.typing_delay_ms.partition("-")
-        if not sep or not low.strip().isdigit() or not high.strip().isdigit():
-            raise ValueError("TYPING_DELAY_MS must be MIN-MAX in milliseconds, e.g. 1000-3000")
-        return int(low), int(high)
-
-    @property
     def send_deadline_seconds(self) -> float:
-        """The longest one send can take, seconds: connect + read timeouts + typing delay."""
-        connect, read = self.evolution_connect_timeout_seconds, self.evolution_timeout_seconds
-        return connect + read + self.typing_delay_range_ms[1] / 1000
+        """The longest one send can take, seconds: the connect timeout plus the read
+        timeout (which holds Evolution's typing delay), all phases together."""
+        return self.evolution_connect_timeout_seconds + self.evolution_timeout_seconds
 
     @property
     def zone(self) -> ZoneInfo:

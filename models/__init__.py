@@ -1,9 +1,17 @@
 """Data model: tables, enums, frozen views and the repository that serves them."""
 
-from models import alerts, tables
+from models import alerts, policy_tables, tables
 from models.base import Base
 from models.enums import InstanceStatus, MessageState
 
 metadata = Base.metadata
 
-__all__ = ["Base", "InstanceStatus", "MessageState", "alerts", "metadata", "tables"]
+__all__ = [
+    "Base",
+    "InstanceStatus",
+    "MessageState",
+    "alerts",
+    "metadata",
+    "policy_tables",
+    "tables",
+]

@@ -51,6 +51,7 @@ class AlertKind(StrEnum):
     ALL_OFFLINE = "all_offline"
     CIRCUIT_OPEN = "circuit_open"
     NOT_DELIVERING = "not_delivering"  # accepts sends, no delivery receipts (webhooks)
+    SENDING_PAUSED = "sending_paused"  # an operator paused all sending (a reminder)
 
 
 class NotificationEvent(StrEnum):

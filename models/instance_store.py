@@ -39,6 +39,7 @@ def instance_view(row: Instance) -> InstanceView:
         last_message_at=row.last_message_at,
         status_changed_at=row.status_changed_at,
         status_reason=row.status_reason,
+        warmup_since=row.warmup_started_at or row.created_at,
     )
 
 
@@ -56,6 +57,7 @@ _VIEW_COLUMNS = (
     Instance.last_message_at,
     Instance.status_changed_at,
     Instance.status_reason,
+    func.coalesce(Instance.warmup_started_at, Instance.created_at),
 )
 
 
@@ -264,6 +266,15 @@ class InstanceStore:
             row = self._locked(session, name)
             for key, value in values.items():
                 setattr(row, key, value)
+            return instance_view(row)
+
+    @_drops_snapshot
+    def restart_warmup(self, name: str, at: datetime) -> InstanceView:
+        """Day 1 of the number's warm-up ramp becomes the local day of `at` (e.g. after a
+        ban is lifted). Raises UnknownInstance."""
+        with self._sessions.begin() as session:
+            row = self._locked(session, name)
+            row.warmup_started_at = at
             return instance_view(row)
 
     @_drops_snapshot

@@ -19,7 +19,8 @@ from __future__ import annotations
 #:                first run committed unseen, the id) already exists
 #:   preferred  - the contact's sticky instance as it was before this statement (NULL for
 #:                a new contact), so routing needs no second read
-#: Params: id, contact_id, phone, text, content_hash, idempotency_key, expires_at, now.
+#: Params: id, contact_id, phone, text, content_hash, idempotency_key, expires_at, now,
+#: campaign.
 ACCEPT = """
     WITH contact AS (
         INSERT INTO contacts (id, phone) VALUES (%(contact_id)s, %(phone)s)
@@ -28,9 +29,9 @@ ACCEPT = """
     ), inserted AS (
         INSERT INTO messages (id, contact_id, phone, text, content_hash, state,
                               idempotency_key, expires_at, attempts, requeues,
-                              created_at, updated_at)
+                              created_at, updated_at, campaign)
         VALUES (%(id)s, %(contact_id)s, %(phone)s, %(text)s, %(content_hash)s, 'queued',
-                %(idempotency_key)s, %(expires_at)s, 0, 0, %(now)s, %(now)s)
+                %(idempotency_key)s, %(expires_at)s, 0, 0, %(now)s, %(now)s, %(campaign)s)
         ON CONFLICT DO NOTHING
         RETURNING id
     )
@@ -91,13 +92,14 @@ ACCEPT_CLAIMING = """
     ), inserted AS (
         INSERT INTO messages (id, contact_id, phone, text, content_hash, state, instance,
                               idempotency_key, expires_at, attempts, requeues, claimed_at,
-                              claimed_by, created_at, updated_at)
+                              claimed_by, created_at, updated_at, campaign)
         SELECT %(id)s, %(contact_id)s, %(phone)s, %(text)s, %(content_hash)s,
                CASE WHEN claim THEN 'sending' ELSE 'queued' END,
                CASE WHEN claim THEN %(instance)s END,
                %(idempotency_key)s, %(expires_at)s, CASE WHEN claim THEN 1 ELSE 0 END, 0,
                CASE WHEN claim THEN CAST(%(claimed_at)s AS timestamptz) END,
-               CASE WHEN claim THEN CAST(%(claimant)s AS varchar) END, %(now)s, %(now)s
+               CASE WHEN claim THEN CAST(%(claimant)s AS varchar) END, %(now)s, %(now)s,
+               %(campaign)s
           FROM (SELECT COALESCE(preferred = %(instance)s, false) AND (SELECT ok FROM allowed)
                        AS claim FROM after) AS decided
         ON CONFLICT DO NOTHING
@@ -205,7 +207,7 @@ MARK_SENT = """
 ROUTING_INPUT = """
     SELECT m.id, m.contact_id, m.phone, m.text, m.state, m.instance,
            m.provider_message_id, m.attempts, m.requeues, m.idempotency_key, m.not_before,
-           m.expires_at, m.created_at, m.sent_at, m.last_error,
+           m.expires_at, m.created_at, m.sent_at, m.last_error, m.campaign,
            c.preferred_instance,
            u.id AS unknown_attempt, u.instance AS unknown_instance,
            u.started_at AS unknown_since, u.lookups AS unknown_lookups

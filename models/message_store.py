@@ -110,6 +110,7 @@ class MessageStore:
                 idempotency_key=bad.idempotency_key,
                 expires_at=bad.now,
                 last_error=bad.reason,
+                campaign=bad.campaign,
                 created_at=bad.now,
                 updated_at=bad.now,
             )
@@ -510,6 +511,7 @@ def _accept_params(new: NewMessage) -> dict[str, Any]:
         "expires_at": new.expires_at,
         "now": new.created_at,
         "claimant": claimant(),
+        "campaign": new.campaign,
     }
 
 

@@ -42,6 +42,7 @@ class NewMessage:
     idempotency_key: str | None
     expires_at: datetime
     created_at: datetime
+    campaign: str | None = None  # the producer's label for grouping, pausing, cancelling
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class RejectedMessage:
     idempotency_key: str | None
     reason: str
     now: datetime
+    campaign: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ def new_message_view(new: NewMessage, *, claimed_on: str | None = None) -> Messa
         created_at=new.created_at,
         sent_at=None,
         last_error=None,
+        campaign=new.campaign,
     )
 
 
@@ -131,4 +134,5 @@ def message_view(row: Message | Row[Any] | Any) -> MessageView:
         created_at=row.created_at,
         sent_at=row.sent_at,
         last_error=row.last_error,
+        campaign=getattr(row, "campaign", None),
     )

@@ -92,6 +92,8 @@ class Instance(Base):
     )
     circuit_opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Day 1 of the warm-up ramp (WARMUP_SCHEDULE); NULL: since `created_at`.
+    warmup_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Contact(Base):
@@ -197,6 +199,9 @@ class Message(Base):
     receipt: Mapped[Receipt | None] = mapped_column(_RECEIPT)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why a `waiting` message waits, when not for capacity: `paused` (woken on resume),
+    # `quiet_hours` (the recipient's night). NULL: capacity.
+    wait_reason: Mapped[str | None] = mapped_column(String(16))
 
 
 class InstanceEvent(Base):

@@ -36,6 +36,8 @@ class InstanceView:
     last_message_at: datetime | None = None
     status_changed_at: datetime | None = None
     status_reason: str | None = None
+    # Day 1 of its warm-up ramp: `warmup_started_at`, or when it was added.
+    warmup_since: datetime | None = None
 
     def circuit(self, now: float, *, threshold: int, cooldown_seconds: float) -> CircuitState:
         """Breaker state at `now` (unix seconds), opened at `threshold` failures."""
@@ -66,6 +68,7 @@ class MessageView:
     created_at: datetime
     sent_at: datetime | None
     last_error: str | None
+    campaign: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

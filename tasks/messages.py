@@ -37,7 +37,7 @@ RETRY = {
 
 @app.task(name=SEND_MESSAGE, bind=True, Request=MaskedRequest, **RETRY)
 def send_message(self: Task, *args: object, **kwargs: object) -> str:
-    """Producer entry point: phone, text, contact_id, idempotency_key, ttl_seconds."""
+    """Producer entry point: phone, text, contact_id, idempotency_key, ttl_seconds, campaign."""
     return pipeline(app).send(args, kwargs, task_id=self.request.id).result.value
 
 

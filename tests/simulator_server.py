@@ -59,6 +59,10 @@ class SimulatorHandle:
         params = {"instance": instance} if instance is not None else {}
         return _as_list(self._ok(self._admin.get("/_sim/messages", params=params)))
 
+    def delays(self) -> dict[str, int]:
+        """The `delay` (ms) of the last sendText to each number."""
+        return dict(self._ok(self._admin.get("/_sim/delays")))
+
     def clear_messages(self) -> None:
         """Forget the received messages and the request counters."""
         self._ok(self._admin.delete("/_sim/messages"))

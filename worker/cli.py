@@ -25,6 +25,7 @@ from models.instance_store import (
 )
 from models.views import MessageView
 from worker.broker.deadletters import DeadLetterStore
+from worker.controls import pause_json
 from worker.evolution import EvolutionError
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
 from worker.registration import WebhookNotConfigured, probe_and_record, register_webhook
@@ -155,6 +156,8 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
         "LOAD",
         "AVAILABLE",
         "DELIVERED",
+        "PAUSED",
+        "WARM-UP",
         "CONTACTS",
     ]
     return table(
@@ -171,10 +174,21 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
                 f"{r['load_pct']:.1f}%",
                 "yes" if r["available"] else "no",
                 "-" if r.get("delivered_pct_24h") is None else f"{r['delivered_pct_24h']:.1f}%",
+                "yes" if r.get("paused") else "no",
+                warmup_cell(r),
                 r.get("contacts_assigned", ""),
             ]
             for r in rows
         ],
+    )
+
+
+def warmup_cell(row: dict[str, Any]) -> str:
+    """`day 2: 1/h 30/d` while warming up (the caps in force), else `-`."""
+    if row.get("warmup_day") is None:
+        return "-"
+    return (
+        f"day {row['warmup_day']}: {row['effective_hourly_cap']}/h {row['effective_daily_cap']}/d"
     )
 
 
@@ -183,12 +197,22 @@ def instance_table(rows: Sequence[dict[str, Any]]) -> str:
 @click.option("--hourly", type=click.IntRange(min=1), help="Cap, sends per hour.")
 @click.option("--daily", type=click.IntRange(min=1), help="Cap, sends per day.")
 @click.option("--active/--inactive", default=None, help="Take part in routing or not.")
-def instances_set(name: str, hourly: int | None, daily: int | None, active: bool | None) -> None:
+@click.option(
+    "--restart-warmup", is_flag=True, help="Start its WARMUP_SCHEDULE ramp again at day 1 today."
+)
+def instances_set(
+    name: str, hourly: int | None, daily: int | None, active: bool | None, restart_warmup: bool
+) -> None:
     """Change caps or take instance NAME in or out of routing."""
-    if hourly is None and daily is None and active is None:
-        raise BadInput("nothing to change: give --hourly, --daily, --active or --inactive")
+    if hourly is None and daily is None and active is None and not restart_warmup:
+        raise BadInput(
+            "nothing to change: give --hourly, --daily, --active, --inactive or --restart-warmup"
+        )
     try:
-        view = resources().instances.update(name, hourly_cap=hourly, daily_cap=daily, active=active)
+        res = resources()
+        if restart_warmup:
+            res.instances.restart_warmup(name, datetime.fromtimestamp(res.limiter.now(), tz=UTC))
+        view = res.instances.update(name, hourly_cap=hourly, daily_cap=daily, active=active)
     except UnknownInstance as exc:
         raise BadInput(str(exc)) from None
     click.echo(
@@ -254,6 +278,7 @@ def status_document(res: Resources) -> dict[str, Any]:
         "recent": [message_json(m) for m in recent],
     }
     body["dead_letters"] = DeadLetterStore(res.redis).count()
+    body["pauses"] = [pause_json(e) for e in res.pauses.fresh().entries()]
     return body
 
 
@@ -281,6 +306,7 @@ def status_text(doc: dict[str, Any]) -> str:
         "messages: " + ", ".join(f"{state} {n}" for state, n in counts.items()),
         f"dead letters: {doc['dead_letters']} (zapdispatch deadletters list)",
         "",
+        *pauses_lines(doc.get("pauses", [])),
         table(
             ["ID", "STATE", "INSTANCE", "PHONE", "CREATED", "SENT"],
             [
@@ -419,6 +445,18 @@ def contacts_optin(target: str) -> None:
     click.echo(set_opt_out(target, None))
 
 
+def pauses_lines(pauses: Sequence[dict[str, Any]]) -> list[str]:
+    """`paused: all sending since …; campaign nov since …` and a blank line, or nothing."""
+    if not pauses:
+        return []
+    said = [
+        f"{'all sending' if p['scope'] == 'all' else p['scope'] + ' ' + p['target']} "
+        f"since {p['since']}"
+        for p in pauses
+    ]
+    return ["paused: " + "; ".join(said), ""]
+
+
 # -- processes ----------------------------------------------------------------------------
 @cli.command("api")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -469,6 +507,17 @@ def up(api_port: int, flower_port: int, simulator_port: int) -> None:
 
     settings: Settings = load_settings()
     sys.exit(run(settings, Ports(api=api_port, flower=flower_port, simulator=simulator_port)))
+
+
+def _add_controls() -> None:
+    """`pause`, `resume` and `campaigns` (worker/cli_controls.py)."""
+    from worker.cli_controls import COMMANDS  # noqa: PLC0415
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_controls()
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from models.enums import AttemptOutcome, MessageState
 from models.instance_store import InstanceStore
 from models.message_store import Accepted, ClaimOutcome, MessageStore, NewMessage, RoutingInput
 from models.message_values import UnknownAttempt, new_message_view
+from models.policy_store import PolicyStore
 from models.views import InstanceView, MessageView, to_datetime
 from worker.evolution import (
     EvolutionClient,
@@ -36,8 +37,13 @@ from worker.evolution import (
 )
 from worker.limiter import Limiter, NoCapacity, Reservation
 from worker.limiter.timezones import DAY_SECONDS, HOUR_SECONDS
+from worker.not_on_whatsapp import NotOnWhatsAppMemory
 from worker.optout import OptOutGate, opted_out_reason
+from worker.pauses import PauseBoard
 from worker.phones import mask_id, mask_phone
+from worker.policy.pauses import PauseSet
+from worker.policy.quiet_hours import QUIET_WAKE_SPREAD_SECONDS, quiet_until, recipient_zone
+from worker.policy.warmup import local_day, warmed
 from worker.routing import (
     BreakerPolicy,
     RoutePlan,
@@ -107,6 +113,10 @@ class Dispatcher:
         rng: random.Random | None = None,
         sticky: StickyCache | None = None,
         optouts: OptOutGate | None = None,
+        *,
+        pauses: PauseBoard | None = None,
+        policy: PolicyStore | None = None,
+        memory: NotOnWhatsAppMemory | None = None,
     ) -> None:
         self._s = settings
         self._messages = messages
@@ -121,6 +131,13 @@ class Dispatcher:
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
         self._preferences = sticky if sticky is not None else StickyCache()
         self._optouts = optouts
+        self._pauses = pauses
+        self._policy = policy
+        self._memory = memory
+        self._unpaused: (
+            tuple[Sequence[InstanceView], PauseSet | None, Sequence[InstanceView], int] | None
+        )
+        self._unpaused = None
 
     def deliver_new(self, new: NewMessage) -> Delivered:
         """Record and deliver a message the producer just handed over.
@@ -133,6 +150,8 @@ class Dispatcher:
         and `deliver` takes over. Raises IdempotencyConflict when its key names a different
         message."""
         seen = self._preferences.get(new.contact_id)
+        if self._held(new.campaign) is not None or self._quiet(new.phone) or self._known(new.phone):
+            return self._deliver_recorded(self._accept(new, seen))  # recorded, then parked
         if seen is None and not self._preferences.guess_unknown_are_new():
             return self._deliver_recorded(self._accept(new, seen))
         message, now = new_message_view(new), self._limiter.now()
@@ -208,9 +227,9 @@ class Dispatcher:
             return Delivered(Result.SKIPPED, detail=f"message is {message.state}")
         if found.unknown is not None and (verified := self._verify(message, found.unknown, now)):
             return verified
-        stopped = self._stopped(message, now)
-        if stopped is not None:
-            return stopped
+        not_now = self._expired_or_held(message, now)
+        if not_now is not None:
+            return not_now
         return self._route_and_send(message, found.preferred_instance, now)
 
     def _route_and_send(
@@ -250,7 +269,7 @@ class Dispatcher:
         self, message: MessageView, preferred: str | None, now: float
     ) -> RouteRequest:
         failed_here = message.instance if message.attempts >= 2 and message.last_error else None
-        instances = self._instances.snapshot()
+        instances = self._routable(self._instances.snapshot(), now)
         return RouteRequest(
             preferred=preferred,
             instances=instances,
@@ -260,6 +279,100 @@ class Dispatcher:
             demote=failed_here,
             table=self._routing_table(instances),
         )
+
+    # -- pauses ---------------------------------------------------------------------------
+    def _held(self, campaign: str | None) -> str | None:
+        """Why a message of `campaign` waits for a resume now (worker/pauses.py), or None."""
+        return None if self._pauses is None else self._pauses.current().holding(campaign)
+
+    def _expired_or_held(self, message: MessageView, now: float) -> Delivered | None:
+        """Expired (TTL passed), opted out, known not on WhatsApp, or parked while a pause or
+        the recipient's quiet hours hold it; None: deliver it now."""
+        stopped = self._stopped(message, now)
+        if stopped is not None:
+            return stopped
+        known = self._known(message.phone or "", now)
+        if known is not None:
+            return self._fail(
+                message, f"recipient not on WhatsApp (known since {known}; not asked)"
+            )
+        held = self._held(message.campaign)
+        parked = None if held is None else self._park_held(message, held, now)
+        if parked is None:
+            quiet_ends = self._quiet(message.phone or "", now)
+            if quiet_ends is not None:
+                return self._park_quiet(message, quiet_ends, now)
+        return parked
+
+    # -- numbers not on WhatsApp (worker/not_on_whatsapp.py) -----------------------------
+    def _known(self, phone: str, now: float | None = None) -> str | None:
+        """Since when (ISO) `phone` is remembered not on WhatsApp, or None."""
+        if self._memory is None or not self._memory.enabled or not phone:
+            return None
+        found = self._memory.known_since(phone, self._limiter.now() if now is None else now)
+        return None if found is None else found.isoformat()
+
+    def _remember_not_on_whatsapp(self, phone: str, detail: str) -> None:
+        if self._memory is not None and phone:
+            self._memory.remember(phone, self._limiter.now(), detail)
+
+    def _typing_ms(self) -> int:
+        """A random "typing…" time for one send, milliseconds (TYPING_DELAY_MS; 0: off)."""
+        low, high = self._s.typing_delay_range
+        return self._rng.randint(low, high) if high > 0 else 0
+
+    # -- the recipient's quiet hours ------------------------------------------------------
+    def _quiet(self, phone: str, now: float | None = None) -> float | None:
+        """When the recipient's quiet hours (QUIET_HOURS, in its local time) end, if `now`
+        (default: the limiter clock) is inside them; None otherwise or when they are off."""
+        window = self._s.quiet_window
+        if window is None or self._policy is None or not phone:
+            return None
+        at = self._limiter.now() if now is None else now
+        return quiet_until(at, recipient_zone(phone, self._s.zone), window)
+
+    def _park_quiet(self, message: MessageView, ends: float, now: float) -> Delivered:
+        """Park until the recipient's morning, spread over QUIET_WAKE_SPREAD_SECONDS (at most
+        until it expires): it counts as waiting, not as a failed attempt."""
+        assert self._policy is not None
+        until = min(
+            ends + self._rng.uniform(0, QUIET_WAKE_SPREAD_SECONDS), message.expires_at.timestamp()
+        )
+        self._policy.park_quiet(message.id, to_datetime(until), to_datetime(now))
+        log.info(
+            "message %s parked until %s: quiet hours of its recipient",
+            message.id,
+            to_datetime(until).isoformat(),
+        )
+        return Delivered(Result.PARKED, countdown_seconds=until - now, detail="quiet hours")
+
+    def _park_held(self, message: MessageView, why: str, now: float) -> Delivered | None:
+        """Park a paused message until its expiry; a resume makes it due (no attempt, no
+        requeue: nothing knocks while the pause lasts). None when the pause was lifted
+        meanwhile (this worker's view was up to a second old): deliver it now."""
+        assert self._pauses is not None
+        until = message.expires_at
+        if not self._pauses.park(message.id, message.campaign, until, now):
+            return None
+        log.info("message %s parked: %s", message.id, why)
+        return Delivered(Result.PARKED, countdown_seconds=until.timestamp() - now, detail=why)
+
+    def _routable(self, instances: Sequence[InstanceView], now: float) -> Sequence[InstanceView]:
+        """The snapshot without paused instances, with warm-up caps (WARMUP_SCHEDULE) in
+        place of the own ones; the same object while none of that changes, so the routing
+        table built from it is kept."""
+        pauses = self._pauses.current() if self._pauses is not None else None
+        ramp = self._s.warmup_ramp
+        if (pauses is None or not pauses.instances) and not ramp:
+            return instances
+        day = local_day(now, self._s.zone) if ramp else 0
+        last = self._unpaused
+        if last is not None and last[0] is instances and last[1] is pauses and last[3] == day:
+            return last[2]
+        kept = [i for i in instances if pauses is None or i.name not in pauses.instances]
+        routable = warmed(kept, now, ramp, self._s.zone) if ramp else tuple(kept)
+        self._unpaused = (instances, pauses, routable, day)
+        return routable
 
     def _routing_table(self, instances: Sequence[InstanceView]) -> RoutingTable:
         """The routing table of this snapshot: built when the snapshot is replaced, so once
@@ -301,9 +414,12 @@ class Dispatcher:
     def _send(self, message: MessageView, slot: Reservation, route: str) -> Delivered:
         """Send through the reserved instance; `route` says how it was chosen (for the log)."""
         try:
-            sent = self._evolution.send_text(slot.instance, message.phone or "", message.text)
+            sent = self._evolution.send_text(
+                slot.instance, message.phone or "", message.text, delay_ms=self._typing_ms()
+            )
         except RecipientNotOnWhatsApp as exc:
             self._limiter.release(slot)
+            self._remember_not_on_whatsapp(message.phone or "", str(exc))
             return self._fail(message, f"recipient not on WhatsApp ({exc})", claim=slot)
         except PermanentRecipientError as exc:
             self._limiter.release(slot)

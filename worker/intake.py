@@ -27,7 +27,10 @@ JS_WHITESPACE = (
     "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
-KNOWN_FIELDS = frozenset({"phone", "text", "contact_id", "idempotency_key", "ttl_seconds"})
+MAX_CAMPAIGN_CHARS = 100
+KNOWN_FIELDS = frozenset(
+    {"phone", "text", "contact_id", "idempotency_key", "ttl_seconds", "campaign"}
+)
 
 
 class InvalidMessage(ValueError):
@@ -42,6 +45,7 @@ def validate(fields: Mapping[str, object], *, now: float, default_ttl_seconds: i
     contact_id = _optional_str(fields.get("contact_id"), "contact_id", MAX_CONTACT_ID_CHARS)
     key = _optional_str(fields.get("idempotency_key"), "idempotency_key", MAX_IDEMPOTENCY_KEY_CHARS)
     ttl = _ttl(fields.get("ttl_seconds"), default_ttl_seconds)
+    campaign = _optional_str(fields.get("campaign"), "campaign", MAX_CAMPAIGN_CHARS)
     contact = contact_id or phone
     return NewMessage(
         id=uuid.uuid4(),
@@ -52,6 +56,7 @@ def validate(fields: Mapping[str, object], *, now: float, default_ttl_seconds: i
         idempotency_key=key,
         expires_at=to_datetime(now) + timedelta(seconds=ttl),
         created_at=to_datetime(now),
+        campaign=campaign,
     )
 
 
@@ -61,6 +66,7 @@ def rejection(fields: Mapping[str, object], reason: str, *, now: float) -> Rejec
     raw_phone = fields.get("phone")
     text = fields.get("text")
     key = fields.get("idempotency_key")
+    campaign = fields.get("campaign")
     return RejectedMessage(
         id=uuid.uuid4(),
         raw_phone=storable(raw_phone if isinstance(raw_phone, str) else repr(raw_phone)),
@@ -75,6 +81,9 @@ def rejection(fields: Mapping[str, object], reason: str, *, now: float) -> Rejec
         else None,
         reason=storable(reason),
         now=to_datetime(now),
+        campaign=campaign
+        if isinstance(campaign, str) and 0 < len(campaign) <= MAX_CAMPAIGN_CHARS
+        else None,
     )
 
 

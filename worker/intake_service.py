@@ -82,7 +82,7 @@ class Intake:
 
 
 #: The order of `send_message`'s parameters when a producer passes them positionally.
-POSITIONAL_ORDER = ("phone", "text", "contact_id", "idempotency_key", "ttl_seconds")
+POSITIONAL_ORDER = ("phone", "text", "contact_id", "idempotency_key", "ttl_seconds", "campaign")
 
 
 def positional_fields(args: tuple[object, ...]) -> dict[str, object]:

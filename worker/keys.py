@@ -109,3 +109,16 @@ def webhook_connection_seen(instance: str) -> str:
 
 #: Webhooks received, by outcome (a hash: outcome → count), for `/metrics`.
 WEBHOOK_OUTCOMES = "zd:webhooks:outcomes"
+
+
+#: Mirror of the `pauses` table (PostgreSQL is the truth): a hash `<scope>:<target>` → unix
+#: seconds paused since, plus the field `_` so an empty mirror differs from a missing one.
+#: Rewritten by every pause and resume; expires so a lost race heals (worker/pauses.py).
+PAUSES = "zd:pauses"
+
+
+#: Bumped on every change of the `not_on_whatsapp` table: each process reads the rows added
+#: since its last load when the number differs from the one it saw (worker/not_on_whatsapp.py).
+NOT_ON_WHATSAPP_VERSION = "zd:not_on_whatsapp:version"
+#: Bumped when a number is forgotten: each process then reloads its whole copy.
+NOT_ON_WHATSAPP_FORGETS = "zd:not_on_whatsapp:forgets"

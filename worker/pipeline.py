@@ -117,6 +117,9 @@ def build_pipeline(res: Resources, app: Celery, held: HeldMessages | None = None
             res.evolution,
             scheduler,
             optouts=optouts,
+            pauses=res.pauses,
+            policy=res.policy,
+            memory=res.not_on_whatsapp,
         ),
         sweeper=Sweeper(
             res.settings,

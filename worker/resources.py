@@ -28,10 +28,14 @@ from models.db import (
 )
 from models.instance_store import InstanceStore
 from models.message_store import MessageStore
+from models.pause_store import PauseStore
+from models.policy_store import PolicyStore
 from models.sweep_store import SweepStore
 from worker import keys
 from worker.evolution import EvolutionClient
 from worker.limiter import RedisLimiter, SpacingPolicy
+from worker.not_on_whatsapp import NotOnWhatsAppMemory
+from worker.pauses import PauseBoard
 
 #: How long a worker routes on its last read of the instances table (seconds): one SELECT of
 #: every instance per message cost more than the rest of routing at 1,000 instances (bench/).
@@ -53,6 +57,9 @@ class Resources:
     instances: InstanceStore
     messages: MessageStore
     sweeps: SweepStore
+    pauses: PauseBoard
+    policy: PolicyStore
+    not_on_whatsapp: NotOnWhatsAppMemory
 
     def close(self) -> None:
         self.evolution.close()
@@ -114,6 +121,11 @@ def build_resources(settings: Settings, *, evolution: EvolutionClient | None = N
         ),
         messages=messages,
         sweeps=SweepStore(sessions),
+        pauses=PauseBoard(PauseStore(sessions), client),
+        policy=PolicyStore(sessions),
+        not_on_whatsapp=NotOnWhatsAppMemory(
+            PolicyStore(sessions), client, settings.not_on_whatsapp_ttl_days
+        ),
     )
 
 

@@ -9,7 +9,7 @@ S6.E2.3) and are unit-tested on plain values.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -20,6 +20,8 @@ from models.instance_store import InstanceStore
 from models.receipt_store import DeliveryCounts
 from models.views import CircuitState, InstanceView
 from worker.limiter import Candidate, InstanceUsage
+from worker.policy.pauses import PauseSet
+from worker.policy.warmup import EffectiveCaps, effective_caps
 from worker.routing import BreakerPolicy
 
 STATUS_EMOJI = {
@@ -114,10 +116,12 @@ class InstanceRow:
     circuit: CircuitState
     #: Delivered ÷ sent over the last 24 h (percent, from receipts); None before any receipt.
     delivered_pct_24h: float | None = None
+    paused: bool = False  # an operator paused it: out of routing until resumed
+    caps: EffectiveCaps | None = None  # warm-up caps in force; None: its own
 
     @property
     def available(self) -> bool:
-        return is_available(self.view, self.has_capacity, self.circuit)
+        return not self.paused and is_available(self.view, self.has_capacity, self.circuit)
 
     @property
     def online(self) -> bool:
@@ -144,6 +148,10 @@ class InstanceRow:
             "circuit": self.circuit.value,
             "last_message_at": iso(v.last_message_at),
             "delivered_pct_24h": self.delivered_pct_24h,
+            "paused": self.paused,
+            "warmup_day": self.caps.warmup_day if self.caps else None,
+            "effective_hourly_cap": self.caps.hourly_cap if self.caps else v.hourly_cap,
+            "effective_daily_cap": self.caps.daily_cap if self.caps else v.daily_cap,
         }
 
     def to_stats_json(self) -> dict[str, Any]:
@@ -251,6 +259,12 @@ class DeliverySource(Protocol):
     ) -> Mapping[str, DeliveryCounts]: ...
 
 
+class PauseSource(Protocol):
+    """The pauses in force (worker/pauses.py `PauseBoard` satisfies it)."""
+
+    def current(self) -> PauseSet: ...
+
+
 class StatsReader:
     """Builds rows, overview and detail from the instances table and the limiter counters."""
 
@@ -264,7 +278,11 @@ class StatsReader:
         zone: ZoneInfo,
         warning_pct: float = DEFAULT_WARNING_PCT,
         deliveries: DeliverySource | None = None,
+        pauses: PauseSource | None = None,
+        warmup: tuple[int, ...] = (),
     ) -> None:
+        self._pauses = pauses
+        self._warmup = warmup
         self._instances = instances
         self._activity = activity
         self._limiter = limiter
@@ -300,12 +318,23 @@ class StatsReader:
         return hourly_series(starts, counts)
 
     def _rows(self, views: Sequence[InstanceView], now: float) -> list[InstanceRow]:
-        candidates = [Candidate(v.name, v.hourly_cap, v.daily_cap) for v in views]
+        """Rows at `now`; load and capacity count against the effective (warm-up) caps."""
+        caps = [
+            effective_caps(v.hourly_cap, v.daily_cap, v.warmup_since, now, self._warmup, self._zone)
+            for v in views
+        ]
+        candidates = [
+            Candidate(v.name, c.hourly_cap, c.daily_cap) for v, c in zip(views, caps, strict=True)
+        ]
         usages = self._limiter.usage(candidates)
+        paused = self._pauses.current().instances if self._pauses is not None else {}
         delivered = self._delivered_pct(now)
         return [
-            self._row(view, usage, now, delivered.get(view.name))
-            for view, usage in zip(views, usages, strict=True)
+            replace(
+                self._row(view, usage, now, delivered.get(view.name), paused=view.name in paused),
+                caps=cap,
+            )
+            for view, usage, cap in zip(views, usages, caps, strict=True)
         ]
 
     def _delivered_pct(self, now: float) -> dict[str, float | None]:
@@ -322,6 +351,8 @@ class StatsReader:
         usage: InstanceUsage,
         now: float,
         delivered_pct: float | None = None,
+        *,
+        paused: bool = False,
     ) -> InstanceRow:
         circuit = view.circuit(
             now,
@@ -332,10 +363,11 @@ class StatsReader:
             view=view,
             messages_hour=usage.sent_hour,
             messages_day=usage.sent_day,
-            load_pct=load_pct(usage.sent_hour, view.hourly_cap, usage.sent_day, view.daily_cap),
+            load_pct=load_pct(usage.sent_hour, usage.hourly_cap, usage.sent_day, usage.daily_cap),
             has_capacity=usage.has_capacity,
             circuit=circuit,
             delivered_pct_24h=delivered_pct,
+            paused=paused,
         )
 
 

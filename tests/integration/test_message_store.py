@@ -260,6 +260,7 @@ def test_of_two_concurrent_first_messages_only_the_first_is_claimed(stack: Stack
         "expires_at": first.expires_at, "now": AT, "instance": "a", "seen": None,
         "claimed_at": AT,
         "claimant": "holder:1:test",
+        "campaign": None,
     }  # fmt: skip
     url = stack.res.settings.database_url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(url) as holder:

@@ -86,7 +86,7 @@ def test_rejection_keeps_oversized_input_bounded() -> None:
 def test_positional_arguments_map_to_the_documented_order() -> None:
     assert positional_fields(("+5511999998888", "oi")) == {"phone": "+5511999998888", "text": "oi"}
     with pytest.raises(InvalidMessage):
-        positional_fields(tuple(range(6)))
+        positional_fields(tuple(range(7)))
 
 
 def test_masks_hide_the_middle_of_numbers() -> None:

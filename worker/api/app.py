@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.api.auth import bearer_guard
+from worker.api.campaigns import campaigns_router
+from worker.api.controls import controls_router
 from worker.api.deps import ApiDeps
 from worker.api.metrics import metrics_registry
 from worker.api.routes import dashboard_router, stats_router
@@ -97,6 +99,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
         )
     app.include_router(dashboard_router(deps), dependencies=[guard])
     app.include_router(stats_router(deps), dependencies=[guard])
+    app.include_router(controls_router(deps), dependencies=[guard])
+    app.include_router(campaigns_router(deps), dependencies=[guard])
     add_page_routes(app, guard)
     add_schema_routes(app, guard)
     app.add_exception_handler(redis.RedisError, dependency_down)

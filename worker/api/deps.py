@@ -11,12 +11,14 @@ import redis
 from config import Settings
 from models.activity_store import ActivityStore
 from models.alert_store import AlertStore, AlertView
+from models.campaign_store import CampaignStore
 from models.contact_store import ContactStore
 from models.message_store import MessageStore
 from models.receipt_store import ReceiptStore
 from worker.celery_app import EVALUATE_ALERTS
 from worker.celery_app import app as celery_app
 from worker.clock import RedisClock
+from worker.controls import Controls
 from worker.resources import Resources
 from worker.routing import BreakerPolicy
 from worker.stats import StatsReader
@@ -42,6 +44,7 @@ class ApiDeps:
     #: Set when WEBHOOK_TOKEN is (the webhook routes exist only then).
     webhooks: WebhookService | None = None
     receipts: ReceiptStore | None = None
+    controls: Controls | None = None  # pause/resume (worker/api/controls.py)
 
 
 def breaker_policy(settings: Settings) -> BreakerPolicy:
@@ -60,6 +63,8 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         zone=res.settings.zone,
         warning_pct=res.settings.capacity_alert_pct,
         deliveries=receipts,
+        pauses=res.pauses,
+        warmup=res.settings.warmup_ramp,
     )
     return ApiDeps(
         settings=res.settings,
@@ -68,6 +73,7 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         activity=activity,
         alerts=AlertStore(res.sessions),
         redis=res.redis,
+        controls=Controls(res.pauses, res.instances, res.limiter.now, CampaignStore(res.sessions)),
         webhooks=webhook_service(res, celery_alert_trigger)
         if res.settings.webhook_secret
         else None,

@@ -76,6 +76,35 @@ def instance_metrics(overview: Overview) -> Iterator[Metric]:
         rows,
         lambda r: float(r.view.active),
     )
+    yield from policy_metrics(rows)
+
+
+def policy_metrics(rows: list[InstanceRow]) -> Iterator[Metric]:
+    """Warm-up and pauses per instance: the caps routing applies now."""
+    yield _gauge(
+        "zapdispatch_instance_effective_hourly_cap",
+        "Cap in force, sends per hour (warm-up shrinks it).",
+        rows,
+        lambda r: r.caps.hourly_cap if r.caps else r.view.hourly_cap,
+    )
+    yield _gauge(
+        "zapdispatch_instance_effective_daily_cap",
+        "Cap in force, sends per day: min(own, WARMUP_SCHEDULE ramp).",
+        rows,
+        lambda r: r.caps.daily_cap if r.caps else r.view.daily_cap,
+    )
+    yield _gauge(
+        "zapdispatch_instance_warmup_day",
+        "Day of its warm-up ramp (1-based); 0 when not warming up.",
+        rows,
+        lambda r: float(r.caps.warmup_day or 0) if r.caps else 0.0,
+    )
+    yield _gauge(
+        "zapdispatch_instance_paused",
+        "1 when an operator paused it.",
+        rows,
+        lambda r: float(r.paused),
+    )
 
 
 def state_sets(overview: Overview) -> Iterator[Metric]:

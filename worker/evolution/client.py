@@ -113,17 +113,20 @@ class EvolutionClient:
             else KeepAliveHTTP(base_url, headers, Timeouts.from_httpx(timeout))
         )
 
-    def send_text(self, instance: str, number: str, text: str) -> SentText:
-        """Send `text` to `number` (digits, with country code) through `instance`.
+    def send_text(self, instance: str, number: str, text: str, *, delay_ms: int = 0) -> SentText:
+        """Send `text` to `number` (digits, with country code) through `instance`. With
+        `delay_ms` > 0, Evolution shows "typing…" that long (milliseconds, an integer) and
+        answers only after it.
 
         Classified by what is proven: any 2xx is sent (also with a body that cannot be
         read); a failure to connect or to write the whole request, or an error Evolution
         answered in its own envelope, is not sent (TransientEvolutionError and the rest of
         the tree); anything after the request was written without a trustworthy answer
         raises SendOutcomeUnknown."""
-        body = json.dumps(
-            {"number": number, "text": text}, ensure_ascii=False, separators=(",", ":")
-        )
+        fields: dict[str, object] = {"number": number, "text": text}
+        if delay_ms > 0:
+            fields["delay"] = int(delay_ms)
+        body = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         try:
             answer = self._http.exchange("POST", _send_path(instance), body.encode(), key=instance)
         except ExchangeFailed as exc:

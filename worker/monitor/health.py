@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import httpx
 import redis
@@ -50,6 +51,8 @@ from worker.monitor.rules import (
 )
 from worker.monitor.states import DEFAULT_BAN_CODES, observe
 from worker.monitor.status import record_observation
+from worker.policy.pauses import PauseSet
+from worker.policy.warmup import warmed
 from worker.resources import Resources
 from worker.stats import DeliverySource
 
@@ -111,6 +114,12 @@ def poll_policy_from(settings: Settings) -> PollPolicy:
     )
 
 
+class PauseSource(Protocol):
+    """The pauses in force, read now (worker/pauses.py `PauseBoard` satisfies it)."""
+
+    def fresh(self) -> PauseSet: ...
+
+
 class HealthMonitor:
     """Run with `.run()`; safe to call from many processes at once (one wins the lock)."""
 
@@ -128,7 +137,11 @@ class HealthMonitor:
         ban_codes: frozenset[int] = DEFAULT_BAN_CODES,
         deliveries: DeliverySource | None = None,
         delivery_window: DeliveryWindow | None = None,
+        pauses: PauseSource | None = None,
+        warmup: tuple[tuple[int, ...], ZoneInfo] | None = None,
     ) -> None:
+        self._pauses = pauses
+        self._warmup = warmup  # (WARMUP_SCHEDULE, TIMEZONE): loads against effective caps
         self._policy = policy
         self._instances = instances
         self._alerts = alerts
@@ -232,7 +245,15 @@ class HealthMonitor:
 
     def _snapshot(self, now: float, migrated: Mapping[str, int] | None) -> Snapshot:
         views = self._instances.all()
-        return Snapshot(now, views, self._loads(views), migrated or {}, self._delivery(now))
+        paused = self._pauses.fresh().all_since if self._pauses is not None else None
+        return Snapshot(
+            now,
+            views,
+            self._loads(views, now),
+            migrated or {},
+            self._delivery(now),
+            all_paused_since=paused,
+        )
 
     def _delivery(self, now: float) -> Mapping[str, DeliveryCounts]:
         if self._deliveries is None:
@@ -241,13 +262,13 @@ class HealthMonitor:
         since, until = now - window.window_seconds, now - window.grace_seconds
         return self._deliveries.delivery_counts(to_datetime(since), to_datetime(until))
 
-    def _loads(self, views: Sequence[InstanceView]) -> dict[str, float]:
-        """load_pct per active, not banned instance (percent, from the limiter)."""
-        candidates = [
-            Candidate(v.name, v.hourly_cap, v.daily_cap)
-            for v in views
-            if v.active and v.status is not InstanceStatus.BANNED
-        ]
+    def _loads(self, views: Sequence[InstanceView], now: float) -> dict[str, float]:
+        """load_pct per active, not banned instance (percent, from the limiter), against the
+        caps in force (a warming number's effective caps)."""
+        live = [v for v in views if v.active and v.status is not InstanceStatus.BANNED]
+        if self._warmup is not None:
+            live = list(warmed(live, now, *self._warmup))
+        candidates = [Candidate(v.name, v.hourly_cap, v.daily_cap) for v in live]
         return {u.name: u.load_pct for u in self._limiter.usage(candidates)}
 
     def _transitions(self, snapshot: Snapshot) -> list[Transition]:
@@ -318,6 +339,8 @@ def build_monitor(res: Resources) -> HealthMonitor:
         ban_codes=settings.ban_codes,
         deliveries=ReceiptStore(res.sessions),
         delivery_window=delivery_window_from(settings),
+        pauses=res.pauses,
+        warmup=(settings.warmup_ramp, settings.zone),
     )
 
 

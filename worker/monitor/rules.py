@@ -10,6 +10,7 @@ The seed's table (S6.E3.2), with this project's reading of it:
 | all_offline      | instances exist, none online            | critical | log, Slack ²        |
 | circuit_open     | consecutive send failures ≥ threshold   | error    | log, Slack          |
 | not_delivering   | accepting but not delivering ³          | error    | log, Slack          |
+| sending_paused   | an operator paused all sending          | warning  | log, Slack          |
 
 ¹ email when the ban alert opens; reminders and resolution go to Slack only.
 ² urgent: the Slack message mentions <!channel>.
@@ -69,6 +70,7 @@ class Snapshot:
     load_pct: Mapping[str, float] = field(default_factory=dict)
     migrated: Mapping[str, int] = field(default_factory=dict)
     deliveries: Mapping[str, DeliveryCounts] = field(default_factory=dict)
+    all_paused_since: float | None = None  # unix seconds; None: sending is not all paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +131,8 @@ def conditions(snapshot: Snapshot, policy: MonitorPolicy) -> list[Condition]:
             found.extend(_instance_conditions(view, snapshot, policy))
         if view.active and delivering and view.status is not InstanceStatus.BANNED:
             found.extend(_not_delivering(view, snapshot.deliveries.get(view.name), policy))
-    pool = _all_offline(snapshot, policy)
-    return found + ([pool] if pool else [])
+    pool = [c for c in (_all_offline(snapshot, policy), _all_paused(snapshot)) if c]
+    return found + pool
 
 
 def _instance_conditions(
@@ -241,6 +243,23 @@ def _all_offline(snapshot: Snapshot, policy: MonitorPolicy) -> Condition | None:
     )
 
 
+def _all_paused(snapshot: Snapshot) -> Condition | None:
+    since = snapshot.all_paused_since
+    if since is None:
+        return None
+    hours = max(0.0, snapshot.now - since) / 3600
+    return Condition(
+        AlertKind.SENDING_PAUSED,
+        POOL_SUBJECT,
+        AlertSeverity.WARNING,
+        AlertText(
+            "All sending is paused",
+            f"An operator paused all sending {hours:.1f} h ago: messages wait, none is sent. "
+            "`zapdispatch resume` sends them on.",
+        ),
+    )
+
+
 def plan(
     holding: Sequence[Condition],
     open_alerts: Sequence[AlertView],
@@ -267,7 +286,9 @@ def reminder_due(alert: AlertView, now: float, repeat_seconds: float) -> bool:
 
 
 def resolved_text(alert: AlertView, view: InstanceView | None) -> AlertText:
-    if alert.subject == POOL_SUBJECT:
+    if alert.kind is AlertKind.SENDING_PAUSED:
+        now_is = "sending was resumed"
+    elif alert.subject == POOL_SUBJECT:
         now_is = "at least one instance is online again"
     elif view is None:
         now_is = f"instance '{alert.subject}' was removed"

@@ -68,6 +68,11 @@ def admin_router(sim: SimulatorState) -> APIRouter:
     async def messages(instance: str | None = None) -> list[dict[str, Any]]:
         return [message.to_json() for message in sim.messages(instance)]
 
+    @router.get("/delays")
+    async def delays() -> dict[str, int]:
+        """The `delay` (ms) of the last sendText to each number (0: none)."""
+        return dict(sim.delays)
+
     @router.delete("/messages", status_code=204)
     async def reset_messages() -> Response:
         sim.reset_messages()

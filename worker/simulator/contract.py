@@ -262,6 +262,7 @@ async def _send_text(sim: SimulatorState, name: str, request: Request) -> tuple[
     """The answer to one sendText and its outcome label for the stats."""
     instance = _existing(sim, name)
     number, text, delay_ms = await _send_body(request)
+    sim.note_delay(number, int(delay_ms))
     plan = sim.plan_send(instance)
     await asyncio.sleep((plan.latency_ms + delay_ms) / 1000)
     instance = _existing(sim, name)  # it may have closed (or gone) meanwhile
@@ -290,7 +291,9 @@ async def _send_body(request: Request) -> tuple[str, str, float]:
     if missing:
         raise ContractError(400, [f'instance requires property "{key}"' for key in missing])
     delay = body.get("delay")
-    delay_ms = float(delay) if isinstance(delay, int | float) and delay > 0 else 0.0
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int)):
+        raise ContractError(400, ["delay must be an integer"])  # JSON schema `integer`
+    delay_ms = float(delay) if delay is not None and delay > 0 else 0.0
     return body["number"], body["text"], delay_ms
 
 

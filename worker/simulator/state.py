@@ -119,6 +119,7 @@ class SimulatorState:
         self._not_on_whatsapp = _digit_set(self.config.not_on_whatsapp)
         self._instances: dict[str, SimInstance] = {}
         self._messages: list[ReceivedMessage] = []
+        self.delays: dict[str, int] = {}  # number → `delay` (ms) of its last sendText
         self._requests: Counter[str] = Counter()
         self._outcomes: dict[str, Counter[str]] = {}
         #: Set by the app once its event loop runs; told of state changes and sends.
@@ -201,6 +202,10 @@ class SimulatorState:
             if outcomes is None:
                 outcomes = self._outcomes[instance] = Counter()
             outcomes[outcome] += 1
+
+    def note_delay(self, number: str, delay_ms: int) -> None:
+        """Remember the `delay` (ms) of the last sendText to `number` (GET /_sim/delays)."""
+        self.delays[number] = delay_ms
 
     def record_message(self, message: ReceivedMessage) -> None:
         with self._lock:

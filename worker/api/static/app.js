@@ -47,12 +47,13 @@ function renderSummary(data) {
 
 function instanceRow(i) {
   return el("tr", { class: "instance", "data-name": i.name, "data-status": i.status },
-    el("td", { class: "emoji" }, i.status_emoji), el("td", { class: "name" }, i.name),
+    el("td", { class: "emoji" }, i.status_emoji), el("td", { class: "name" }, i.name,
+      i.warmup_day ? el("span", { class: "warmup muted" }, ` warm-up day ${i.warmup_day}`) : ""),
     el("td", {}, i.phone), el("td", { class: "status" }, i.status),
-    el("td", {}, bar("hour", i.messages_hour, i.capacity_hour)),
-    el("td", {}, bar("day", i.messages_day, i.capacity_day)),
+    el("td", {}, bar("hour", i.messages_hour, i.effective_hourly_cap ?? i.capacity_hour)),
+    el("td", {}, bar("day", i.messages_day, i.effective_daily_cap ?? i.capacity_day)),
     el("td", { class: "load" }, `${i.load_pct.toFixed(1)}%`),
-    el("td", { class: "available" }, i.available ? "yes" : "no"),
+    el("td", { class: "available" }, i.paused ? "paused" : i.available ? "yes" : "no"),
     el("td", { class: "delivered" },
       i.delivered_pct_24h === null || i.delivered_pct_24h === undefined
         ? "–" : `${i.delivered_pct_24h.toFixed(1)}%`),
@@ -68,6 +69,27 @@ function renderAlerts(alerts) {
   document.getElementById("alerts").replaceChildren(...items);
 }
 
+function pauseLabel(p) {
+  const what = p.scope === "all" ? "all sending" : `${p.scope} ${p.target}`;
+  return `${what} since ${when(p.since)}`;
+}
+
+function renderPauses(pauses) {
+  const allPaused = pauses.some((p) => p.scope === "all");
+  const text = document.getElementById("pause-text");
+  text.textContent = pauses.length ? `paused: ${pauses.map(pauseLabel).join("; ")}` : "sending: on";
+  text.className = pauses.length ? "paused" : "muted";
+  document.getElementById("pause-all").hidden = allPaused;
+  document.getElementById("resume-all").hidden = !allPaused;
+}
+
+async function control(action) {
+  const response = await fetch(`/controls/${action}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+  if (!response.ok) throw new Error(`${action}: HTTP ${response.status}`);
+  await refresh();
+}
+
 async function getJson(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" } });
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
@@ -77,9 +99,10 @@ async function getJson(path) {
 async function refresh() {
   const error = document.getElementById("error");
   try {
-    const [overview, alerts] = await Promise.all(
-      [getJson("/dashboard/instances"), getJson("/dashboard/alerts")]);
+    const [overview, alerts, pauses] = await Promise.all([getJson("/dashboard/instances"),
+      getJson("/dashboard/alerts"), getJson("/controls/pauses")]);
     renderSummary(overview);
+    renderPauses(pauses.pauses);
     document.querySelector("#instances tbody").replaceChildren(...overview.instances.map(instanceRow));
     renderAlerts(alerts.alerts);
     error.hidden = true;
@@ -91,5 +114,7 @@ async function refresh() {
   }
 }
 
+document.getElementById("pause-all").addEventListener("click", () => control("pause"));
+document.getElementById("resume-all").addEventListener("click", () => control("resume"));
 refresh();
 setInterval(refresh, REFRESH_MS);
