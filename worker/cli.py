@@ -16,8 +16,10 @@ import click
 
 from config import Settings, load_settings
 from models.activity_store import ActivityStore
+from models.alert_store import AlertStore
 from models.instance_store import DuplicateInstance, UnknownInstance
 from models.views import MessageView
+from worker.controls import ban_instance, configured_channels, unban_instance
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
 from worker.resources import Resources, resources
 from worker.stats import StatsReader, iso, message_counts
@@ -155,12 +157,36 @@ def instances_set(name: str, hourly: int | None, daily: int | None, active: bool
 def instances_ban(name: str) -> None:
     """Mark NAME banned and move its contacts off it (they are reassigned on their next send)."""
     try:
-        moved = resources().instances.ban(
-            name, "banned by operator (zapdispatch instances ban)", datetime.now(tz=UTC)
+        result = ban_instance(
+            resources().instances, name, by="zapdispatch instances ban", now=datetime.now(tz=UTC)
         )
     except UnknownInstance as exc:
         raise BadInput(str(exc)) from None
-    click.echo(f"{name} banned; {moved} contact(s) migrated off it")
+    click.echo(f"{name} banned; {result.contacts_migrated} contact(s) migrated off it")
+
+
+@instances.command("unban")
+@click.argument("name")
+def instances_unban(name: str) -> None:
+    """Undo a ban: NAME is `disconnected` until the health check or a webhook sees it
+    connected, and its open ban alert is resolved."""
+    res = resources()
+    try:
+        result = unban_instance(
+            res.instances,
+            AlertStore(res.sessions),
+            name,
+            by="zapdispatch instances unban",
+            now=datetime.now(tz=UTC),
+            channels=configured_channels(res.settings),
+        )
+    except UnknownInstance as exc:
+        raise BadInput(str(exc)) from None
+    if not result.was_banned:
+        click.echo(f"{name} is not banned; nothing to do")
+        return
+    resolved = "; its ban alert resolved" if result.alert_resolved else ""
+    click.echo(f"{name} unbanned: disconnected until seen connected{resolved}")
 
 
 # -- messages ---------------------------------------------------------------------------

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import Engine, text
 
+from models.alert_store import AlertStore, AlertText
+from models.alerts import AlertKind, AlertSeverity
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
@@ -145,3 +148,30 @@ def test_send_records_the_message_and_status_shows_it(
     assert recent[0]["phone"] == "5511*******88"
     text = ok(env, "status")
     assert message_id in text and "queued 1" in text and "inst-a" in text
+
+
+def test_instances_unban_resolves_the_ban_alert(env: dict[str, str], engine: Engine) -> None:
+    ok(env, "instances", "add", "inst-b", "--phone", "11988887776", "--hourly", "2", "--daily", "9")
+    assert "not banned; nothing to do" in ok(env, "instances", "unban", "inst-b")
+    ok(env, "instances", "ban", "inst-b")
+    sessions = make_session_factory(engine)
+    alerts = AlertStore(sessions)
+    opened = alerts.open(
+        AlertKind.INSTANCE_BANNED,
+        "inst-b",
+        AlertSeverity.CRITICAL,
+        AlertText("Instance inst-b BANNED", "inst-b was banned."),
+        now=datetime.now(tz=UTC),
+        channels=[],
+    )
+    assert opened is not None
+    out = ok(env, "instances", "unban", "inst-b")
+    assert (
+        out.strip() == "inst-b unbanned: disconnected until seen connected; its ban alert resolved"
+    )
+    view = InstanceStore(sessions).get("inst-b")
+    assert view.status is InstanceStatus.DISCONNECTED
+    assert view.status_reason == "unbanned by operator (zapdispatch instances unban); until seen"
+    assert alerts.open_alerts() == []
+    result = run_cli(env, "instances", "unban", "nope")
+    assert result.returncode == 2 and "no instance named 'nope'" in result.stderr

@@ -11,6 +11,7 @@ import redis
 from config import Settings
 from models.activity_store import ActivityStore
 from models.alert_store import AlertStore, AlertView
+from models.instance_store import InstanceStore
 from models.message_store import MessageStore
 from worker.resources import Resources
 from worker.routing import BreakerPolicy
@@ -33,6 +34,8 @@ class ApiDeps:
     activity: ActivityStore
     alerts: AlertSource
     redis: redis.Redis[Any]
+    instances: InstanceStore
+    alert_store: AlertStore
 
 
 def breaker_policy(settings: Settings) -> BreakerPolicy:
@@ -57,4 +60,6 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         activity=activity,
         alerts=AlertStore(res.sessions),
         redis=res.redis,
+        instances=res.instances,
+        alert_store=AlertStore(res.sessions),
     )

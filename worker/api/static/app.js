@@ -1,7 +1,14 @@
-// The status page: polls the JSON endpoints and redraws. Data is inserted as text only.
+// The console: signs in when the API asks for a token, then polls the JSON endpoints and
+// redraws. Data is inserted as text only. Every call carries the session cookie (set by
+// POST /auth/signin, HttpOnly) and the X-Requested-With header the API's CSRF rule asks of
+// cookie-authenticated writes.
 "use strict";
 
 const REFRESH_MS = 5000;
+const PAGE_SIZE = 50;
+const HEADERS = { Accept: "application/json", "X-Requested-With": "zapdispatch" };
+
+class Unauthorized extends Error {}
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -15,6 +22,66 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+function $(id) {
+  return document.getElementById(id);
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: { ...HEADERS }, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  if (response.status === 401) throw new Unauthorized(path);
+  if (!response.ok) {
+    let detail = `HTTP ${response.status}`;
+    try {
+      const parsed = await response.json();
+      if (parsed.detail) detail = typeof parsed.detail === "string" ? parsed.detail : JSON.stringify(parsed.detail);
+    } catch (_) { /* not JSON */ }
+    throw new Error(`${path}: ${detail}`);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+const getJson = (path) => api("GET", path);
+
+// -- sign-in ------------------------------------------------------------------------------
+function showSignin(message) {
+  document.body.dataset.state = "signin";
+  $("signin").hidden = false;
+  $("nav").hidden = true;
+  for (const view of document.querySelectorAll(".view")) view.hidden = true;
+  const error = $("signin-error");
+  error.textContent = message || "";
+  error.hidden = !message;
+  $("overall-status").textContent = "signed out";
+  $("overall-status").className = "badge";
+  $("updated").textContent = "";
+}
+
+async function signin(event) {
+  event.preventDefault();
+  const token = $("signin-token").value;
+  try {
+    await api("POST", "/auth/signin", { token });
+  } catch (exc) {
+    $("signin-token").value = "";
+    showSignin(exc instanceof Unauthorized ? "Wrong token: check API_TOKEN and try again."
+      : `Sign-in failed: ${exc.message}`);
+    return;
+  }
+  $("signin-token").value = "";
+  await start();
+}
+
+async function signout() {
+  await api("POST", "/auth/signout");
+  showSignin("Signed out.");
+}
+
+// -- overview -----------------------------------------------------------------------------
 function bar(kind, used, cap) {
   const pct = cap > 0 ? Math.min(100, (100 * used) / cap) : 100;
   const level = pct >= 100 ? "full" : pct >= 80 ? "high" : "";
@@ -35,14 +102,14 @@ function card(label, value) {
 
 function renderSummary(data) {
   const s = data.summary;
-  document.getElementById("summary").replaceChildren(
+  $("summary").replaceChildren(
     card("instances", s.total_instances), card("online", s.online), card("offline", s.offline),
     card("banned", s.banned), card("sent today", `${s.sent_today}/${s.capacity_day}`),
     card("capacity used", `${s.capacity_used_pct.toFixed(1)}%`));
-  const badge = document.getElementById("overall-status");
+  const badge = $("overall-status");
   badge.textContent = data.status;
   badge.className = `badge ${data.status}`;
-  document.getElementById("updated").textContent = `updated ${when(data.timestamp)}`;
+  $("updated").textContent = `updated ${when(data.timestamp)}`;
 }
 
 function instanceRow(i) {
@@ -57,36 +124,143 @@ function instanceRow(i) {
 }
 
 function renderAlerts(alerts) {
-  document.getElementById("alert-count").textContent = `(${alerts.length})`;
+  $("alert-count").textContent = `(${alerts.length})`;
   const items = alerts.map((a) => el("li", { class: `alert ${a.severity}`, "data-kind": a.kind },
     el("strong", {}, a.title), " ", el("span", { class: "muted" }, `since ${when(a.opened_at)}`),
     el("div", {}, a.message)));
   if (items.length === 0) items.push(el("li", { class: "muted" }, "none"));
-  document.getElementById("alerts").replaceChildren(...items);
+  $("alerts").replaceChildren(...items);
 }
 
-async function getJson(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
-  return response.json();
+async function refreshOverview() {
+  const [overview, alerts] = await Promise.all(
+    [getJson("/dashboard/instances"), getJson("/dashboard/alerts")]);
+  renderSummary(overview);
+  document.querySelector("#instances tbody").replaceChildren(...overview.instances.map(instanceRow));
+  renderAlerts(alerts.alerts);
 }
 
-async function refresh() {
-  const error = document.getElementById("error");
+// -- messages -----------------------------------------------------------------------------
+const messagePaging = { before: null, stack: [] };
+
+function messageQuery() {
+  const params = new URLSearchParams();
+  for (const [key, value] of new FormData($("message-filters"))) {
+    if (String(value).trim()) params.set(key, String(value).trim());
+  }
+  params.set("limit", String(PAGE_SIZE));
+  if (messagePaging.before) params.set("before", messagePaging.before);
+  return params;
+}
+
+function messageRow(m) {
+  const row = el("tr", { class: "message", "data-id": m.id, "data-state": m.state },
+    el("td", {}, when(m.created_at)), el("td", { class: "state" }, m.state),
+    el("td", {}, m.instance || "—"), el("td", {}, m.contact_id || "—"), el("td", {}, m.phone || "—"),
+    el("td", {}, m.campaign || "—"), el("td", {}, m.receipt || "—"), el("td", {}, m.attempts),
+    el("td", { class: "last-error" }, m.last_error || ""));
+  row.addEventListener("click", () => showMessage(m.id));
+  return row;
+}
+
+async function refreshMessages() {
+  const body = await getJson(`/messages?${messageQuery()}`);
+  document.querySelector("#message-list tbody").replaceChildren(...body.messages.map(messageRow));
+  $("messages-older").disabled = !body.next_before;
+  $("messages-older").dataset.next = body.next_before || "";
+  $("messages-newer").disabled = messagePaging.stack.length === 0;
+}
+
+const DETAIL_FIELDS = ["state", "instance", "contact_id", "phone", "campaign", "provider_message_id",
+  "receipt", "created_at", "sent_at", "delivered_at", "read_at", "not_before", "attempts",
+  "requeues", "last_error"];
+
+async function showMessage(id) {
+  const [message, timeline] = await Promise.all(
+    [getJson(`/messages/${encodeURIComponent(id)}`), getJson(`/messages/${encodeURIComponent(id)}/timeline`)]);
+  $("detail-id").textContent = message.id;
+  $("detail-fields").replaceChildren(...DETAIL_FIELDS.flatMap((key) => [
+    el("dt", {}, key), el("dd", { "data-key": key }, message[key] === null ? "—" : message[key])]));
+  $("timeline").replaceChildren(...timeline.events.map((e) => el("li",
+    { class: "event", "data-kind": e.kind },
+    el("span", { class: "muted" }, when(e.at)), " ", el("strong", {}, e.kind),
+    e.instance ? ` on ${e.instance}` : "", e.reason ? `: ${e.reason}` : "",
+    e.until ? ` (until ${when(e.until)})` : "")));
+  $("message-detail").hidden = false;
+  document.body.dataset.detail = message.id;
+}
+
+function setupMessages() {
+  $("message-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    messagePaging.before = null;
+    messagePaging.stack = [];
+    guarded(refreshMessages);
+  });
+  $("messages-older").addEventListener("click", () => {
+    messagePaging.stack.push(messagePaging.before);
+    messagePaging.before = $("messages-older").dataset.next;
+    guarded(refreshMessages);
+  });
+  $("messages-newer").addEventListener("click", () => {
+    messagePaging.before = null;
+    messagePaging.stack = [];
+    guarded(refreshMessages);
+  });
+}
+
+// -- views and refresh ------------------------------------------------------------------
+const VIEWS = { overview: refreshOverview, messages: refreshMessages };
+
+function currentView() {
+  const name = location.hash.replace("#", "");
+  return name in VIEWS ? name : "overview";
+}
+
+async function guarded(action) {
+  const error = $("error");
   try {
-    const [overview, alerts] = await Promise.all(
-      [getJson("/dashboard/instances"), getJson("/dashboard/alerts")]);
-    renderSummary(overview);
-    document.querySelector("#instances tbody").replaceChildren(...overview.instances.map(instanceRow));
-    renderAlerts(alerts.alerts);
+    await action();
     error.hidden = true;
     document.body.dataset.state = "ready";
   } catch (exc) {
+    if (exc instanceof Unauthorized) {
+      showSignin("Your session ended: sign in again.");
+      return;
+    }
     error.textContent = `refresh failed: ${exc.message}`;
     error.hidden = false;
     document.body.dataset.state = "error";
   }
 }
 
-refresh();
+async function refresh() {
+  if (document.body.dataset.state === "signin") return;
+  const view = currentView();
+  document.body.dataset.view = view;
+  for (const node of document.querySelectorAll(".view")) node.hidden = node.id !== view;
+  await guarded(VIEWS[view]);
+}
+
+async function start() {
+  const session = await getJson("/auth/session");
+  if (!session.signed_in) {
+    showSignin("");
+    return;
+  }
+  $("signin").hidden = true;
+  $("nav").hidden = false;
+  $("signout").hidden = !session.auth_required;
+  document.body.dataset.state = "loading";
+  await refresh();
+}
+
+$("signin-form").addEventListener("submit", signin);
+$("signout").addEventListener("click", signout);
+window.addEventListener("hashchange", refresh);
+setupMessages();
+start().catch((exc) => {
+  $("error").textContent = `start failed: ${exc.message}`;
+  $("error").hidden = false;
+});
 setInterval(refresh, REFRESH_MS);

@@ -1,0 +1,108 @@
+"""The console behind API_TOKEN, driven in headless Chromium over the DevTools protocol:
+signed out → the form; a wrong token → a clear message; the right token → data; sign out.
+Screenshots go to $ZD_ARTIFACTS or tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from pydantic import SecretStr
+
+from config import Settings
+from tests.browser.cdp import Browser
+from tests.browser.serve import served
+from tests.browser.test_page import artifacts_dir, chromium
+from tests.integration.api_support import Seeded, open_resources, seeded_app
+from worker.api import create_app, deps_from_resources
+
+pytestmark = pytest.mark.browser
+
+TOKEN = "console-s3cret"
+
+
+@pytest.fixture
+def seeded(settings: Settings, redis_client: redis.Redis[Any]) -> Iterator[Seeded]:
+    res = open_resources(settings, redis_client)
+    try:
+        yield seeded_app(res)
+    finally:
+        res.close()
+
+
+@pytest.fixture
+def locked_url(seeded: Seeded, settings: Settings) -> Iterator[str]:
+    """The seeded API with API_TOKEN set."""
+    locked = settings.model_copy(update={"api_token": SecretStr(TOKEN)})
+    deps = deps_from_resources(seeded.res)
+    app = create_app(type(deps)(**{**deps.__dict__, "settings": locked}))
+    with served(app) as url:
+        yield url
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    b = Browser(chromium(), tmp_path / "profile")
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def sign_in(browser: Browser, token: str) -> None:
+    browser.evaluate(
+        f"document.getElementById('signin-token').value = {json.dumps(token)};"
+        "document.getElementById('signin-form').requestSubmit(); true"
+    )
+
+
+def fetch_status(browser: Browser, path: str) -> int:
+    return int(browser.evaluate(f"fetch({json.dumps(path)}).then((r) => r.status)"))
+
+
+def test_sign_in_wrong_token_right_token_sign_out(browser: Browser, locked_url: str) -> None:
+    shots = artifacts_dir()
+    browser.navigate(locked_url)
+    assert browser.wait_for("document.body.dataset.state === 'signin'")
+    assert browser.evaluate("document.getElementById('signin').hidden") is False
+    assert browser.evaluate("document.querySelectorAll('tr.instance').length") == 0
+    assert fetch_status(browser, "/dashboard/instances") == 401
+    browser.screenshot(shots / "console-signin.png")
+
+    sign_in(browser, "not-the-token")
+    message = browser.wait_for(
+        "!document.getElementById('signin-error').hidden && "
+        "document.getElementById('signin-error').textContent"
+    )
+    assert message == "Wrong token: check API_TOKEN and try again."
+    assert fetch_status(browser, "/dashboard/instances") == 401
+
+    sign_in(browser, TOKEN)
+    browser.wait_for("document.body.dataset.state === 'ready'")
+    names = browser.evaluate(
+        "[...document.querySelectorAll('tr.instance')].map((r) => r.dataset.name)"
+    )
+    assert names == ["inst-a", "inst-b", "inst-c", "inst-d"]
+    assert browser.evaluate("document.getElementById('overall-status').textContent") == "healthy"
+    assert fetch_status(browser, "/dashboard/instances") == 200
+    # The cookie is HttpOnly: the page's script cannot read it.
+    assert browser.evaluate("document.cookie") == ""
+    cookies = browser.send("Network.getCookies", session=True, urls=[locked_url])["cookies"]
+    (cookie,) = [c for c in cookies if c["name"] == "zd_session"]
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert TOKEN not in cookie["value"]
+    browser.screenshot(shots / "console-signed-in.png")
+
+    # A reload keeps the session.
+    browser.navigate(locked_url)
+    browser.wait_for("document.body.dataset.state === 'ready'")
+
+    browser.evaluate("document.getElementById('signout').click(); true")
+    assert browser.wait_for("document.body.dataset.state === 'signin'")
+    assert fetch_status(browser, "/dashboard/instances") == 401
+    browser.navigate(locked_url)
+    assert browser.wait_for("document.body.dataset.state === 'signin'")
