@@ -12,6 +12,7 @@ from config import Settings
 from models.activity_store import ActivityStore
 from models.alert_store import AlertStore, AlertView
 from models.instance_store import InstanceStore
+from models.message_query_store import MessageQueryStore
 from models.message_store import MessageStore
 from worker.resources import Resources
 from worker.routing import BreakerPolicy
@@ -36,6 +37,7 @@ class ApiDeps:
     redis: redis.Redis[Any]
     instances: InstanceStore
     alert_store: AlertStore
+    message_queries: MessageQueryStore
 
 
 def breaker_policy(settings: Settings) -> BreakerPolicy:
@@ -62,4 +64,5 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         redis=res.redis,
         instances=res.instances,
         alert_store=AlertStore(res.sessions),
+        message_queries=MessageQueryStore(res.sessions),
     )
