@@ -175,3 +175,36 @@ def test_instances_unban_resolves_the_ban_alert(env: dict[str, str], engine: Eng
     assert alerts.open_alerts() == []
     result = run_cli(env, "instances", "unban", "nope")
     assert result.returncode == 2 and "no instance named 'nope'" in result.stderr
+
+
+def test_messages_list_and_show(env: dict[str, str], engine: Engine) -> None:
+    ok(env, "instances", "add", "inst-a", "--phone", "11988887777", "--hourly", "9", "--daily", "9")
+    first = ok(env, "send", "+55 11 99999-8888", "oi", "--contact", "doctor-1").strip()
+    second = ok(env, "send", "+55 11 99999-7777", "ola", "--contact", "doctor-2").strip()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE messages SET campaign = 'promo' WHERE id = :id"), {"id": second})
+    listed = json.loads(ok(env, "messages", "list", "--json"))
+    assert [m["id"] for m in listed["messages"]] == [second, first]
+    assert listed["messages"][0]["phone"] == "5511*******77"
+    promo = json.loads(ok(env, "messages", "list", "--campaign", "promo", "--json"))
+    assert [m["id"] for m in promo["messages"]] == [second]
+    by_contact = json.loads(ok(env, "messages", "list", "--contact", "doctor-1", "--json"))
+    assert [m["id"] for m in by_contact["messages"]] == [first]
+    paged = json.loads(ok(env, "messages", "list", "--limit", "1", "--json"))
+    assert paged["next_before"] == second
+    text_out = ok(env, "messages", "list", "--state", "queued")
+    assert first in text_out and second in text_out and "promo" in text_out
+    assert "99999" not in text_out
+
+    shown = json.loads(ok(env, "messages", "show", first, "--json"))
+    assert shown["id"] == first and shown["state"] == "queued"
+    assert [e["kind"] for e in shown["timeline"]] == ["accepted"]
+    human = ok(env, "messages", "show", first)
+    assert "timeline:" in human and "accepted" in human and "5511*******88" in human
+    for args, message in [
+        (["messages", "show", "nope"], "not a message id: 'nope'"),
+        (["messages", "show", "00000000-0000-0000-0000-000000000000"], "no message"),
+        (["messages", "list", "--state", "lost"], "'lost' is not one of"),
+    ]:
+        result = run_cli(env, *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
