@@ -17,7 +17,8 @@ from config import Settings
 from tests.browser.cdp import Browser
 from tests.browser.serve import served
 from tests.browser.test_page import artifacts_dir, chromium
-from tests.integration.api_support import Seeded, open_resources, seeded_app
+from tests.integration.api_support import NOW, Seeded, open_resources, seeded_app
+from tests.integration.test_messages_api import record
 from worker.api import create_app, deps_from_resources
 
 pytestmark = pytest.mark.browser
@@ -106,3 +107,47 @@ def test_sign_in_wrong_token_right_token_sign_out(browser: Browser, locked_url: 
     assert fetch_status(browser, "/dashboard/instances") == 401
     browser.navigate(locked_url)
     assert browser.wait_for("document.body.dataset.state === 'signin'")
+
+
+def test_messages_view_filters_and_shows_a_timeline(
+    browser: Browser, locked_url: str, seeded: Seeded
+) -> None:
+    res = seeded.res
+    waited = seeded.message_ids[1]
+    browser.navigate(locked_url)
+    browser.wait_for("document.body.dataset.state === 'signin'")
+    sign_in(browser, TOKEN)
+    browser.wait_for("document.body.dataset.state === 'ready'")
+    browser.evaluate("location.hash = '#messages'; true")
+    browser.wait_for("document.querySelectorAll('tr.message').length === 2")
+    # A failed message to filter for.
+    failed = record(res, "doctor-x", 0)
+    assert res.messages.mark_failed(failed, "recipient not on WhatsApp", NOW)
+    browser.evaluate(
+        "document.querySelector('#message-filters [name=state]').value = 'failed';"
+        "document.getElementById('message-filters').requestSubmit(); true"
+    )
+    browser.wait_for(
+        "document.querySelectorAll('tr.message').length === 1 && "
+        f"document.querySelector('tr.message').dataset.id === '{failed}'"
+    )
+    assert browser.evaluate("document.querySelector('tr.message .last-error').textContent") == (
+        "recipient not on WhatsApp"
+    )
+    browser.evaluate(
+        "document.querySelector('#message-filters [name=state]').value = '';"
+        "document.querySelector('#message-filters [name=contact_id]').value = 'doctor-2';"
+        "document.getElementById('message-filters').requestSubmit(); true"
+    )
+    browser.wait_for(f"document.querySelector('tr.message')?.dataset.id === '{waited}'")
+    browser.evaluate("document.querySelector('tr.message').click(); true")
+    browser.wait_for(f"document.body.dataset.detail === '{waited}'")
+    kinds = browser.evaluate(
+        "[...document.querySelectorAll('#timeline li')].map((li) => li.dataset.kind)"
+    )
+    assert kinds == ["accepted", "sent"]
+    assert (
+        browser.evaluate("document.querySelector('#detail-fields [data-key=phone]').textContent")
+        == "5511*******88"
+    )
+    browser.screenshot(artifacts_dir() / "console-messages.png")
