@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.api.auth import bearer_guard
+from worker.api.chart_routes import chart_router
 from worker.api.control_routes import instance_control_router
 from worker.api.deps import ApiDeps
 from worker.api.message_routes import message_router
@@ -97,6 +98,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(dashboard_router(deps), dependencies=[guard])
     app.include_router(stats_router(deps), dependencies=[guard])
     app.include_router(message_router(deps.message_queries), dependencies=[guard])
+    app.include_router(chart_router(deps), dependencies=[guard])
     app.include_router(instance_control_router(deps), dependencies=[guard])
     app.include_router(auth_router(deps.settings))
     add_page_routes(app)

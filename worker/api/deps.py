@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -11,6 +11,7 @@ import redis
 from config import Settings
 from models.activity_store import ActivityStore
 from models.alert_store import AlertStore, AlertView
+from models.chart_store import ChartStore
 from models.instance_store import InstanceStore
 from models.message_query_store import MessageQueryStore
 from models.message_store import MessageStore
@@ -38,6 +39,8 @@ class ApiDeps:
     instances: InstanceStore
     alert_store: AlertStore
     message_queries: MessageQueryStore
+    charts: ChartStore
+    clock: Callable[[], float]  # unix seconds: the limiter's clock (a test clock in tests)
 
 
 def breaker_policy(settings: Settings) -> BreakerPolicy:
@@ -65,4 +68,6 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         instances=res.instances,
         alert_store=AlertStore(res.sessions),
         message_queries=MessageQueryStore(res.sessions),
+        charts=ChartStore(res.sessions),
+        clock=res.limiter.now,
     )

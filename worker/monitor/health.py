@@ -25,9 +25,11 @@ import httpx
 import redis
 from celery.signals import worker_init
 from redis.exceptions import LockError
+from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings, load_settings
 from models.alert_store import AlertStore
+from models.chart_store import ChartStore
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
 from models.views import InstanceView, StatusChange, to_datetime
@@ -292,7 +294,19 @@ def run_health_check(res: Resources) -> HealthReport:
         if _built is None or _built[0] != id(res):
             _built = (id(res), build_monitor(res))
         monitor = _built[1]
-    return monitor.run()
+    report = monitor.run()
+    if report.ran:
+        sample_queue(res)
+    return report
+
+
+def sample_queue(res: Resources) -> None:
+    """One queue-depth sample for the console's chart; a failure is logged, never raised
+    (the health check's own work is done by then)."""
+    try:
+        ChartStore(res.sessions).sample_queue(to_datetime(res.limiter.now()))
+    except SQLAlchemyError:
+        log.exception("queue-depth sample failed")
 
 
 @worker_init.connect
