@@ -94,15 +94,7 @@ def test_queue_chart_reads_samples_and_held_reasons(seeded: Seeded, client: Test
         )
     assert res.messages.note_requeue(parked[2], NOW, reason="no instance online")
     record(res, "doctor-q", 9)  # queued, never requeued: not held
-    assert (
-        charts.sample_queue(NOW - timedelta(hours=1))
-        == {
-            "queued": 0,
-            "waiting": 0,
-            "sending": 0,
-        }
-        or True
-    )  # the counts now, whatever the time label
+    charts.sample_queue(NOW - timedelta(hours=1))
     assert charts.sample_queue(NOW) == {"queued": 2, "waiting": 2, "sending": 0}
     charts.sample_queue(NOW - timedelta(hours=72))  # past retention: dropped by the next one
     charts.sample_queue(NOW)  # the same instant again: ignored
