@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import redis
 from pydantic import SecretStr
 
 from config import Settings
+from models.chart_store import ChartStore
 from tests.browser.cdp import Browser
 from tests.browser.serve import served
 from tests.browser.test_page import artifacts_dir, chromium
@@ -151,3 +153,45 @@ def test_messages_view_filters_and_shows_a_timeline(
         == "5511*******88"
     )
     browser.screenshot(artifacts_dir() / "console-messages.png")
+
+
+def test_charts_are_drawn_from_seeded_data(
+    browser: Browser, locked_url: str, seeded: Seeded
+) -> None:
+    res = seeded.res
+    charts = ChartStore(res.sessions)
+    campaign = [record(res, f"doctor-c{i}", i, campaign="promo") for i in range(3)]
+    res.messages.claim(campaign[0], "inst-b", contact_id="doctor-c0", seen_preference=None, now=NOW)
+    assert res.messages.mark_sent(campaign[0], "3EB0C", NOW)
+    assert res.messages.note_requeue(
+        campaign[1], NOW, reason="caps", not_before=NOW + timedelta(hours=1)
+    )
+    charts.sample_queue(NOW - timedelta(hours=2))
+    charts.sample_queue(NOW - timedelta(hours=1))
+    charts.sample_queue(NOW)
+    browser.navigate(locked_url + "#charts")
+    browser.wait_for("document.body.dataset.state === 'signin'")
+    sign_in(browser, TOKEN)
+    browser.wait_for("document.querySelectorAll('.instance-chart').length === 4")
+    bars = browser.evaluate(
+        "[...document.querySelectorAll('.instance-chart[data-name=\"inst-a\"] rect.hour-bar')]"
+        ".map((r) => Number(r.dataset.sent))"
+    )
+    assert len(bars) == 24 and sum(bars) == 2 and bars[-2] == 1 and bars[-4] == 1
+    assert browser.evaluate("document.querySelectorAll('rect.hour-bar').length") == 4 * 24
+    assert browser.evaluate("document.querySelectorAll('line.cap-line').length") == 4
+    points = browser.evaluate(
+        "document.querySelector('polyline.depth-waiting').getAttribute('points')"
+    )
+    assert len(points.split()) == 3
+    reasons = browser.evaluate(
+        "[...document.querySelectorAll('rect.reason-bar')]"
+        ".map((r) => [r.dataset.label, r.dataset.value])"
+    )
+    assert reasons == [["caps", "1"]]
+    funnel = browser.evaluate(
+        "[...document.querySelectorAll('.funnel[data-campaign=\"promo\"] rect.funnel-bar')]"
+        ".map((r) => Number(r.dataset.value))"
+    )
+    assert funnel == [3, 1, 0, 0]
+    browser.screenshot(artifacts_dir() / "console-charts.png")

@@ -209,8 +209,100 @@ function setupMessages() {
   });
 }
 
+// -- charts (plain SVG) ---------------------------------------------------------------------
+const SVG_NS = "http://www.w3.org/2000/svg";
+const STATE_COLOURS = { queued: "#2563eb", waiting: "#d97706", sending: "#15803d" };
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function pct(value) {
+  return value === null || value === undefined ? "—" : `${value.toFixed(1)}%`;
+}
+
+// 24 bars of sends per hour against the hourly cap (a dashed line).
+function hourBars(row) {
+  const width = 288, height = 80, gap = 2;
+  const top = Math.max(row.capacity_hour, ...row.hours.map((h) => h.sent), 1);
+  const step = width / row.hours.length;
+  const y = (v) => height - (height * v) / top;
+  const bars = row.hours.map((h, i) => svg("rect", {
+    class: "hour-bar", "data-sent": h.sent, x: (i * step).toFixed(1),
+    y: y(h.sent).toFixed(1), width: (step - gap).toFixed(1),
+    height: (height - y(h.sent)).toFixed(1), fill: h.sent >= row.capacity_hour ? "#dc2626" : "#2563eb",
+  }, svg("title", {}, `${new Date(h.hour).toLocaleTimeString([], { hour: "2-digit" })}: ${h.sent}/${row.capacity_hour}`)));
+  const cap = svg("line", { class: "cap-line", x1: 0, x2: width, y1: y(row.capacity_hour),
+    y2: y(row.capacity_hour), stroke: "#6b7280", "stroke-dasharray": "4 3" });
+  return svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+    "aria-label": `sends per hour on ${row.name}` }, ...bars, cap);
+}
+
+function instanceChart(row) {
+  return el("figure", { class: "chart instance-chart", "data-name": row.name },
+    hourBars(row),
+    el("figcaption", {}, el("strong", {}, row.name),
+      ` ${row.sent_24h} sent · delivered ${pct(row.delivered_pct_24h)} · read ${pct(row.read_pct_24h)}`));
+}
+
+// One polyline per state over the samples.
+function queueChart(samples) {
+  const width = 600, height = 140;
+  if (samples.length === 0) return el("p", { class: "muted" }, "no samples yet (the health check takes one a minute)");
+  const states = Object.keys(STATE_COLOURS);
+  const top = Math.max(1, ...samples.flatMap((s) => states.map((k) => s[k] || 0)));
+  const times = samples.map((s) => new Date(s.at).getTime());
+  const span = Math.max(1, times[times.length - 1] - times[0]);
+  const x = (t) => (samples.length === 1 ? width / 2 : ((t - times[0]) / span) * width);
+  const y = (v) => height - 4 - ((height - 8) * v) / top;
+  const lines = states.map((k) => svg("polyline", {
+    class: `depth depth-${k}`, fill: "none", stroke: STATE_COLOURS[k], "stroke-width": 2,
+    points: samples.map((s, i) => `${x(times[i]).toFixed(1)},${y(s[k] || 0).toFixed(1)}`).join(" "),
+  }));
+  const last = samples[samples.length - 1];
+  const legend = el("p", { class: "legend" }, ...states.map((k) => el("span",
+    { class: "key", style: `border-color: ${STATE_COLOURS[k]}` }, `${k} ${last[k] || 0}`)));
+  return el("div", {}, svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height,
+    role: "img", "aria-label": "queue depth" }, ...lines), legend);
+}
+
+// Horizontal bars: one per (label, value).
+function hbars(pairs, cls) {
+  const width = 400, row = 22;
+  const top = Math.max(1, ...pairs.map(([, v]) => v));
+  const items = pairs.flatMap(([label, value], i) => [
+    svg("rect", { class: cls, "data-label": label, "data-value": value, x: 150, y: i * row + 3,
+      width: ((width - 200) * value) / top, height: row - 6, fill: "#2563eb" }),
+    svg("text", { x: 0, y: i * row + 15, "font-size": 12 }, label),
+    svg("text", { x: 155 + ((width - 200) * value) / top, y: i * row + 15, "font-size": 12 }, value),
+  ]);
+  return svg("svg", { viewBox: `0 0 ${width} ${pairs.length * row}`, width,
+    height: pairs.length * row, role: "img" }, ...items);
+}
+
+async function refreshCharts() {
+  const [instances, queue, campaigns] = await Promise.all([getJson("/charts/instances"),
+    getJson("/charts/queue?hours=6"), getJson("/charts/campaigns")]);
+  $("instance-charts").replaceChildren(...instances.instances.map(instanceChart));
+  $("queue-chart").replaceChildren(queueChart(queue.samples));
+  const reasons = Object.entries(queue.waiting_by_reason);
+  $("reason-chart").replaceChildren(reasons.length ? hbars(reasons, "reason-bar")
+    : el("p", { class: "muted" }, "nothing is held back"));
+  $("campaign-charts").replaceChildren(...(campaigns.campaigns.length ? campaigns.campaigns.map((c) =>
+    el("figure", { class: "chart funnel", "data-campaign": c.campaign },
+      hbars([["accepted", c.accepted], ["sent", c.sent], ["delivered", c.delivered], ["read", c.read]], "funnel-bar"),
+      el("figcaption", {}, el("strong", {}, c.campaign),
+        c.failed || c.cancelled ? ` · ${c.failed} failed, ${c.cancelled} cancelled` : "")))
+    : [el("p", { class: "muted" }, "no campaigns in the last 30 days")]));
+}
+
 // -- views and refresh ------------------------------------------------------------------
-const VIEWS = { overview: refreshOverview, messages: refreshMessages };
+const VIEWS = { overview: refreshOverview, messages: refreshMessages, charts: refreshCharts };
 
 function currentView() {
   const name = location.hash.replace("#", "");
@@ -239,7 +331,10 @@ async function refresh() {
   const view = currentView();
   document.body.dataset.view = view;
   for (const node of document.querySelectorAll(".view")) node.hidden = node.id !== view;
-  await guarded(VIEWS[view]);
+  await guarded(async () => {
+    await VIEWS[view]();
+    if (view !== "overview") renderSummary(await getJson("/dashboard/instances"));  // the badge
+  });
 }
 
 async function start() {
