@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ class Browser:
         os.close(from_child_w)
         self._buffer = b""
         self._next_id = 0
+        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
             "sessionId"
@@ -68,15 +70,25 @@ class Browser:
         self.send("Page.enable", session=True)
         self.send("Runtime.enable", session=True)
 
-    def send(self, method: str, *, session: bool = False, **params: Any) -> dict[str, Any]:
+    def post(self, method: str, *, session: bool = False, **params: Any) -> int:
+        """Send a command without waiting for its reply; returns its id."""
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if session:
             message["sessionId"] = self.session
         os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        return self._next_id
+
+    def send(self, method: str, *, session: bool = False, **params: Any) -> dict[str, Any]:
+        wanted = self.post(method, session=session, **params)
         while True:
             reply = self._read()
-            if reply.get("id") == self._next_id:
+            if "method" in reply:  # an event: its handler may post commands
+                handler = self.handlers.get(reply["method"])
+                if handler is not None:
+                    handler(reply.get("params", {}))
+                continue
+            if reply.get("id") == wanted:
                 if "error" in reply:
                     raise CdpError(f"{method}: {reply['error']}")
                 return dict(reply.get("result", {}))
@@ -115,6 +127,30 @@ class Browser:
             if time.monotonic() > deadline:
                 raise CdpError(f"timed out waiting for {expression}")
             time.sleep(0.05)
+
+    def intercept(self, answers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Answer, in the browser before they leave, the requests whose URL contains a key
+        of `answers` (the longest matching key wins) with 200 and that key's JSON body;
+        returns the list the requests (url, method, headers, postData) are appended to."""
+        seen: list[dict[str, Any]] = []
+
+        def answer(params: dict[str, Any]) -> None:
+            request = params["request"]
+            seen.append(request)
+            key = max((k for k in answers if k in request["url"]), key=len)
+            self.post(
+                "Fetch.fulfillRequest",
+                session=True,
+                requestId=params["requestId"],
+                responseCode=200,
+                responseHeaders=[{"name": "Content-Type", "value": "application/json"}],
+                body=base64.b64encode(json.dumps(answers[key]).encode()).decode(),
+            )
+
+        self.handlers["Fetch.requestPaused"] = answer
+        patterns = [{"urlPattern": f"*{key}*"} for key in answers]
+        self.send("Fetch.enable", session=True, patterns=patterns)
+        return seen
 
     def screenshot(self, path: Path) -> None:
         data = self.send("Page.captureScreenshot", session=True, format="png")["data"]

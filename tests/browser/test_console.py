@@ -195,3 +195,89 @@ def test_charts_are_drawn_from_seeded_data(
     )
     assert funnel == [3, 1, 0, 0]
     browser.screenshot(artifacts_dir() / "console-charts.png")
+
+
+def confirm(browser: Browser, button_selector: str, ok: bool) -> str:
+    """Click a control, check the dialog opened, answer it; returns the dialog's text."""
+    browser.evaluate(f"document.querySelector({json.dumps(button_selector)}).click(); true")
+    text = browser.wait_for(
+        "document.getElementById('confirm').open && "
+        "document.getElementById('confirm-text').textContent"
+    )
+    which = "confirm-ok" if ok else "confirm-cancel"
+    browser.evaluate(f"document.getElementById('{which}').click(); true")
+    browser.wait_for("!document.getElementById('confirm').open")
+    return str(text)
+
+
+def test_ban_and_unban_from_the_page_with_confirmation(
+    browser: Browser, locked_url: str, seeded: Seeded
+) -> None:
+    res = seeded.res
+    browser.navigate(locked_url)
+    browser.wait_for("document.body.dataset.state === 'signin'")
+    sign_in(browser, TOKEN)
+    browser.wait_for("document.querySelectorAll('tr.instance').length === 4")
+    ban_b = "tr.instance[data-name='inst-b'] button[data-control='ban']"
+
+    text = confirm(browser, ban_b, ok=False)
+    assert text == "Really mark inst-b banned and move its contacts off it?"
+    assert res.instances.get("inst-b").status.value == "connected"
+
+    confirm(browser, ban_b, ok=True)
+    browser.wait_for(
+        "document.querySelector(\"tr.instance[data-name='inst-b']\").dataset.status === 'banned'"
+    )
+    assert res.instances.get("inst-b").status.value == "banned"
+    assert "inst-b" not in [v.name for v in res.instances.routable()]  # routing sees it
+    assert browser.evaluate("document.getElementById('notice').textContent") == (
+        "Done: mark inst-b banned and move its contacts off it."
+    )
+    unban_b = "tr.instance[data-name='inst-b'] button[data-control='unban']"
+    assert "unban inst-b" in confirm(browser, unban_b, ok=True)
+    row_b = "document.querySelector(\"tr.instance[data-name='inst-b']\")"
+    browser.wait_for(f"{row_b}.dataset.status === 'disconnected'")
+    assert res.instances.get("inst-b").status.value == "disconnected"
+    browser.screenshot(artifacts_dir() / "console-controls.png")
+
+
+def test_pause_resume_and_cancel_call_the_control_routes(browser: Browser, locked_url: str) -> None:
+    """The page's pause, resume and cancel requests, answered in the browser: their paths,
+    bodies and the CSRF header the API asks of cookie-authenticated writes."""
+    seen = browser.intercept(
+        {
+            "/controls/pauses": {"pauses": [{"instance": None, "campaign": "promo"}]},
+            "/controls/pause": {},
+            "/controls/resume": {},
+            "/campaigns": {"campaigns": [{"name": "promo", "paused": True, "messages": 4}]},
+            "/campaigns/promo/cancel": {"cancelled": 3},
+        }
+    )
+    browser.navigate(locked_url)
+    browser.wait_for("document.body.dataset.state === 'signin'")
+    sign_in(browser, TOKEN)
+    browser.wait_for("document.querySelectorAll('tr.campaign').length === 1")
+    assert browser.evaluate("document.getElementById('pause-state').textContent") == (
+        "paused: campaign promo"
+    )
+    confirm(browser, "#pool-controls [data-action='pause-all']", ok=True)
+    confirm(browser, "tr.instance[data-name='inst-a'] button[data-control='pause']", ok=True)
+    confirm(browser, "tr.campaign button[data-control='resume']", ok=True)
+    assert "cancel campaign promo" in confirm(
+        browser, "tr.campaign button[data-control='cancel']", ok=True
+    )
+    browser.wait_for("document.getElementById('notice').textContent.startsWith('Done: cancel')")
+    posts = [
+        (r["url"].split("/", 3)[3], json.loads(r.get("postData") or "null"))
+        for r in seen
+        if r["method"] == "POST"
+    ]
+    assert posts == [
+        ("controls/pause", {}),
+        ("controls/pause", {"instance": "inst-a"}),
+        ("controls/resume", {"campaign": "promo"}),
+        ("campaigns/promo/cancel", None),
+    ]
+    for request in seen:
+        if request["method"] == "POST":
+            assert request["headers"]["X-Requested-With"] == "zapdispatch"

@@ -120,7 +120,13 @@ function instanceRow(i) {
     el("td", {}, bar("day", i.messages_day, i.capacity_day)),
     el("td", { class: "load" }, `${i.load_pct.toFixed(1)}%`),
     el("td", { class: "available" }, i.available ? "yes" : "no"),
-    el("td", {}, when(i.last_message_at)));
+    el("td", {}, when(i.last_message_at)),
+    el("td", { class: "controls" },
+      i.paused ? controlButton("Resume", `resume sending on ${i.name}`, "POST", "/controls/resume", { instance: i.name })
+        : controlButton("Pause", `pause sending on ${i.name}`, "POST", "/controls/pause", { instance: i.name }),
+      i.status === "banned"
+        ? controlButton("Unban", `unban ${i.name} (it stays disconnected until seen connected)`, "POST", `/instances/${encodeURIComponent(i.name)}/unban`)
+        : controlButton("Ban", `mark ${i.name} banned and move its contacts off it`, "POST", `/instances/${encodeURIComponent(i.name)}/ban`)));
 }
 
 function renderAlerts(alerts) {
@@ -138,6 +144,98 @@ async function refreshOverview() {
   renderSummary(overview);
   document.querySelector("#instances tbody").replaceChildren(...overview.instances.map(instanceRow));
   renderAlerts(alerts.alerts);
+  await refreshControls();
+}
+
+// -- controls: every change asks for confirmation, then calls the authenticated API --------
+function confirmAction(text) {
+  const dialog = $("confirm");
+  $("confirm-text").textContent = `Really ${text}?`;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
+function notice(text, isError) {
+  const node = $("notice");
+  node.textContent = text;
+  node.className = isError ? "notice error" : "notice";
+  node.hidden = false;
+}
+
+async function runControl(label, method, path, body) {
+  if (!(await confirmAction(label))) return;
+  try {
+    await api(method, path, body);
+    notice(`Done: ${label}.`, false);
+  } catch (exc) {
+    if (exc instanceof Unauthorized) {
+      showSignin("Your session ended: sign in again.");
+      return;
+    }
+    notice(`Failed to ${label}: ${exc.message}`, true);
+  }
+  await refresh();
+}
+
+function controlButton(text, label, method, path, body) {
+  const button = el("button", { type: "button", class: "control", "data-control": text.toLowerCase() }, text);
+  button.addEventListener("click", () => runControl(label, method, path, body));
+  return button;
+}
+
+function campaignName(c) {
+  return c.name ?? c.campaign;
+}
+
+function campaignRow(c) {
+  const name = campaignName(c);
+  const path = `/campaigns/${encodeURIComponent(name)}/cancel`;
+  const count = c.messages ?? c.total ?? c.accepted ?? "";
+  return el("tr", { class: "campaign", "data-campaign": name },
+    el("td", {}, name), el("td", {}, count), el("td", {}, c.paused ? "yes" : "no"),
+    el("td", { class: "controls" },
+      c.paused ? controlButton("Resume", `resume campaign ${name}`, "POST", "/controls/resume", { campaign: name })
+        : controlButton("Pause", `pause campaign ${name}`, "POST", "/controls/pause", { campaign: name }),
+      controlButton("Cancel", `cancel campaign ${name} (its queued and waiting messages become cancelled)`, "POST", path)));
+}
+
+// Optional reads: routes that may be missing on an older server leave their section empty.
+async function optionalJson(path) {
+  try {
+    return await getJson(path);
+  } catch (exc) {
+    if (exc instanceof Unauthorized) throw exc;
+    return null;
+  }
+}
+
+function describePauses(body) {
+  if (body === null) return "pause state unknown";
+  const pauses = body.pauses || [];
+  if (pauses.length === 0) return "sending: on";
+  return "paused: " + pauses.map((p) => (p.instance ? `instance ${p.instance}`
+    : p.campaign ? `campaign ${p.campaign}` : "all sending")).join(", ");
+}
+
+async function refreshControls() {
+  const [pauses, campaigns] = await Promise.all(
+    [optionalJson("/controls/pauses"), optionalJson("/campaigns")]);
+  $("pause-state").textContent = describePauses(pauses);
+  const rows = campaigns === null ? [] : (campaigns.campaigns || []).map(campaignRow);
+  document.querySelector("#campaigns tbody").replaceChildren(...rows);
+  $("campaigns-note").hidden = rows.length > 0;
+  $("campaigns-note").textContent = campaigns === null ? "campaigns unavailable" : "no campaigns";
+}
+
+function setupControls() {
+  for (const button of document.querySelectorAll("#pool-controls .control")) {
+    const pause = button.dataset.action === "pause-all";
+    button.addEventListener("click", () => runControl(pause ? "pause all sending" : "resume all sending",
+      "POST", pause ? "/controls/pause" : "/controls/resume", {}));
+  }
 }
 
 // -- messages -----------------------------------------------------------------------------
@@ -354,6 +452,7 @@ $("signin-form").addEventListener("submit", signin);
 $("signout").addEventListener("click", signout);
 window.addEventListener("hashchange", refresh);
 setupMessages();
+setupControls();
 start().catch((exc) => {
   $("error").textContent = `start failed: ${exc.message}`;
   $("error").hidden = false;
