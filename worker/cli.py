@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -44,15 +45,36 @@ def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
 
 
+def display_width(text: str) -> int:
+    """Terminal columns `text` takes: wide and fullwidth characters (emoji such as 🟢 and ⛔,
+    CJK) take 2, combining marks and zero-width ones (variation selectors, joiners) 0."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in {"Mn", "Me", "Cf"}:
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in {"W", "F"} else 1
+    return width
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Left-aligned columns, two spaces apart."""
+    """Left-aligned columns, two spaces apart, aligned by terminal width (emoji count 2)."""
     cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        "  ".join(pad(cell, w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in cells
     ]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def unmasked_phone_error(raw: str, exc: Exception) -> BadInput:
+    """A phone error as the user should read it: with what they typed (it is their own
+    terminal), not the masked form logs and the database get."""
+    return BadInput(str(exc).replace(repr(mask_phone(raw)), repr(raw)))
 
 
 def stats_of(res: Resources) -> StatsReader:
@@ -83,7 +105,9 @@ def instances_add(name: str, phone: str, hourly: int, daily: int) -> None:
     try:
         number = normalize_phone(phone)
         view = resources().instances.add(name, number, hourly, daily)
-    except (InvalidPhone, DuplicateInstance) as exc:
+    except InvalidPhone as exc:
+        raise unmasked_phone_error(phone, exc) from None
+    except DuplicateInstance as exc:
         raise BadInput(str(exc)) from None
     click.echo(
         f"added {view.name} ({view.phone}): {view.hourly_cap}/hour, "
@@ -207,7 +231,7 @@ def send(phone: str, text: str, contact_id: str | None) -> None:
     try:
         message_id = enqueue_message(phone=phone, text=text, contact_id=contact_id)
     except ValueError as exc:
-        raise BadInput(str(exc)) from None
+        raise unmasked_phone_error(phone, exc) from None
     click.echo(str(message_id))
 
 
@@ -232,6 +256,9 @@ def message_json(message: MessageView) -> dict[str, Any]:
 def status_document(res: Resources) -> dict[str, Any]:
     """Overview, message counts by state, and the most recent messages."""
     body: dict[str, Any] = stats_of(res).overview().to_json()
+    contacts = res.instances.contacts_assigned()
+    for row in body["instances"]:
+        row["contacts_assigned"] = contacts.get(row["name"], 0)
     recent = ActivityStore(res.sessions).recent_messages(RECENT_MESSAGES)
     body["messages"] = {
         "by_state": message_counts(res.messages.count_by_state()),

@@ -79,8 +79,7 @@ class Sweeper:
         orphans = [i for i in orphans if i not in set(woken) | set(stuck)]
         self._enqueue([*woken, *stuck, *orphans], at)
         report = SweepReport(len(woken), len(stuck), len(orphans), lost)
-        if stuck or orphans or lost:
-            log.warning("sweep re-drove messages: %s", report)
+        log_sweep(report)
         return report
 
     def _enqueue(self, ids: Sequence[uuid.UUID], at: datetime) -> None:
@@ -89,3 +88,26 @@ class Sweeper:
         self._sweeps.touch(ids, at)
         for message_id in ids:
             self._scheduler.schedule(message_id, 0.0)
+
+
+def log_sweep(report: SweepReport) -> None:
+    """Say what a sweep did in words: a Redis without the sentinel key and no message to
+    re-drive is a new (or flushed) Redis with nothing to recover, not a loss."""
+    if report.redis_lost_data and not (report.stuck or report.orphaned):
+        log.info("sweep: new Redis (no sentinel key yet), nothing to recover")
+        return
+    if not (report.stuck or report.orphaned or report.redis_lost_data):
+        return
+    cause = (
+        "Redis lost its data (sentinel key gone): every queued message re-driven; "
+        if report.redis_lost_data
+        else ""
+    )
+    log.warning(
+        "sweep: %sre-drove %d message(s) stuck in sending and %d queued message(s) "
+        "with no task (%d parked woken as due)",
+        cause,
+        report.stuck,
+        report.orphaned,
+        report.woken,
+    )

@@ -103,6 +103,11 @@ def test_instances_add_list_set_ban(env: dict[str, str], engine: Engine) -> None
         ),
         (["instances", "set", "x"], "nothing to change"),
         (["send", "123", "oi"], "not a valid number"),
+        (["send", "+55 11 9999", "oi"], "phone '+55 11 9999' is not a valid number"),
+        (
+            ["instances", "add", "x", "--phone", "abc", "--hourly", "1", "--daily", "1"],
+            "phone 'abc' cannot be parsed",
+        ),
         (["api", "--host", "0.0.0.0"], "without API_TOKEN"),
     ],
 )
@@ -142,6 +147,7 @@ def test_send_records_the_message_and_status_shows_it(
     status = json.loads(ok(env, "status", "--json"))
     assert status["status"] == "critical"  # nothing connected
     assert status["summary"]["total_instances"] == 1
+    assert status["instances"][0]["contacts_assigned"] == 0  # CONTACTS filled
     assert status["messages"]["by_state"]["queued"] == 1
     recent = status["messages"]["recent"]
     assert recent[0]["id"] == message_id and recent[0]["state"] == "queued"
