@@ -12,6 +12,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -25,6 +26,7 @@ from models.message_query_store import MAX_PAGE, MessageFilter, MessageQueryStor
 from models.message_values import UnknownMessage
 from models.views import MessageView
 from worker.controls import ban_instance, configured_channels, unban_instance
+from worker.instance_import import ImportFileError, import_instances, read_entries
 from worker.message_json import event_json
 from worker.message_json import message_json as record_json
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
@@ -193,6 +195,25 @@ def instances_ban(name: str) -> None:
     except UnknownInstance as exc:
         raise BadInput(str(exc)) from None
     click.echo(f"{name} banned; {result.contacts_migrated} contact(s) migrated off it")
+
+
+@instances.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+def instances_import(path: Path) -> None:
+    """Register the instances listed in a YAML file (idempotent: run it on every start).
+
+    New names are added, registered ones get the file's caps and active flag; a phone is
+    never changed. Exits 2 when the file is unusable or an entry could not be applied."""
+    try:
+        entries = read_entries(path)
+    except ImportFileError as exc:
+        raise BadInput(str(exc)) from None
+    lines = import_instances(resources().instances, entries)
+    for line in lines:
+        click.echo(f"{line.name}: {line.outcome}" + (f" ({line.detail})" if line.detail else ""))
+    errors = [line for line in lines if line.outcome == "error"]
+    if errors:
+        raise BadInput(f"{len(errors)} of {len(lines)} instance(s) not applied")
 
 
 @instances.command("unban")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -214,3 +215,47 @@ def test_messages_list_and_show(env: dict[str, str], engine: Engine) -> None:
     ]:
         result = run_cli(env, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_instances_import_is_idempotent(
+    env: dict[str, str], engine: Engine, tmp_path: Path
+) -> None:
+    pool = tmp_path / "instances.yaml"
+    pool.write_text(
+        "instances:\n"
+        "  - {name: inst-a, phone: '+55 11 90000-0001', hourly: 30, daily: 200}\n"
+        "  - {name: inst-b, phone: '11 90000-0002', hourly: 20, daily: 100, active: false}\n"
+    )
+    assert ok(env, "instances", "import", str(pool)).splitlines() == [
+        "inst-a: added (30/hour, 200/day)",
+        "inst-b: added (20/hour, 100/day)",
+    ]
+    assert ok(env, "instances", "import", str(pool)).splitlines() == [
+        "inst-a: unchanged",
+        "inst-b: unchanged",
+    ]
+    store = InstanceStore(make_session_factory(engine))
+    assert store.get("inst-a").phone == "5511900000001" and not store.get("inst-b").active
+    pool.write_text(
+        "- {name: inst-a, phone: '+55 11 90000-0001', hourly: 40, daily: 200}\n"
+        "- {name: inst-b, phone: '+55 11 90000-0009', hourly: 20, daily: 100}\n"
+    )
+    result = run_cli(env, "instances", "import", str(pool))
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [
+        "inst-a: updated (hourly 30 → 40)",
+        "inst-b: error (registered with another phone (5511900000002); not changed by an import)",
+    ]
+    assert "1 of 2 instance(s) not applied" in result.stderr
+    assert store.get("inst-a").hourly_cap == 40
+    for content, message in [
+        ("instances: 3", "expected a list of instances"),
+        ("- {name: x, phone: '1', hourly: 0, daily: 1}", "instance #1: hourly: Input should be"),
+        ("- {name: x, phone: '1', hourly: 1, daily: 1, colour: red}", "colour: Extra inputs"),
+        ("[", "is not valid YAML"),
+    ]:
+        pool.write_text(content)
+        bad = run_cli(env, "instances", "import", str(pool))
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+    missing = run_cli(env, "instances", "import", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
