@@ -461,9 +461,23 @@ def simulator(host: str, port: int, names: str, latency_ms: float) -> None:
 
 
 @cli.command("up")
-@click.option("--api-port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--flower-port", type=click.IntRange(1, 65535), default=5555, show_default=True)
-@click.option("--simulator-port", type=click.IntRange(1, 65535), default=8081, show_default=True)
+@click.option(
+    "--api-port", type=click.IntRange(1, 65535), default=8000, show_default=True, envvar="API_PORT"
+)
+@click.option(
+    "--flower-port",
+    type=click.IntRange(1, 65535),
+    default=5555,
+    show_default=True,
+    envvar="FLOWER_PORT",
+)
+@click.option(
+    "--simulator-port",
+    type=click.IntRange(1, 65535),
+    default=8081,
+    show_default=True,
+    envvar="SIMULATOR_PORT",
+)
 def up(api_port: int, flower_port: int, simulator_port: int) -> None:
     """Run the whole stack (simulator when EVOLUTION_API_URL is unset, worker, beat, Flower,
     API) with prefixed output, until Ctrl-C or SIGTERM."""
