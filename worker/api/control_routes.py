@@ -57,7 +57,7 @@ def instance_control_router(deps: ApiDeps) -> APIRouter:
                 raise UnknownInstance(name)
             result = unban_instance(
                 deps.instances,
-                deps.alert_store,
+                deps.alerts,
                 name,
                 by=_who(request),
                 now=datetime.now(tz=UTC),

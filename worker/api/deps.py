@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
 from config import Settings
 from models.activity_store import ActivityStore
-from models.alert_store import AlertStore, AlertView
+from models.alert_store import AlertStore
 from models.chart_store import ChartStore
 from models.instance_store import InstanceStore
 from models.message_query_store import MessageQueryStore
@@ -18,12 +18,6 @@ from models.message_store import MessageStore
 from worker.resources import Resources
 from worker.routing import BreakerPolicy
 from worker.stats import StatsReader
-
-
-class AlertSource(Protocol):
-    """Open alerts (`models.alert_store.AlertStore` satisfies it)."""
-
-    def open_alerts(self) -> Sequence[AlertView]: ...
 
 
 @dataclass(frozen=True)
@@ -34,10 +28,9 @@ class ApiDeps:
     stats: StatsReader
     messages: MessageStore
     activity: ActivityStore
-    alerts: AlertSource
+    alerts: AlertStore
     redis: redis.Redis[Any]
     instances: InstanceStore
-    alert_store: AlertStore
     message_queries: MessageQueryStore
     charts: ChartStore
     clock: Callable[[], float]  # unix seconds: the limiter's clock (a test clock in tests)
@@ -66,7 +59,6 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         alerts=AlertStore(res.sessions),
         redis=res.redis,
         instances=res.instances,
-        alert_store=AlertStore(res.sessions),
         message_queries=MessageQueryStore(res.sessions),
         charts=ChartStore(res.sessions),
         clock=res.limiter.now,
