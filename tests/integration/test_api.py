@@ -301,6 +301,21 @@ def test_signin_sets_a_strict_httponly_cookie_that_authenticates(
     assert guarded_client.get("/dashboard/instances").status_code == 401
 
 
+def test_wrong_tokens_are_throttled(guarded_client: TestClient) -> None:
+    for _ in range(10):
+        assert guarded_client.post("/auth/signin", json={"token": "guess"}).status_code == 401
+    locked = guarded_client.post("/auth/signin", json={"token": TOKEN})
+    assert locked.status_code == 429
+    assert locked.json()["detail"].startswith("too many wrong tokens: try again in")
+    assert int(locked.headers["retry-after"]) > 0
+    assert (
+        guarded_client.get(
+            "/dashboard/instances", headers={"Authorization": f"Bearer {TOKEN}"}
+        ).status_code
+        == 200
+    )  # the bearer header is not a sign-in
+
+
 def test_cookie_is_secure_over_https(settings: Settings, res: Resources) -> None:
     seeded_app(res)
     locked = settings.model_copy(update={"api_token": SecretStr(TOKEN)})
