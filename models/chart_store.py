@@ -11,6 +11,7 @@ queue-depth samples the health check writes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -75,9 +76,10 @@ class ChartStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def receipts_since(self, since: datetime) -> dict[str, Receipts]:
-        """Per instance: messages with `sent_at >= since`, and of those the delivered and
-        the read ones (a read message counts as delivered too)."""
+    def receipts_since(self, names: Sequence[str], since: datetime) -> dict[str, Receipts]:
+        """Per instance of `names`: messages with `sent_at >= since`, and of those the
+        delivered and the read ones (a read message counts as delivered too). One range
+        scan of `ix_messages_instance_sent_at` per name."""
         delivered = func.count().filter(
             (Message.delivered_at.is_not(None)) | (Message.read_at.is_not(None))
         )
@@ -89,7 +91,7 @@ class ChartStore:
                 func.count(Message.read_at),
                 func.count(Message.receipt),
             )
-            .where(Message.sent_at >= since, Message.instance.is_not(None))
+            .where(Message.instance.in_(list(names)), Message.sent_at >= since)
             .group_by(Message.instance)
         )
         with self._sessions() as session:
@@ -98,13 +100,15 @@ class ChartStore:
                 for name, s, d, r, a in session.execute(query)
             }
 
-    def sends_per_hour(self, since: datetime, zone: str) -> dict[str, dict[datetime, int]]:
-        """Per instance: messages sent since `since`, keyed by naive local hour start in
-        `zone` (as `ActivityStore.sends_per_hour`)."""
+    def sends_per_hour(
+        self, names: Sequence[str], since: datetime, zone: str
+    ) -> dict[str, dict[datetime, int]]:
+        """Per instance of `names`: messages sent since `since`, keyed by naive local hour
+        start in `zone` (as `ActivityStore.sends_per_hour`); index range scans as above."""
         hour = func.date_trunc("hour", func.timezone(literal(zone), Message.sent_at))
         query = (
             select(Message.instance, hour, func.count())
-            .where(Message.sent_at >= since, Message.instance.is_not(None))
+            .where(Message.instance.in_(list(names)), Message.sent_at >= since)
             .group_by(Message.instance, hour)
         )
         out: dict[str, dict[datetime, int]] = {}
@@ -124,14 +128,14 @@ class ChartStore:
         zeros included; a second sample at the same instant is ignored), and drop samples
         older than `SAMPLE_RETENTION`. Returns the counts."""
         states = [s.value for s in SAMPLED_STATES]
+        # One count per state, each on that state's partial index (models/tables.py).
+        per_state = [
+            select(func.count()).where(Message.state == state).scalar_subquery()
+            for state in SAMPLED_STATES
+        ]
         with self._sessions.begin() as session:
-            rows = session.execute(
-                select(Message.state, func.count())
-                .where(Message.state.in_(states))
-                .group_by(Message.state)
-            )
-            found: dict[str, int] = {str(state): int(n) for state, n in rows}
-            counts = {state: found.get(state, 0) for state in states}
+            row = session.execute(select(*per_state)).one()
+            counts = {state: int(n) for state, n in zip(states, row, strict=True)}
             session.execute(
                 insert(QueueSample)
                 .values([{"sampled_at": now, "state": s, "count": n} for s, n in counts.items()])

@@ -35,10 +35,12 @@ def instance_charts(deps: ApiDeps) -> dict[str, Any]:
     now = datetime.fromtimestamp(deps.clock(), tz=UTC)
     zone = deps.settings.zone
     starts = local_hour_starts(now, zone, HOURS_OF_SENDS)
-    per_hour = deps.charts.sends_per_hour(starts[0], zone.key)
-    receipts = deps.charts.receipts_since(now - timedelta(hours=HOURS_OF_SENDS))
+    views = deps.instances.all()
+    names = [view.name for view in views]
+    per_hour = deps.charts.sends_per_hour(names, starts[0], zone.key)
+    receipts = deps.charts.receipts_since(names, now - timedelta(hours=HOURS_OF_SENDS))
     rows = []
-    for view in deps.instances.all():
+    for view in views:
         r = receipts.get(view.name, Receipts(0, 0, 0, 0))
         rows.append(
             {

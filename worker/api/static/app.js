@@ -424,11 +424,19 @@ async function guarded(action) {
   }
 }
 
-async function refresh() {
+// Charts aggregate a day of sends: redrawn every 30 s, not on every 5 s tick.
+const VIEW_REFRESH_MS = { charts: 30000 };
+const lastDrawn = {};
+
+async function refresh(event) {
   if (document.body.dataset.state === "signin") return;
   const view = currentView();
+  const shown = document.body.dataset.view === view;
   document.body.dataset.view = view;
   for (const node of document.querySelectorAll(".view")) node.hidden = node.id !== view;
+  const every = VIEW_REFRESH_MS[view] || REFRESH_MS;
+  if (event === "tick" && shown && Date.now() - (lastDrawn[view] || 0) < every) return;
+  lastDrawn[view] = Date.now();
   await guarded(async () => {
     await VIEWS[view]();
     if (view !== "overview") renderSummary(await getJson("/dashboard/instances"));  // the badge
@@ -457,4 +465,4 @@ start().catch((exc) => {
   $("error").textContent = `start failed: ${exc.message}`;
   $("error").hidden = false;
 });
-setInterval(refresh, REFRESH_MS);
+setInterval(() => refresh("tick"), REFRESH_MS);
