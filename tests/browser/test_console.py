@@ -197,9 +197,13 @@ def test_charts_are_drawn_from_seeded_data(
     browser.screenshot(artifacts_dir() / "console-charts.png")
 
 
-def confirm(browser: Browser, button_selector: str, ok: bool) -> str:
-    """Click a control, check the dialog opened, answer it; returns the dialog's text."""
-    browser.evaluate(f"document.querySelector({json.dumps(button_selector)}).click(); true")
+def confirm(browser: Browser, button_selector: str, ok: bool, wait: bool = True) -> str:
+    """Click a control, check the dialog opened, answer it; returns the dialog's text. When
+    confirmed, waits for the call's outcome notice (one control at a time, as a person)."""
+    browser.evaluate(
+        "document.getElementById('notice').textContent = '';"
+        f"document.querySelector({json.dumps(button_selector)}).click(); true"
+    )
     text = browser.wait_for(
         "document.getElementById('confirm').open && "
         "document.getElementById('confirm-text').textContent"
@@ -207,6 +211,8 @@ def confirm(browser: Browser, button_selector: str, ok: bool) -> str:
     which = "confirm-ok" if ok else "confirm-cancel"
     browser.evaluate(f"document.getElementById('{which}').click(); true")
     browser.wait_for("!document.getElementById('confirm').open")
+    if ok and wait:
+        browser.wait_for("/^(Done|Failed)/.test(document.getElementById('notice').textContent)")
     return str(text)
 
 
@@ -260,7 +266,8 @@ def test_pause_resume_and_cancel_call_the_control_routes(browser: Browser, locke
     assert browser.evaluate("document.getElementById('pause-state').textContent") == (
         "paused: campaign promo"
     )
-    confirm(browser, "#pool-controls [data-action='pause-all']", ok=True)
+    # Two controls back to back, the second opened before the first call has answered.
+    confirm(browser, "#pool-controls [data-action='pause-all']", ok=True, wait=False)
     confirm(browser, "tr.instance[data-name='inst-a'] button[data-control='pause']", ok=True)
     confirm(browser, "tr.campaign button[data-control='resume']", ok=True)
     assert "cancel campaign promo" in confirm(

@@ -148,12 +148,24 @@ async function refreshOverview() {
 }
 
 // -- controls: every change asks for confirmation, then calls the authenticated API --------
+// Resolves true on Confirm, false on Cancel or Esc. The answer is taken from the button
+// itself (not from the dialog's asynchronous `close` event, which a second control opened
+// right after could otherwise receive as its own).
 function confirmAction(text) {
   const dialog = $("confirm");
+  const ok = $("confirm-ok");
+  const cancel = $("confirm-cancel");
   $("confirm-text").textContent = `Really ${text}?`;
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
-    dialog.returnValue = "";
+    const answer = (event, value) => {
+      event.preventDefault();
+      ok.onclick = cancel.onclick = dialog.oncancel = null;
+      dialog.close();
+      resolve(value);
+    };
+    ok.onclick = (event) => answer(event, true);
+    cancel.onclick = (event) => answer(event, false);
+    dialog.oncancel = (event) => answer(event, false);
     dialog.showModal();
   });
 }
