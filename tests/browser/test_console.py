@@ -72,6 +72,8 @@ def test_sign_in_wrong_token_right_token_sign_out(browser: Browser, locked_url: 
     browser.navigate(locked_url)
     assert browser.wait_for("document.body.dataset.state === 'signin'")
     assert browser.evaluate("document.getElementById('signin').hidden") is False
+    # Signed out, nothing but the form shows (no navigation, no sign-out button).
+    assert browser.evaluate("getComputedStyle(document.getElementById('nav')).display") == "none"
     assert browser.evaluate("document.querySelectorAll('tr.instance').length") == 0
     assert fetch_status(browser, "/dashboard/instances") == 401
     browser.screenshot(shots / "console-signin.png")
