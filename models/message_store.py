@@ -32,7 +32,7 @@ from models.message_values import (
     new_message_view,
 )
 from models.statements import Statements
-from models.tables import Message, SendAttempt
+from models.tables import Message, MessageEvent, SendAttempt
 from models.views import MessageView
 
 #: The note on a message sent whose answer could not be read.
@@ -258,18 +258,18 @@ class MessageStore:
             )
             if moved:
                 _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, reason)
+                _record_event(session, message_id, "failed", now, reason=reason[:2000])
             return moved
 
     def mark_expired(self, message_id: uuid.UUID, now: datetime) -> bool:
+        reason = "expired: TTL passed before a send slot"
         with self._sessions.begin() as session:
-            return self._transition(
-                session,
-                message_id,
-                PENDING_STATES,
-                MessageState.EXPIRED,
-                now,
-                last_error="expired: TTL passed before a send slot",
+            moved = self._transition(
+                session, message_id, PENDING_STATES, MessageState.EXPIRED, now, last_error=reason
             )
+            if moved:
+                _record_event(session, message_id, "expired", now, reason=reason)
+            return moved
 
     def return_to_queue(
         self,
@@ -293,6 +293,7 @@ class MessageStore:
             )
             if moved:
                 _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, error)
+                _record_event(session, message_id, "attempt_failed", now, reason=error[:2000])
             return moved
 
     # -- sends whose outcome is unknown ---------------------------------------------------
@@ -393,12 +394,18 @@ class MessageStore:
         return {str(name): (int(hour), int(day)) for name, hour, day in rows}
 
     def note_requeue(
-        self, message_id: uuid.UUID, now: datetime, *, not_before: datetime | None = None
+        self,
+        message_id: uuid.UUID,
+        now: datetime,
+        *,
+        not_before: datetime | None = None,
+        reason: str | None = None,
     ) -> bool:
-        """Count a capacity wait. With `not_before` the message is parked as `waiting`."""
+        """Count a capacity wait. With `not_before` the message is parked as `waiting`.
+        The wait is kept in the message's timeline (`message_events`) with `reason`."""
         state = MessageState.WAITING if not_before is not None else MessageState.QUEUED
         with self._sessions.begin() as session:
-            return self._transition(
+            moved = self._transition(
                 session,
                 message_id,
                 PENDING_STATES,
@@ -407,6 +414,10 @@ class MessageStore:
                 requeues=Message.requeues + 1,
                 not_before=not_before,
             )
+            if moved:
+                kind = "waiting" if not_before is not None else "requeued"
+                _record_event(session, message_id, kind, now, reason=reason, until=not_before)
+            return moved
 
     def _run(
         self,
@@ -497,6 +508,25 @@ def _settle(
         .where(SendAttempt.id == attempt_id, SendAttempt.outcome == AttemptOutcome.UNKNOWN)
         .values(outcome=outcome, ended_at=now, **values)
         .execution_options(synchronize_session=False)
+    )
+
+
+def _record_event(
+    session: Session,
+    message_id: uuid.UUID,
+    kind: str,
+    at: datetime,
+    *,
+    reason: str | None = None,
+    until: datetime | None = None,
+) -> None:
+    """Append one timeline event, in the transaction of the change it records; the instance
+    is the one the message row names at that point."""
+    instance = select(Message.instance).where(Message.id == message_id).scalar_subquery()
+    session.execute(
+        insert(MessageEvent).values(
+            message_id=message_id, at=at, kind=kind, instance=instance, reason=reason, until=until
+        )
     )
 
 

@@ -243,3 +243,32 @@ class SendAttempt(Base):
     #: How many message look-ups found nothing (an `unknown` attempt becomes `absent` at 2).
     lookups: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class MessageEvent(Base):
+    """Append-only history of one message beyond what its row keeps: each wait (why, and
+    until when), each attempt that failed and went back to the queue, each terminal failure
+    or expiry. Acceptance, the send and receipts are read from the message row itself."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (Index("ix_message_events_message_id_at", "message_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class QueueSample(Base):
+    """Messages per non-terminal state, counted by the beat health check (the pool chart)."""
+
+    __tablename__ = "queue_samples"
+
+    sampled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

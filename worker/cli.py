@@ -8,25 +8,36 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from config import Settings, load_settings
 from models.activity_store import ActivityStore
+from models.alert_store import AlertStore
 from models.contact_store import ContactStore, ContactView
+from models.enums import MessageState
 from models.instance_store import (
     DuplicateInstance,
     InvalidInstanceName,
     UnknownInstance,
     check_instance_name,
 )
+from models.message_query_store import MAX_PAGE, MessageFilter, MessageQueryStore
+from models.message_values import UnknownMessage
 from models.views import MessageView
+from worker.bans import ban_instance, configured_channels, unban_instance
 from worker.broker.deadletters import DeadLetterStore
 from worker.controls import pause_json
 from worker.evolution import EvolutionError
+from worker.instance_import import ImportFileError, import_instances, read_entries
+from worker.message_json import event_json
+from worker.message_json import message_json as record_json
 from worker.phones import InvalidPhone, mask_id, mask_phone, normalize_phone
 from worker.registration import WebhookNotConfigured, probe_and_record, register_webhook
 from worker.resources import Resources, resources
@@ -46,12 +57,27 @@ def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
 
 
+def display_width(text: str) -> int:
+    """Terminal columns `text` takes: wide and fullwidth characters (emoji such as 🟢 and ⛔,
+    CJK) take 2, combining marks and zero-width ones (variation selectors, joiners) 0."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in {"Mn", "Me", "Cf"}:
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in {"W", "F"} else 1
+    return width
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Left-aligned columns, two spaces apart."""
+    """Left-aligned columns, two spaces apart, aligned by terminal width (emoji count 2)."""
     cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        "  ".join(pad(cell, w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in cells
     ]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
@@ -63,6 +89,12 @@ def instance_name(_ctx: click.Context, _param: click.Parameter, value: str) -> s
         return check_instance_name(value)
     except InvalidInstanceName as exc:
         raise BadInput(f"{exc} (got {value!r})") from None
+
+
+def unmasked_phone_error(raw: str, exc: Exception) -> BadInput:
+    """A phone error as the user should read it: with what they typed (it is their own
+    terminal), not the masked form logs and the database get."""
+    return BadInput(str(exc).replace(repr(mask_phone(raw)), repr(raw)))
 
 
 def stats_of(res: Resources) -> StatsReader:
@@ -95,7 +127,9 @@ def instances_add(name: str, phone: str, hourly: int, daily: int) -> None:
     try:
         number = normalize_phone(phone)
         view = res.instances.add(name, number, hourly, daily)
-    except (InvalidPhone, DuplicateInstance) as exc:
+    except InvalidPhone as exc:
+        raise unmasked_phone_error(phone, exc) from None
+    except DuplicateInstance as exc:
         raise BadInput(str(exc)) from None
     click.echo(f"added {view.name} ({view.phone}): {view.hourly_cap}/hour, {view.daily_cap}/day")
     probe = probe_and_record(res, name)
@@ -226,12 +260,55 @@ def instances_set(
 def instances_ban(name: str) -> None:
     """Mark NAME banned and move its contacts off it (they are reassigned on their next send)."""
     try:
-        moved = resources().instances.ban(
-            name, "banned by operator (zapdispatch instances ban)", datetime.now(tz=UTC)
+        result = ban_instance(
+            resources().instances, name, by="zapdispatch instances ban", now=datetime.now(tz=UTC)
         )
     except UnknownInstance as exc:
         raise BadInput(str(exc)) from None
-    click.echo(f"{name} banned; {moved} contact(s) migrated off it")
+    click.echo(f"{name} banned; {result.contacts_migrated} contact(s) migrated off it")
+
+
+@instances.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+def instances_import(path: Path) -> None:
+    """Register the instances listed in a YAML file (idempotent: run it on every start).
+
+    New names are added, registered ones get the file's caps and active flag; a phone is
+    never changed. Exits 2 when the file is unusable or an entry could not be applied."""
+    try:
+        entries = read_entries(path)
+    except ImportFileError as exc:
+        raise BadInput(str(exc)) from None
+    lines = import_instances(resources().instances, entries)
+    for line in lines:
+        click.echo(f"{line.name}: {line.outcome}" + (f" ({line.detail})" if line.detail else ""))
+    errors = [line for line in lines if line.outcome == "error"]
+    if errors:
+        raise BadInput(f"{len(errors)} of {len(lines)} instance(s) not applied")
+
+
+@instances.command("unban")
+@click.argument("name")
+def instances_unban(name: str) -> None:
+    """Undo a ban: NAME is `disconnected` until the health check or a webhook sees it
+    connected, and its open ban alert is resolved."""
+    res = resources()
+    try:
+        result = unban_instance(
+            res.instances,
+            AlertStore(res.sessions),
+            name,
+            by="zapdispatch instances unban",
+            now=datetime.now(tz=UTC),
+            channels=configured_channels(res.settings),
+        )
+    except UnknownInstance as exc:
+        raise BadInput(str(exc)) from None
+    if not result.was_banned:
+        click.echo(f"{name} is not banned; nothing to do")
+        return
+    resolved = "; its ban alert resolved" if result.alert_resolved else ""
+    click.echo(f"{name} unbanned: disconnected until seen connected{resolved}")
 
 
 # -- messages ---------------------------------------------------------------------------
@@ -246,7 +323,7 @@ def send(phone: str, text: str, contact_id: str | None) -> None:
     try:
         message_id = enqueue_message(phone=phone, text=text, contact_id=contact_id)
     except ValueError as exc:
-        raise BadInput(str(exc)) from None
+        raise unmasked_phone_error(phone, exc) from None
     click.echo(str(message_id))
 
 
@@ -271,6 +348,9 @@ def message_json(message: MessageView) -> dict[str, Any]:
 def status_document(res: Resources) -> dict[str, Any]:
     """Overview, message counts by state, and the most recent messages."""
     body: dict[str, Any] = stats_of(res).overview().to_json()
+    contacts = res.instances.contacts_assigned()
+    for row in body["instances"]:
+        row["contacts_assigned"] = contacts.get(row["name"], 0)
     recent = ActivityStore(res.sessions).recent_messages(RECENT_MESSAGES)
     body["messages"] = {
         "by_state": message_counts(res.messages.count_by_state()),
@@ -457,6 +537,97 @@ def pauses_lines(pauses: Sequence[dict[str, Any]]) -> list[str]:
     return ["paused: " + "; ".join(said), ""]
 
 
+# -- messages: show and list -------------------------------------------------------------
+@cli.group("messages")
+def messages() -> None:
+    """Find messages and see what happened to each."""
+
+
+def _message_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise BadInput(f"not a message id: {value!r} (a UUID, as `send` printed it)") from None
+
+
+@messages.command("show")
+@click.argument("message_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def messages_show(message_id: str, as_json: bool) -> None:
+    """One message (phone masked) and its timeline: accepted, waits, attempts, sent,
+    receipts."""
+    queries = MessageQueryStore(resources().sessions)
+    wanted = _message_id(message_id)
+    try:
+        document = record_json(queries.get(wanted))
+        events = [event_json(e) for e in queries.timeline(wanted)]
+    except UnknownMessage:
+        raise BadInput(f"no message {message_id}") from None
+    if as_json:
+        emit_json({**document, "timeline": events})
+        return
+    width = max(len(key) for key in document)
+    lines = [f"{key.ljust(width)}  {'-' if v is None else v}" for key, v in document.items()]
+    lines += ["", "timeline:"]
+    lines += [
+        "  ".join(
+            part
+            for part in (
+                e["at"],
+                e["kind"],
+                f"on {e['instance']}" if e["instance"] else "",
+                e["reason"] or "",
+                f"until {e['until']}" if e["until"] else "",
+            )
+            if part
+        )
+        for e in events
+    ]
+    click.echo("\n".join(lines))
+
+
+@messages.command("list")
+@click.option("--state", type=click.Choice([s.value for s in MessageState]))
+@click.option("--contact", "contact_id", help="Only this contact id.")
+@click.option("--campaign", help="Only this campaign.")
+@click.option("--instance", help="Only messages on this instance.")
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=20, show_default=True)
+@click.option("--before", help="Older than this message id (the previous page's last).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def messages_list(
+    state: str | None,
+    contact_id: str | None,
+    campaign: str | None,
+    instance: str | None,
+    limit: int,
+    before: str | None,
+    as_json: bool,
+) -> None:
+    """Messages newest first (phones masked)."""
+    where = MessageFilter(
+        MessageState(state) if state else None,
+        contact_id,
+        campaign,
+        instance,
+        before=_message_id(before) if before else None,
+        limit=limit,
+    )
+    page = MessageQueryStore(resources().sessions).page(where)
+    rows = [record_json(m) for m in page.messages]
+    next_before = str(page.next_before) if page.next_before else None
+    if as_json:
+        emit_json({"messages": rows, "next_before": next_before})
+        return
+    if not rows:
+        click.echo("no messages")
+        return
+    headers = ["ID", "STATE", "INSTANCE", "CONTACT", "PHONE", "CAMPAIGN", "RECEIPT", "CREATED"]
+    keys = ["id", "state", "instance", "contact_id", "phone", "campaign", "receipt", "created_at"]
+    click.echo(table(headers, [[m[k] if m[k] is not None else "-" for k in keys] for m in rows]))
+    if next_before:
+        click.echo(f"\nmore: --before {next_before}")
+
+
 # -- processes ----------------------------------------------------------------------------
 @cli.command("api")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -497,9 +668,23 @@ def simulator(host: str, port: int, names: str, latency_ms: float) -> None:
 
 
 @cli.command("up")
-@click.option("--api-port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--flower-port", type=click.IntRange(1, 65535), default=5555, show_default=True)
-@click.option("--simulator-port", type=click.IntRange(1, 65535), default=8081, show_default=True)
+@click.option(
+    "--api-port", type=click.IntRange(1, 65535), default=8000, show_default=True, envvar="API_PORT"
+)
+@click.option(
+    "--flower-port",
+    type=click.IntRange(1, 65535),
+    default=5555,
+    show_default=True,
+    envvar="FLOWER_PORT",
+)
+@click.option(
+    "--simulator-port",
+    type=click.IntRange(1, 65535),
+    default=8081,
+    show_default=True,
+    envvar="SIMULATOR_PORT",
+)
 def up(api_port: int, flower_port: int, simulator_port: int) -> None:
     """Run the whole stack (simulator when EVOLUTION_API_URL is unset, worker, beat, Flower,
     API) with prefixed output, until Ctrl-C or SIGTERM."""

@@ -6,6 +6,7 @@ limiter clock, and every answer is a JSON-ready dict.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -106,6 +107,7 @@ class Controls:
     def _campaign_name(name: str) -> str:
         if not name.strip() or len(name) > MAX_CAMPAIGN_CHARS:
             raise ControlError(f"campaign must have 1..{MAX_CAMPAIGN_CHARS} characters")
+        _printable(name, "campaign")
         return name
 
     def _scope(self, instance: str | None, campaign: str | None) -> tuple[PauseScope, str]:
@@ -113,6 +115,7 @@ class Controls:
             scope, target = scope_of(instance, campaign)
         except ValueError as exc:
             raise ControlError(str(exc)) from None
+        _printable(target, scope.value)
         if scope is PauseScope.INSTANCE:
             try:
                 self._instances.get(target)
@@ -121,3 +124,9 @@ class Controls:
         if len(target) > 100:
             raise ControlError("campaign must have 1..100 characters")
         return scope, target
+
+
+def _printable(name: str, what: str) -> None:
+    """Names hold no control characters (NUL cannot even be stored): ControlError otherwise."""
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise ControlError(f"{what} must not contain control characters")

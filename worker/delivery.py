@@ -676,7 +676,7 @@ class Dispatcher:
 
     def _park(self, message: MessageView, until: float, full: NoCapacity) -> Delivered:
         self._messages.note_requeue(
-            message.id, to_datetime(full.now), not_before=to_datetime(until)
+            message.id, to_datetime(full.now), not_before=to_datetime(until), reason=full.reason
         )
         log.info(
             "message %s parked until %s (%s)",
@@ -688,7 +688,7 @@ class Dispatcher:
 
     def _requeue(self, message: MessageView, countdown: float, why: str) -> Delivered:
         countdown = min(countdown, float(self._s.max_countdown_seconds))
-        self._messages.note_requeue(message.id, to_datetime(self._limiter.now()))
+        self._messages.note_requeue(message.id, to_datetime(self._limiter.now()), reason=why)
         self._scheduler.schedule(message.id, countdown)
         return Delivered(Result.REQUEUED, countdown_seconds=countdown, detail=why)
 

@@ -100,8 +100,7 @@ class Sweeper:
         orphans = [i for i in orphans if i not in set(woken) | set(stuck)]
         self._enqueue([*woken, *stuck, *orphans], at)
         report = SweepReport(len(woken), len(stuck), len(orphans), lost, len(dead), restored)
-        if stuck or orphans or lost or dead:
-            log.warning("sweep re-drove messages: %s", report)
+        log_sweep(report)
         return report
 
     def _release_dead_workers(self, at: datetime) -> tuple[list[str], list[uuid.UUID], int]:
@@ -134,3 +133,33 @@ class Sweeper:
         self._sweeps.touch(ids, at)
         for message_id in ids:
             self._scheduler.schedule(message_id, 0.0)
+
+
+def log_sweep(report: SweepReport) -> None:
+    """Say what a sweep did in words: a Redis without the sentinel key and no message to
+    re-drive is a new (or flushed) Redis with nothing to recover, not a loss."""
+    if report.redis_lost_data and not (report.stuck or report.orphaned):
+        log.info("sweep: new Redis (no sentinel key yet), nothing to recover")
+        return
+    if not (report.stuck or report.orphaned or report.redis_lost_data or report.dead_workers):
+        return
+    cause = (
+        "Redis lost its data (sentinel key gone): every queued message re-driven; "
+        if report.redis_lost_data
+        else ""
+    )
+    dead = (
+        f"; {report.dead_workers} dead worker process(es), {report.restored} of their broker "
+        "messages restored"
+        if report.dead_workers
+        else ""
+    )
+    log.warning(
+        "sweep: %sre-drove %d message(s) stuck in sending and %d queued message(s) "
+        "with no task (%d parked woken as due)%s",
+        cause,
+        report.stuck,
+        report.orphaned,
+        report.woken,
+        dead,
+    )

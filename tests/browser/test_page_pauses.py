@@ -34,9 +34,9 @@ def test_page_shows_pauses_and_the_resume_button(
     dom = Dom()
     dom.feed(run_chromium(chromium(), tmp_path / "profile", "--dump-dom", page_url))
     assert dom.one(tag="body")["data-state"] == "ready"
-    text = dom.one(id="pause-text")["text"]
+    text = dom.one(id="pause-state")["text"]
     assert text.startswith("paused: all sending since ") and "; instance inst-a since " in text
-    assert "hidden" in dom.one(id="pause-all") and "hidden" not in dom.one(id="resume-all")
+    assert dom.one(**{"data-action": "resume-all"}) and dom.one(**{"data-action": "pause-all"})
     rows = {row["data-name"]: row for row in dom.find(tag="tr", **{"class": "instance"})}
     assert dom.one(**{"data-name": "inst-a"}, tag="tr") is rows["inst-a"]
     available = dom.find(tag="td", **{"class": "available"})

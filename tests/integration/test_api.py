@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from config import Settings
 from models.enums import InstanceStatus
 from tests.integration.api_support import NOW, Seeded, open_resources, seeded_app
 from worker.api import create_app, deps_from_resources
+from worker.api.auth import SESSION_MAX_AGE_SECONDS, session_value
 from worker.resources import Resources, build_resources
 
 TOKEN = "s3cret-token"
@@ -234,8 +236,6 @@ def test_page_and_its_assets(client: TestClient) -> None:
 
 # -- auth -------------------------------------------------------------------------------
 GUARDED = [
-    "/",
-    "/static/app.js",
     "/openapi.json",
     "/docs",
     "/metrics",
@@ -268,7 +268,96 @@ def test_every_route_needs_the_token(guarded_client: TestClient, path: str) -> N
 
 def test_401_body_is_json(guarded_client: TestClient) -> None:
     response = guarded_client.get("/dashboard/instances")
-    assert response.json() == {"detail": "missing or invalid bearer token"}
+    assert response.json() == {"detail": "missing or invalid bearer token or session"}
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css", "/auth/session"])
+def test_page_shell_is_open_and_holds_no_data(guarded_client: TestClient, path: str) -> None:
+    response = guarded_client.get(path)
+    assert response.status_code == 200
+    assert "inst-a" not in response.text
+
+
+def test_signin_sets_a_strict_httponly_cookie_that_authenticates(
+    guarded_client: TestClient,
+) -> None:
+    assert guarded_client.get("/auth/session").json() == {
+        "auth_required": True,
+        "signed_in": False,
+    }
+    wrong = guarded_client.post("/auth/signin", json={"token": "nope"})
+    assert wrong.status_code == 401 and wrong.json() == {"detail": "wrong token"}
+    assert "set-cookie" not in wrong.headers
+    ok = guarded_client.post("/auth/signin", json={"token": TOKEN})
+    assert ok.status_code == 204
+    cookie = ok.headers["set-cookie"]
+    assert cookie.startswith("zd_session=")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=43200" in cookie
+    assert "Secure" not in cookie  # plain http here
+    assert TOKEN not in cookie
+    assert guarded_client.get("/auth/session").json()["signed_in"] is True
+    assert guarded_client.get("/dashboard/instances").status_code == 200
+    out = guarded_client.post("/auth/signout", headers={"X-Requested-With": "zapdispatch"})
+    assert out.status_code == 204 and 'zd_session=""' in out.headers["set-cookie"]
+    assert guarded_client.get("/dashboard/instances").status_code == 401
+
+
+def test_wrong_tokens_are_throttled(guarded_client: TestClient) -> None:
+    for _ in range(10):
+        assert guarded_client.post("/auth/signin", json={"token": "guess"}).status_code == 401
+    locked = guarded_client.post("/auth/signin", json={"token": TOKEN})
+    assert locked.status_code == 429
+    assert locked.json()["detail"].startswith("too many wrong tokens: try again in")
+    assert int(locked.headers["retry-after"]) > 0
+    assert (
+        guarded_client.get(
+            "/dashboard/instances", headers={"Authorization": f"Bearer {TOKEN}"}
+        ).status_code
+        == 200
+    )  # the bearer header is not a sign-in
+
+
+def test_cookie_is_secure_over_https(settings: Settings, res: Resources) -> None:
+    seeded_app(res)
+    locked = settings.model_copy(update={"api_token": SecretStr(TOKEN)})
+    deps = deps_from_resources(res)
+    app = create_app(type(deps)(**{**deps.__dict__, "settings": locked}))
+    client = TestClient(app, base_url="https://console.example")
+    ok = client.post("/auth/signin", json={"token": TOKEN})
+    assert "Secure" in ok.headers["set-cookie"]
+
+
+def test_forged_or_stale_cookies_are_refused(guarded_client: TestClient) -> None:
+    now = int(time.time())
+    for value in [
+        "1.abc",
+        "garbage",
+        session_value("another-token", now),
+        session_value(TOKEN, now - SESSION_MAX_AGE_SECONDS - 5),
+    ]:
+        guarded_client.cookies.set("zd_session", value)
+        assert guarded_client.get("/dashboard/instances").status_code == 401, value
+    guarded_client.cookies.set("zd_session", session_value(TOKEN, now))
+    assert guarded_client.get("/dashboard/instances").status_code == 200
+
+
+def test_cookie_writes_need_the_custom_header_or_same_origin(guarded_client: TestClient) -> None:
+    """CSRF: a cross-site form can send the cookie (were it not Strict) but neither the
+    custom header nor our Origin; the bearer header needs neither."""
+    assert guarded_client.post("/auth/signin", json={"token": TOKEN}).status_code == 204
+    path = "/instances/inst-b/ban"
+    assert guarded_client.post(path).status_code == 401
+    evil = guarded_client.post(path, headers={"Origin": "https://evil.example"})
+    assert evil.status_code == 401
+    own = guarded_client.post(path, headers={"Origin": "http://testserver"})
+    assert own.status_code == 200
+    header = guarded_client.post(
+        "/instances/inst-b/unban", headers={"X-Requested-With": "zapdispatch"}
+    )
+    assert header.status_code == 200
+    guarded_client.cookies.clear()
+    bearer = guarded_client.post(path, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert bearer.status_code == 200
 
 
 def test_livez_needs_no_token(guarded_client: TestClient) -> None:

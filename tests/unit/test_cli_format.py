@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from click.testing import CliRunner
 
 from models.enums import MessageState
 from models.views import MessageView
-from worker.cli import cli, message_json, table
+from worker.cli import cli, display_width, message_json, table
+from worker.sweeper import SweepReport, log_sweep
 
 
 def test_table_aligns_columns() -> None:
@@ -63,3 +66,34 @@ def test_help_lists_every_command() -> None:
     out = CliRunner().invoke(cli, ["--help"]).output
     for command in ("instances", "send", "status", "api", "simulator", "up"):
         assert command in out
+
+
+def test_table_aligns_emoji_by_terminal_width() -> None:
+    """🟢 and ⛔ take two columns in a terminal (⚠️ is one plus a zero-width selector)."""
+    lines = table(["", "NAME"], [["🟢", "inst-a"], ["⛔", "inst-c"], ["⚠️", "x"], ["-", "y"]])
+    assert lines.splitlines() == [
+        "    NAME",
+        "--  ------",
+        "🟢  inst-a",
+        "⛔  inst-c",
+        "⚠️   x",
+        "-   y",
+    ]
+    assert [display_width(c) for c in ("🟢", "⛔", "⚠️", "ab", "é")] == [2, 2, 1, 2, 1]
+
+
+def test_sweep_words_a_new_redis_as_nothing_to_recover(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="zapdispatch.sweep"):
+        log_sweep(SweepReport(0, 0, 0, redis_lost_data=True))
+        log_sweep(SweepReport(2, 0, 3, redis_lost_data=True))
+        log_sweep(SweepReport(1, 0, 0, redis_lost_data=False))  # routine: silent
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "sweep: new Redis (no sentinel key yet), nothing to recover"),
+        (
+            "WARNING",
+            "sweep: Redis lost its data (sentinel key gone): every queued message re-driven; "
+            "re-drove 0 message(s) stuck in sending and 3 queued message(s) with no task "
+            "(2 parked woken as due)",
+        ),
+    ]
+    assert "redis_lost_data" not in caplog.text

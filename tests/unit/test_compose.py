@@ -4,13 +4,19 @@ services, profile, healthchecks and dependencies the stack needs."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
+from config import Settings
 from tests.services import ROOT
+from worker.instance_import import read_entries
 
 SCHEMA = ROOT / "tests" / "data" / "compose-spec.subset.json"
 APP_SERVICES = {"migrate", "worker", "beat", "flower", "api", "simulator"}
@@ -93,3 +99,121 @@ def test_published_ports_stay_on_the_hosts_loopback(compose: dict[str, Any]) -> 
     for service in compose["services"].values():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), port
+
+
+# -- compose as is: the generated .env, the instance import, the README's steps -------------
+_VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
+
+
+class MissingVariable(ValueError):
+    pass
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?error}` (what `docker compose
+    config` resolves from the project's .env), over the whole document."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3)
+        if env.get(name):
+            return env[name]
+        if op == ":?":
+            raise MissingVariable(f"required variable {name} is missing a value: {arg}")
+        return arg if op == ":-" else ""
+
+    return _VARIABLE.sub(one, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
+
+
+@pytest.fixture
+def generated(tmp_path: Path) -> Path:
+    """A checkout's files plus what `scripts/compose-env.sh` writes, in a scratch directory."""
+    for name in (".env.example", "instances.example.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    script = ROOT / "scripts" / "compose-env.sh"
+    first = subprocess.run(
+        ["sh", str(script), str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "API_TOKEN: generated into .env",
+        "WEBHOOK_TOKEN: generated into .env",
+    ]
+    return tmp_path
+
+
+def test_compose_env_generates_tokens_once(generated: Path) -> None:
+    env = dotenv(generated / ".env")
+    assert re.fullmatch(r"[0-9a-f]{64}", env["API_TOKEN"])
+    assert re.fullmatch(r"[0-9a-f]{64}", env["WEBHOOK_TOKEN"])
+    assert env["API_TOKEN"] != env["WEBHOOK_TOKEN"]
+    assert (generated / ".env").stat().st_mode & 0o777 == 0o600
+    again = subprocess.run(
+        ["sh", str(ROOT / "scripts" / "compose-env.sh"), str(generated)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.stdout.splitlines() == [
+        "API_TOKEN: already set in .env",
+        "WEBHOOK_TOKEN: already set in .env",
+    ]
+    assert dotenv(generated / ".env") == env
+    assert (generated / "instances.yaml").read_text() == (
+        ROOT / "instances.example.yaml"
+    ).read_text()
+
+
+def test_config_completes_with_the_generated_env(compose: dict[str, Any], generated: Path) -> None:
+    env = dotenv(generated / ".env")
+    resolved = interpolate(compose, env)
+    jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(resolved)
+    assert resolved["services"]["api"]["environment"]["API_TOKEN"] == env["API_TOKEN"]
+    entries = read_entries(generated / "instances.yaml")
+    assert [e.name for e in entries] == ["inst-a", "inst-b", "inst-c"]
+    simulator = " ".join(resolved["services"]["simulator"]["command"])
+    assert "--instances inst-a,inst-b,inst-c" in simulator  # the example matches the simulator
+    migrate = " ".join(resolved["services"]["migrate"]["command"])
+    assert migrate.index("alembic upgrade head") < migrate.index(
+        "zapdispatch instances import instances.yaml"
+    )
+
+
+def test_config_refuses_to_start_without_an_api_token(compose: dict[str, Any]) -> None:
+    with pytest.raises(MissingVariable, match=r"scripts/compose-env\.sh generates it"):
+        interpolate(compose, dotenv(ROOT / ".env.example"))
+
+
+def test_worker_pool_grace_and_a_beat_healthcheck_that_proves_ticks(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert "--pool=threads --concurrency=8" in " ".join(services["worker"]["command"])
+    grace = int(services["worker"]["stop_grace_period"].removesuffix("s"))
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    longest_send = settings.evolution_connect_timeout_seconds + settings.evolution_timeout_seconds
+    assert grace > longest_send
+    assert "python -m worker.beat_check" in " ".join(services["beat"]["healthcheck"]["test"])
+
+
+def test_readme_lists_the_compose_steps_in_order() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Docker compose") :]
+    steps = [
+        "scripts/compose-env.sh",
+        "instances.yaml",
+        "docker compose --profile dev up -d",
+        "http://127.0.0.1:8000/",
+    ]
+    positions = [section.index(step) for step in steps]
+    assert positions == sorted(positions)

@@ -1,8 +1,10 @@
 """The status API app: dashboard and stats JSON, `/metrics`, the page, `/livez`.
 
-With API_TOKEN set every route but `GET /livez` and the webhooks needs `Authorization:
-Bearer <token>`, including the OpenAPI schema, the docs and the page itself. The webhooks
-(`worker/api/webhooks.py`) have their own token, WEBHOOK_TOKEN, and exist only with it.
+With API_TOKEN set every data route needs `Authorization: Bearer <token>` or the session
+cookie that `POST /auth/signin` sets (worker/api/auth.py), the OpenAPI schema and the docs
+included. The webhooks (`worker/api/webhooks.py`) have their own token, WEBHOOK_TOKEN,
+and exist only with it. The page shell (`/`, `/static/*`), `/livez` and the `/auth/*`
+routes are open: the shell holds no data and asks for the token itself.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.api.auth import bearer_guard
 from worker.api.campaigns import campaigns_router
+from worker.api.chart_routes import chart_router
+from worker.api.control_routes import instance_control_router
 from worker.api.controls import controls_router
 from worker.api.deps import ApiDeps
+from worker.api.message_routes import message_router
 from worker.api.metrics import metrics_registry
 from worker.api.routes import dashboard_router, stats_router
+from worker.api.session import auth_router
 from worker.api.webhooks import add_webhook_routes
 
 log = logging.getLogger(__name__)
@@ -42,14 +48,14 @@ async def dependency_down(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"{which} unavailable"}, status_code=503)
 
 
-def add_page_routes(app: FastAPI, guard: Any) -> None:
-    """`/` (the page) and its two static files, behind the same guard as the rest."""
+def add_page_routes(app: FastAPI) -> None:
+    """`/` (the page shell) and its static files: open, they hold no data."""
 
-    @app.get("/", include_in_schema=False, dependencies=[guard])
+    @app.get("/", include_in_schema=False)
     def page() -> HTMLResponse:
-        return HTMLResponse(static_text("index.html"))
+        return HTMLResponse(static_text("index.html"), headers={"Cache-Control": "no-cache"})
 
-    @app.get("/static/{name}", include_in_schema=False, dependencies=[guard])
+    @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
         if name not in STATIC_FILES:
             raise HTTPException(404, detail=f"no static file {name!r}")
@@ -101,7 +107,11 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(stats_router(deps), dependencies=[guard])
     app.include_router(controls_router(deps), dependencies=[guard])
     app.include_router(campaigns_router(deps), dependencies=[guard])
-    add_page_routes(app, guard)
+    app.include_router(message_router(deps.message_queries), dependencies=[guard])
+    app.include_router(chart_router(deps), dependencies=[guard])
+    app.include_router(instance_control_router(deps), dependencies=[guard])
+    app.include_router(auth_router(deps.settings))
+    add_page_routes(app)
     add_schema_routes(app, guard)
     app.add_exception_handler(redis.RedisError, dependency_down)
     app.add_exception_handler(OperationalError, dependency_down)

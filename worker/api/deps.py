@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
 from config import Settings
 from models.activity_store import ActivityStore
-from models.alert_store import AlertStore, AlertView
+from models.alert_store import AlertStore
 from models.campaign_store import CampaignStore
+from models.chart_store import ChartStore
 from models.contact_store import ContactStore
+from models.instance_store import InstanceStore
+from models.message_query_store import MessageQueryStore
 from models.message_store import MessageStore
 from models.receipt_store import ReceiptStore
 from worker.celery_app import EVALUATE_ALERTS
@@ -25,12 +28,6 @@ from worker.stats import StatsReader
 from worker.webhooks.service import AlertTrigger, WebhookService
 
 
-class AlertSource(Protocol):
-    """Open alerts (`models.alert_store.AlertStore` satisfies it)."""
-
-    def open_alerts(self) -> Sequence[AlertView]: ...
-
-
 @dataclass(frozen=True)
 class ApiDeps:
     """Everything the routes read. Tests build it from their own resources."""
@@ -39,8 +36,12 @@ class ApiDeps:
     stats: StatsReader
     messages: MessageStore
     activity: ActivityStore
-    alerts: AlertSource
+    alerts: AlertStore
     redis: redis.Redis[Any]
+    instances: InstanceStore
+    message_queries: MessageQueryStore
+    charts: ChartStore
+    clock: Callable[[], float]  # unix seconds: the limiter's clock (a test clock in tests)
     #: Set when WEBHOOK_TOKEN is (the webhook routes exist only then).
     webhooks: WebhookService | None = None
     receipts: ReceiptStore | None = None
@@ -73,6 +74,10 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         activity=activity,
         alerts=AlertStore(res.sessions),
         redis=res.redis,
+        instances=res.instances,
+        message_queries=MessageQueryStore(res.sessions),
+        charts=ChartStore(res.sessions),
+        clock=res.limiter.now,
         controls=Controls(res.pauses, res.instances, res.limiter.now, CampaignStore(res.sessions)),
         webhooks=webhook_service(res, celery_alert_trigger)
         if res.settings.webhook_secret

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from models.enums import InstanceStatus
 from models.views import CircuitState
 from worker import keys
+from worker.api.chart_routes import FUNNEL_STAGES, campaign_funnels, instance_charts
 from worker.api.deps import ApiDeps
 from worker.broker.deadletters import DeadLetterStore
 from worker.stats import InstanceRow, Overview, message_counts
@@ -157,6 +158,37 @@ def webhook_metrics(deps: ApiDeps) -> Iterator[Metric]:
     yield family
 
 
+def chart_metrics(deps: ApiDeps) -> Iterator[Metric]:
+    """The console's chart numbers (worker/api/chart_routes.py), from the same queries."""
+    charts = instance_charts(deps)["instances"]
+    for key, doc in (
+        ("sent_24h", "Messages sent in the last 24 h."),
+        ("delivered_24h", "Of those, delivered (or read)."),
+        ("read_24h", "Of those, read."),
+    ):
+        family = GaugeMetricFamily(f"zapdispatch_instance_{key}", doc, labels=INSTANCE)
+        for row in charts:
+            family.add_metric([row["name"]], row[key])
+        yield family
+    held = GaugeMetricFamily(
+        "zapdispatch_messages_held",
+        "Messages waiting or requeued now, by the reason of their latest wait.",
+        labels=["reason"],
+    )
+    for reason, count in deps.charts.waiting_by_reason().items():
+        held.add_metric([reason], count)
+    yield held
+    funnel = GaugeMetricFamily(
+        "zapdispatch_campaign_messages",
+        "Per campaign (last 30 days): messages at each stage.",
+        labels=["campaign", "stage"],
+    )
+    for row in campaign_funnels(deps):
+        for stage in FUNNEL_STAGES:
+            funnel.add_metric([row["campaign"], stage], row[stage])
+    yield funnel
+
+
 def alert_metrics(deps: ApiDeps) -> Iterator[Metric]:
     """Open alerts by kind and severity."""
     family = GaugeMetricFamily(
@@ -196,6 +228,7 @@ class LiveCollector(Collector):
                 *alert_metrics(self._deps),
                 *dead_letter_metrics(self._deps),
                 *webhook_metrics(self._deps),
+                *chart_metrics(self._deps),
             ]
         except Exception:  # a failed read is reported as a metric, and logged
             log.exception("metrics scrape failed")

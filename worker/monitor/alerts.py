@@ -16,6 +16,7 @@ from datetime import datetime
 from models.alert_store import AlertStore, AlertText, AlertView, PendingNotification
 from models.alerts import AlertKind, AlertSeverity, Channel, NotificationEvent
 from models.views import to_datetime
+from worker.monitor.grouping import group_pending
 from worker.monitor.notifiers import Notifier, NotifierError
 from worker.monitor.rules import Open, Remind, Resolve, Transition, channels_for
 
@@ -62,16 +63,18 @@ class AlertManager:
         return Applied(**counts)
 
     def deliver_pending(self, now: float) -> Delivered:
-        """Send what is owed, oldest first; a failing channel is skipped until the next run."""
+        """Send what is owed, oldest first, those of one kind queued by one run as one
+        message (worker/monitor/grouping.py); a failing channel is skipped until the next
+        run. Counts are outbox rows."""
         sent, failed, down = 0, 0, set[Channel]()
-        for notification in self._store.pending():
-            if notification.channel in down:
+        for outgoing in group_pending(self._store.pending()):
+            if outgoing.notification.channel in down:
                 continue
-            if self._deliver_one(notification, now):
-                sent += 1
+            if self._deliver_one(outgoing.notification, now, outgoing.ids):
+                sent += len(outgoing.ids)
             else:
-                failed += 1
-                down.add(notification.channel)
+                failed += len(outgoing.ids)
+                down.add(outgoing.notification.channel)
         return Delivered(sent, failed, tuple(sorted(down)))
 
     # -- transitions ----------------------------------------------------------------------
@@ -112,11 +115,15 @@ class AlertManager:
 
     # -- delivery -------------------------------------------------------------------------
 
-    def _deliver_one(self, notification: PendingNotification, now: float) -> bool:
+    def _deliver_one(
+        self, notification: PendingNotification, now: float, ids: Sequence[int]
+    ) -> bool:
+        """Send `notification`, which settles the outbox rows `ids`."""
         notifier = self._notifiers.get(notification.channel)
         if notifier is None:
             # The channel was configured when this was queued and is not any more.
-            self._store.mark_sent(notification.id, to_datetime(now))
+            for row in ids:
+                self._store.mark_sent(row, to_datetime(now))
             return True
         try:
             notifier.send(notification)
@@ -128,15 +135,18 @@ class AlertManager:
                 notification.id,
                 exc,
             )
-            self._store.mark_failed(notification.id, str(exc))
+            for row in ids:
+                self._store.mark_failed(row, str(exc))
             return False
         except Exception as exc:  # a bug must not stop the health check; keep it pending
             log.exception(
                 "notification %d on %s failed unexpectedly", notification.id, notification.channel
             )
-            self._store.mark_failed(notification.id, f"{type(exc).__name__}")
+            for row in ids:
+                self._store.mark_failed(row, f"{type(exc).__name__}")
             return False
-        self._store.mark_sent(notification.id, to_datetime(now))
+        for row in ids:
+            self._store.mark_sent(row, to_datetime(now))
         return True
 
 

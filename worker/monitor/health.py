@@ -27,9 +27,11 @@ import httpx
 import redis
 from celery.signals import worker_init
 from redis.exceptions import LockError
+from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings, load_settings
 from models.alert_store import AlertStore
+from models.chart_store import ChartStore
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
 from models.receipt_store import DeliveryCounts, ReceiptStore
@@ -370,8 +372,20 @@ def evaluate_alerts(res: Resources, migrated: Mapping[str, int] | None = None) -
 
 
 def run_health_check(res: Resources) -> HealthReport:
-    """The health check task's body."""
-    return monitor_of(res).run()
+    """The health check task's body; after a run, one queue-depth sample for the console."""
+    report = monitor_of(res).run()
+    if report.ran:
+        sample_queue(res)
+    return report
+
+
+def sample_queue(res: Resources) -> None:
+    """One queue-depth sample for the console's chart; a failure is logged, never raised
+    (the health check's own work is done by then)."""
+    try:
+        ChartStore(res.sessions).sample_queue(to_datetime(res.limiter.now()))
+    except SQLAlchemyError:
+        log.exception("queue-depth sample failed")
 
 
 @worker_init.connect

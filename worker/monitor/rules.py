@@ -298,7 +298,7 @@ def resolved_text(alert: AlertView, view: InstanceView | None) -> AlertText:
         now_is = f"instance '{alert.subject}' has delivery receipts again"
     else:
         now_is = f"instance '{alert.subject}' is now {STATUS_EMOJI[view.status]} {view.status}"
-    return AlertText(f"Resolved: {alert.title}", f"{alert.title}: cleared; {now_is}.")
+    return AlertText(f"Resolved: {alert.title}", f"Cleared: {now_is}.")
 
 
 def channels_for(
