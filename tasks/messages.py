@@ -14,8 +14,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from config import load_settings
 from worker import app
 from worker.celery_app import DELIVER_MESSAGE, SEND_MESSAGE
+from worker.celery_masking import MaskedRequest
 from worker.intake_service import message_id_from
-from worker.masking import MaskedRequest
 from worker.pipeline import pipeline
 
 #: What can get better by waiting: the database or Redis unreachable. Data errors

@@ -15,7 +15,10 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from kombu import Exchange, Queue
 
 from config import Settings, load_settings
-from worker import threads_pool
+from worker import (
+    celery_masking,  # noqa: F401 - connects Flower's and the logs' masking
+    threads_pool,
+)
 from worker.flower_config import export_flower_env, guard_flower_options
 from worker.resources import close_process_resources, open_process_resources
 

@@ -20,7 +20,7 @@ from tests.e2e.conftest import (
     wait_until,
 )
 from tests.services import free_port
-from worker.masking import MAX_REPR_CHARS, _mask_published_headers
+from worker.celery_masking import MAX_REPR_CHARS, _mask_published_headers
 
 pytestmark = pytest.mark.e2e
 

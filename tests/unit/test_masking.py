@@ -12,13 +12,10 @@ from typing import Any
 import pytest
 from celery.utils.saferepr import saferepr
 
+from worker.celery_masking import MAX_REPR_CHARS, _mask_published_headers, args_repr, kwargs_repr
 from worker.masking import (
-    MAX_REPR_CHARS,
     PhoneMaskingFilter,
-    _mask_published_headers,
-    args_repr,
     install_log_masking,
-    kwargs_repr,
     mask_phones_in,
     masked_args,
     masked_kwargs,

@@ -18,8 +18,6 @@ from models.instance_store import InstanceStore
 from models.message_query_store import MessageQueryStore
 from models.message_store import MessageStore
 from models.receipt_store import ReceiptStore
-from worker.celery_app import EVALUATE_ALERTS
-from worker.celery_app import app as celery_app
 from worker.clock import RedisClock
 from worker.controls import Controls
 from worker.resources import Resources
@@ -87,8 +85,11 @@ def deps_from_resources(res: Resources) -> ApiDeps:
 
 
 def celery_alert_trigger(migrated: Mapping[str, int]) -> None:
-    """Publish the alert pass to the workers (`zapdispatch.evaluate_alerts`)."""
-    celery_app.send_task(EVALUATE_ALERTS, kwargs={"migrated": dict(migrated)})
+    """Publish the alert pass to the workers (`zapdispatch.evaluate_alerts`). The Celery
+    app is built on the first webhook that changes a status, not when the API starts."""
+    from worker.celery_app import EVALUATE_ALERTS, app  # noqa: PLC0415 - Celery only when used
+
+    app.send_task(EVALUATE_ALERTS, kwargs={"migrated": dict(migrated)})
 
 
 def webhook_service(res: Resources, alerts: AlertTrigger) -> WebhookService:
