@@ -61,7 +61,7 @@ RECORDED: list[tuple[str, list[Any], dict[str, Any], str]] = [
     ("no arguments at all", [], {}, "phone is required"),
     (
         "too many positional arguments",
-        [phone(6), "bad: positional", None, None, 60, "extra"],
+        [phone(6), "bad: positional", None, None, 60, "campaign", "extra"],
         {},
         "too many positional arguments",
     ),
@@ -100,12 +100,6 @@ RECORDED: list[tuple[str, list[Any], dict[str, Any], str]] = [
         [],
         {"phone": phone(8), "text": "bad: nul key", "idempotency_key": "k\x00"},
         "idempotency_key contains a NUL character",
-    ),
-    (
-        "lone surrogate in text",
-        [],
-        {"phone": phone(8), "text": "bad: surrogate \ud800"},
-        "text contains a lone surrogate",
     ),
 ]
 
@@ -174,6 +168,11 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
                 chaos.redis.url, b'[[], {"phone": ', "application/json"
             ),
             "unregistered task": lambda: app.send_task("zapdispatch.no_such_task", kwargs={}),
+            # JSON cannot carry a lone surrogate as UTF-8: the envelope is set aside
+            # (intake refuses one that arrives decoded: tests/unit/test_intake.py).
+            "lone surrogate": lambda: app.send_task(
+                SEND, kwargs={"phone": phone(9), "text": "bad: surrogate \ud800"}
+            ),
         }
         for publish in refused.values():
             publish()

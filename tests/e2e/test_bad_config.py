@@ -30,7 +30,7 @@ PROCESSES = {
     "worker": ["-m", "celery", "-A", "worker", "worker", "--pool=solo", "--without-mingle"],
     "beat": ["-m", "celery", "-A", "worker", "beat"],
     "flower": ["-m", "celery", "-A", "worker", "flower", "--port=0"],
-    "api": ["-m", "worker.cli", "api", "--port=0"],
+    "api": ["-m", "worker.cli", "api", "--port=1"],  # never bound: the config is refused first
     "cli": ["-m", "worker.cli", "status"],
 }
 
