@@ -43,7 +43,7 @@ class AlertSeverity(StrEnum):
 
 
 class AlertKind(StrEnum):
-    """The rows of the seed's alert table (S6.E3.2)."""
+    """The rows of the alert table."""
 
     INSTANCE_OFFLINE = "instance_offline"
     INSTANCE_BANNED = "instance_banned"

@@ -1,4 +1,4 @@
-"""States of messages and instances, as `../shared/interface.md` names them."""
+"""States of messages and instances, as the README and the API name them."""
 
 from __future__ import annotations
 

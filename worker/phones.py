@@ -49,7 +49,7 @@ def mask_phone(phone: str) -> str:
 
 
 def mask_id(value: str | None) -> str:
-    """A contact id for logs: the first 8 characters, as the seeds log it; phones masked."""
+    """A contact id for logs: the first 8 characters; phones masked."""
     if value is None:
         return "-"
     if value.isdigit():

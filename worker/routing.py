@@ -1,4 +1,4 @@
-"""Sticky routing policy (S6.E2.1, S6.E2.2): which instances a message may use, in what order.
+"""Sticky routing policy: which instances a message may use, in what order.
 
 Pure: no Celery, no I/O, no clock. The caller passes the contact's preferred instance,
 the routable instances, and `now`; the limiter then reserves a slot on the first candidate

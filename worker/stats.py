@@ -2,8 +2,8 @@
 
 Numbers come from where routing reads them: the instances table (`InstanceStore`) and the
 limiter's Redis counters (`usage()`, one round trip for all instances). The pure functions
-at the top (emoji, load, overall status, hourly series) hold the seed's rules (S6.E3.1,
-S6.E2.3) and are unit-tested on plain values.
+at the top (emoji, load, overall status, hourly series) hold the dashboard's rules and
+are unit-tested on plain values.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ STATUS_EMOJI = {
     InstanceStatus.CONNECTING.value: "🟡",
 }
 UNKNOWN_EMOJI = "❓"
-#: Above this share of the day's capacity (percent) the pool is `warning` (seed: 80 %).
+#: Above this share of the day's capacity (percent) the pool is `warning`.
 DEFAULT_WARNING_PCT = 80.0
 HOURS_OF_HISTORY = 24
 
 
 # -- pure rules -----------------------------------------------------------------------
 def status_emoji(status: str) -> str:
-    """The seed's emoji for an instance status; ❓ for anything else."""
+    """The emoji of an instance status (STATUS_EMOJI); ❓ for anything else."""
     return STATUS_EMOJI.get(status, UNKNOWN_EMOJI)
 
 
@@ -60,7 +60,7 @@ def capacity_used_pct(sent_today: int, capacity_day: int) -> float:
 def overall_status(
     total: int, online: int, used_pct: float, warning_pct: float = DEFAULT_WARNING_PCT
 ) -> str:
-    """The seed's rules, in order: none online → critical; fewer than half online →
+    """The rules, in order: none online → critical; fewer than half online →
     degraded; more than `warning_pct` percent of capacity used → warning; else healthy."""
     if online == 0:
         return "critical"
@@ -131,7 +131,7 @@ class InstanceRow:
         return v.active and v.connected and self.circuit is not CircuitState.OPEN
 
     def to_json(self) -> dict[str, Any]:
-        """The dashboard row (interface.md keys)."""
+        """The dashboard row (the API's documented keys)."""
         v = self.view
         return {
             "name": v.name,
@@ -155,7 +155,7 @@ class InstanceRow:
         }
 
     def to_stats_json(self) -> dict[str, Any]:
-        """The `/stats/instances` row (seed S6.E2.3)."""
+        """The `/stats/instances` row."""
         row = self.to_json()
         keys = (
             "name",
@@ -193,7 +193,7 @@ class Summary:
 
 
 def summarize(rows: Sequence[InstanceRow]) -> Summary:
-    """The seed's summary: capacity counts online instances only; sends count all."""
+    """The summary: capacity counts online instances only; sends count all."""
     online = [r for r in rows if r.online]
     banned = sum(1 for r in rows if r.view.status is InstanceStatus.BANNED)
     capacity = sum(r.view.daily_cap for r in online)
@@ -227,7 +227,7 @@ class Overview:
         }
 
     def to_stats_json(self) -> dict[str, Any]:
-        """`/stats/instances`: here `capacity_day` is every instance's (seed S6.E2.3)."""
+        """`/stats/instances`: here `capacity_day` is every instance's ."""
         return {
             "total_instances": self.summary.total_instances,
             "online": self.summary.online,
@@ -372,7 +372,7 @@ class StatsReader:
 
 
 def detail_json(row: InstanceRow, contacts: int, history: list[dict[str, Any]]) -> dict[str, Any]:
-    """The detail body: the row's keys, the seed's nested `capacity`/`usage`, and more."""
+    """The detail body: the row's keys, the nested `capacity`/`usage`, and more."""
     v = row.view
     return {
         **row.to_json(),

@@ -158,7 +158,7 @@ def test_data_routes_answer_503_not_500_when_redis_is_down(
 def test_stats_has_the_seed_keys(client: TestClient) -> None:
     body = client.get("/stats/instances").json()
     assert body["total_instances"] == 4 and body["online"] == 2
-    assert body["capacity_day"] == 1000  # every instance's, as the seed sums it
+    assert body["capacity_day"] == 1000  # every instance's
     assert body["sent_today"] == 3
     assert body["instances"][0] == {
         "name": "inst-a",

@@ -53,7 +53,7 @@ def raise_(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
     return handler
 
 
-# -- S6.E2.1: sticky -------------------------------------------------------------------
+# -- sticky --------------------------------------------------------------------------
 def test_new_contact_gets_least_loaded_instance_and_keeps_it(stack: Stack) -> None:
     for name in ("a", "b", "c"):
         stack.add_instance(name)

@@ -1,4 +1,4 @@
-"""S6.E2.2 and S6.E2.3 on real PostgreSQL and Redis: every row of the fallback table, caps,
+"""Fallback and caps on real PostgreSQL and Redis: every row of the fallback table, caps,
 counter resets at the hour and day boundaries in TIMEZONE, parking and wake-ups."""
 
 from __future__ import annotations

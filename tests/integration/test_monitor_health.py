@@ -138,7 +138,7 @@ def with_text(texts: list[str], needle: str) -> list[str]:
     return [t for t in texts if needle in t]
 
 
-# --- each row of the seed's table: fires once, reminds after the interval, resolves -------
+# --- each row of the alert table: fires once, reminds after the interval, resolves -------
 
 
 def test_offline_fires_once_reminds_and_resolves(world: World, engine: Engine) -> None:

@@ -1,4 +1,4 @@
-"""Evolution state → instance status (interface.md, plus the decisions in states.py)."""
+"""Evolution state → instance status (the decisions in states.py)."""
 
 from __future__ import annotations
 

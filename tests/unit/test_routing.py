@@ -1,4 +1,4 @@
-"""Sticky routing policy on plain values (S6.E2.1 and the fallback table of S6.E2.2)."""
+"""Sticky routing policy on plain values (sticky and the fallback table)."""
 
 from __future__ import annotations
 

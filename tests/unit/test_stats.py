@@ -1,4 +1,4 @@
-"""The seed's dashboard rules on plain values: emoji, load, overall status, summary, hours."""
+"""The dashboard rules on plain values: emoji, load, overall status, summary, hours."""
 
 from __future__ import annotations
 

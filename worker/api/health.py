@@ -38,7 +38,7 @@ def timed(name: str, probe: Callable[[], tuple[bool, str]]) -> Check:
 
 
 def instances_probe(overview: Overview) -> tuple[bool, str]:
-    """At least one instance connected (seed S6.E3.1)."""
+    """At least one instance connected."""
     online = overview.summary.online
     return online > 0, f"{online}/{overview.summary.total_instances} online"
 
@@ -81,7 +81,7 @@ def run_checks(deps: ApiDeps) -> list[Check]:
 
 
 def health_json(checks: Sequence[Check]) -> dict[str, Any]:
-    """The seed's shape (`status`, `checks` as booleans, `details`) plus `latency_ms`."""
+    """The shape (`status`, `checks` as booleans, `details`) plus `latency_ms`."""
     return {
         "status": health_status(checks),
         "checks": {check.name: check.ok for check in checks},

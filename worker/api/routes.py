@@ -1,4 +1,4 @@
-"""JSON routes: the dashboard (S6.E3.1), the stats endpoint (S6.E2.3) and open alerts.
+"""JSON routes: the dashboard, the stats endpoint and open alerts.
 
 Plain `def` routes: the stores are synchronous, so FastAPI runs them in its thread pool.
 """

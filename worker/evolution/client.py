@@ -1,4 +1,4 @@
-"""httpx clients for the Evolution API v2 (see shared/evolution-api.md).
+"""Clients for the Evolution API v2.
 
 `EvolutionClient` (sync) sends messages from Celery workers; `AsyncEvolutionClient` polls
 connection states for the health check. Both convert every failure into the exceptions of

@@ -1,4 +1,4 @@
-"""Health check and alerts (S6.E3.2): poll Evolution, record status changes, raise alerts.
+"""Health check and alerts: poll Evolution, record status changes, raise alerts.
 
 `health.HealthMonitor` is the job (a plain class; the Celery task `zapdispatch.health_check`
 is a one-line adapter around `run_health_check`). Policy is pure and lives in `states.py`

@@ -1,6 +1,6 @@
 """Alert policy, pure: which conditions hold now, and what to do about the open alerts.
 
-The seed's table (S6.E3.2), with this project's reading of it:
+The alert table, as this project reads it:
 
 | kind             | condition (active instances only)       | severity | channels            |
 |------------------|-----------------------------------------|----------|---------------------|

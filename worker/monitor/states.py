@@ -1,4 +1,4 @@
-"""Evolution connection state → `InstanceStatus`, as `shared/interface.md` defines it.
+"""Evolution connection state → `InstanceStatus`, as the README defines it.
 
 Decisions beyond the interface page:
 - The disconnection reasons in BAN_REASON_CODES (default 402 temporary ban, 403 forbidden,
@@ -22,7 +22,7 @@ from worker.evolution import EvolutionAuthError, EvolutionError, InstanceState
 #: BAN_REASON_CODES' default.
 DEFAULT_BAN_CODES = frozenset({402, 403, 406})
 
-#: Why Evolution closed a session for good (shared/evolution-api.md, "Disconnection reasons").
+#: Why Evolution closed a session for good (its disconnection reason codes).
 REASON_TEXT = {
     401: "logged out (401): the phone unlinked the device or WhatsApp logged it out",
     402: "closed by WhatsApp (402, temporary ban), will not reconnect by itself",

@@ -1,7 +1,7 @@
 """The Evolution API simulator: an ASGI app and a way to serve it.
 
-`create_app(config)` builds a FastAPI app that answers the contract of
-shared/evolution-api.md from in-memory state (`worker.simulator.state`), plus admin
+`create_app(config)` builds a FastAPI app that answers Evolution's contract from in-memory
+state (`worker.simulator.state`), plus admin
 endpoints under `/_sim/` (`worker.simulator.admin`). `serve(host, port, config)` runs it
 with uvicorn in this process. Point `EVOLUTION_API_URL` at it instead of a real server.
 

@@ -1,4 +1,4 @@
-"""The Evolution API v2 endpoints the project uses, simulated (shared/evolution-api.md).
+"""The Evolution API v2 endpoints the project uses, simulated (README, *Evolution API*).
 
 Order of checks per sendText, as in the real server: api key (401), instance exists (404),
 body valid (400); then the simulated latency, the injected failure if drawn, a dead session
