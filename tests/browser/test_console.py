@@ -19,9 +19,13 @@ from models.chart_store import ChartStore
 from tests.browser.cdp import Browser
 from tests.browser.serve import served
 from tests.browser.test_page import artifacts_dir, chromium
-from tests.integration.api_support import NOW, Seeded, open_resources, seeded_app
+from tests.integration.api_support import NOW, T0, Seeded, open_resources, seeded_app
 from tests.integration.test_messages_api import record
 from worker.api import create_app, deps_from_resources
+from worker.delivery import Dispatcher, Result
+from worker.evolution import EvolutionClient
+from worker.intake import validate
+from worker.resources import build_resources
 
 pytestmark = pytest.mark.browser
 
@@ -294,3 +298,58 @@ def test_pause_resume_and_cancel_call_the_control_routes(browser: Browser, locke
     for request in seen:
         if request["method"] == "POST":
             assert request["headers"]["X-Requested-With"] == "zapdispatch"
+
+
+class _Held:
+    """A scheduler that only records (nothing is re-run in this test)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, float]] = []
+
+    def schedule(self, message_id: object, countdown_seconds: float) -> None:
+        self.calls.append((message_id, countdown_seconds))
+
+
+def test_pause_from_the_page_holds_a_workers_sends_and_resume_releases_them(
+    browser: Browser, locked_url: str, settings: Settings
+) -> None:
+    """The page's "Pause all" (confirmed, cookie-authenticated) reaches a worker process's
+    own view of the pauses: its next message parks without an attempt; "Resume all" makes
+    it due again."""
+    worker = build_resources(settings)  # a worker process: its own pause board and stores
+    try:
+        dispatcher = Dispatcher(
+            settings,
+            worker.messages,
+            worker.instances,
+            worker.limiter,
+            EvolutionClient("http://127.0.0.1:9", None),  # never called while paused
+            _Held(),
+            pauses=worker.pauses,
+            policy=worker.policy,
+            memory=worker.not_on_whatsapp,
+        )
+        browser.navigate(locked_url)
+        browser.wait_for("document.body.dataset.state === 'signin'")
+        sign_in(browser, TOKEN)
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        confirm(browser, "#pool-controls [data-action='pause-all']", ok=True)
+        assert browser.evaluate("document.getElementById('notice').textContent").startswith("Done")
+        browser.wait_for("document.getElementById('pause-state').textContent.includes('all')")
+        new = validate(
+            {"phone": "+55 11 99999-8888", "text": "held by the page"},
+            now=T0,
+            default_ttl_seconds=3600,
+        )
+        accepted = worker.messages.accept(new)
+        held = dispatcher.deliver(accepted.id)
+        assert held.result is Result.PARKED and held.detail == "all sending paused"
+        parked = worker.messages.get(accepted.id)
+        assert parked.state == "waiting" and parked.attempts == 0
+
+        confirm(browser, "#pool-controls [data-action='resume-all']", ok=True)
+        browser.wait_for("document.getElementById('pause-state').textContent === 'sending: on'")
+        woken = worker.messages.get(accepted.id)
+        assert woken.not_before is not None and woken.not_before.timestamp() <= T0 + 1
+    finally:
+        worker.close()
