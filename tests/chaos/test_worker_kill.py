@@ -99,3 +99,79 @@ def broker_state(chaos: Chaos) -> str:
         f"rows {chaos.states()}; broker: {client.llen('celery')} queued, "
         f"{client.hlen('unacked')} unacked, {client.zcard('unacked_index')} indexed"
     )
+
+
+#: Thresholds that would otherwise bring a dead worker's messages back: far beyond the test,
+#: so that only heartbeats (worker/heartbeat.py) can recover them in time.
+HEARTBEAT_ONLY = {
+    "WORKER_DEAD_AFTER_SECONDS": "3",
+    "SENDING_STUCK_AFTER_SECONDS": "900",
+    "BROKER_VISIBILITY_TIMEOUT_SECONDS": "3600",
+}
+#: Every message a killed worker held must be sent within this many seconds of the kill.
+RECOVERED_WITHIN_SECONDS = 60
+
+
+def test_worker_killed_twice_is_recovered_by_heartbeats_within_a_minute(chaos: Chaos) -> None:
+    chaos.add_instances(INSTANCES)
+    started = time.monotonic()
+    with running_simulator(INSTANCES, seed=8) as sim:
+        for name, latency in zip(INSTANCES, (20, 35, 50), strict=True):
+            sim.configure_instance(name, latency_ms=latency)
+        env = chaos.env(sim.url, **HEARTBEAT_ONLY)
+        chaos.beat(env)
+        chaos.worker(env, concurrency=2, name="steady")
+        victim = chaos.worker(env, concurrency=CONCURRENCY, name="victim")
+        app = chaos.producer()
+        texts = [f"heartbeat-kill message {i}" for i in range(MESSAGES)]
+        for i, body in enumerate(texts):
+            contact = i % CONTACTS
+            app.send_task(
+                SEND,
+                kwargs={"phone": phone(contact), "text": body, "contact_id": f"doctor-{contact}"},
+            )
+        in_window: set[str] = set()
+        recovery: list[float] = []
+        for kill, threshold in enumerate(KILL_AT_SENT, start=1):
+            wait_for(lambda t=threshold: chaos.count("sent") >= t, 120, f"{threshold} sent")
+            victim.kill()
+            killed_at = time.monotonic()
+            held = {r[0] for r in chaos.query("SELECT text FROM messages WHERE state = 'sending'")}
+            in_window |= held
+            # A supervisor starts a replacement; recovery does not wait for it (the steady
+            # worker's sweep re-drives what the dead one held).
+            victim = chaos.worker(env, concurrency=CONCURRENCY, name=f"victim-{kill}")
+
+            def held_sent(h: set[str] = held) -> bool:
+                sent = chaos.query("SELECT text FROM messages WHERE state = 'sent'")
+                return h <= {r[0] for r in sent}
+
+            wait_for(held_sent, RECOVERED_WITHIN_SECONDS, f"kill {kill}: held messages sent")
+            recovery.append(round(time.monotonic() - killed_at, 1))
+        wait_for(
+            lambda: sum(chaos.count(s) for s in ("sent", "failed", "expired")) >= MESSAGES,
+            TERMINAL_WITHIN_SECONDS,
+            "every message terminal",
+        )
+        received = sim.messages()
+    rows = chaos.rows()
+    dups = duplicates(received)
+    outside = [text for (_, text) in dups if text not in in_window]
+    print(f"recovery after SIGKILL (heartbeats): held messages sent {recovery} s after the kills")
+    row = tally(
+        "worker SIGKILL ×2, heartbeats only (prefork 4 + 2)",
+        rows,
+        received,
+        texts,
+        notes=f"stuck threshold 900 s, visibility 3600 s, WORKER_DEAD_AFTER_SECONDS 3: the "
+        f"messages each killed worker held were sent {recovery} s after the kill; "
+        f"{len(in_window)} were `sending` at a kill; duplicates outside them: {len(outside)}",
+        kills=len(KILL_AT_SENT),
+        sending_at_kill=len(in_window),
+        seconds=round(time.monotonic() - started, 1),
+    )
+    record(row)
+    assert len(rows) == MESSAGES
+    assert row.lost == 0, row
+    assert not outside, f"duplicates outside the kill window: {outside}"
+    assert all(seconds < RECOVERED_WITHIN_SECONDS for seconds in recovery), recovery

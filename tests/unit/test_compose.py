@@ -148,6 +148,7 @@ def generated(tmp_path: Path) -> Path:
     assert first.stdout.splitlines() == [
         "API_TOKEN: generated into .env",
         "WEBHOOK_TOKEN: generated into .env",
+        "FLOWER_BASIC_AUTH: generated into .env",
     ]
     return tmp_path
 
@@ -157,6 +158,7 @@ def test_compose_env_generates_tokens_once(generated: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", env["API_TOKEN"])
     assert re.fullmatch(r"[0-9a-f]{64}", env["WEBHOOK_TOKEN"])
     assert env["API_TOKEN"] != env["WEBHOOK_TOKEN"]
+    assert re.fullmatch(r"ops:[0-9a-f]{64}", env["FLOWER_BASIC_AUTH"])
     assert (generated / ".env").stat().st_mode & 0o777 == 0o600
     again = subprocess.run(
         ["sh", str(ROOT / "scripts" / "compose-env.sh"), str(generated)],
@@ -167,6 +169,7 @@ def test_compose_env_generates_tokens_once(generated: Path) -> None:
     assert again.stdout.splitlines() == [
         "API_TOKEN: already set in .env",
         "WEBHOOK_TOKEN: already set in .env",
+        "FLOWER_BASIC_AUTH: already set in .env",
     ]
     assert dotenv(generated / ".env") == env
     assert (generated / "instances.yaml").read_text() == (
@@ -179,6 +182,8 @@ def test_config_completes_with_the_generated_env(compose: dict[str, Any], genera
     resolved = interpolate(compose, env)
     jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(resolved)
     assert resolved["services"]["api"]["environment"]["API_TOKEN"] == env["API_TOKEN"]
+    flower = resolved["services"]["flower"]["environment"]
+    assert flower["FLOWER_BASIC_AUTH"] == env["FLOWER_BASIC_AUTH"]
     entries = read_entries(generated / "instances.yaml")
     assert [e.name for e in entries] == ["inst-a", "inst-b", "inst-c"]
     simulator = " ".join(resolved["services"]["simulator"]["command"])
