@@ -60,8 +60,9 @@ ACCEPT_CLAIMING = """
     WITH allowed AS (
         SELECT EXISTS (SELECT 1 FROM instances
                         WHERE name = %(instance)s AND active AND status <> 'banned')
+           AND NOT EXISTS (SELECT 1 FROM messages WHERE id = %(id)s)
            AND NOT EXISTS (SELECT 1 FROM messages
-                            WHERE idempotency_key = %(idempotency_key)s OR id = %(id)s) AS ok
+                            WHERE idempotency_key = %(idempotency_key)s) AS ok
     ), contact AS (
         INSERT INTO contacts AS c (id, phone, preferred_instance, preferred_since)
         VALUES (%(contact_id)s, %(phone)s,
