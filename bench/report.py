@@ -110,6 +110,20 @@ def _summary(r: dict[str, Any]) -> list[str]:
                 sat["limiter_calls_per_decision"] <= 1.0,
             ),
         ]
+        ramp = sat.get("warmup")
+        if ramp:
+            title = (
+                f"3 · saturation, warm-up day 1 ({ramp['schedule']}): {sat['instances']} "
+                f"instances × {ramp['effective_hourly_cap']}/h effective, "
+                f"{ramp['messages']:,} messages"
+            )
+            rows += [
+                _row(title, "sends over an effective cap", str(ramp["over_cap_sends"]), "0",
+                     ramp["over_cap_sends"] == 0),
+                _row(title, "limiter round trips per routing decision",
+                     f"{ramp['limiter_calls_per_decision']:.2f}", "1",
+                     ramp["limiter_calls_per_decision"] <= 1.0),
+            ]  # fmt: skip
     thr = r.get("throughput", {})
     rows += _error(r, "throughput", "7.1/7.2 · Celery")
     for o in thr.get("overhead", []):

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from bench.counting import REDIS_ROUND_TRIPS
 from bench.env import BenchEnv
 from bench.stack import Stack, accept_many, as_dict, build_stack
+from models.views import to_datetime
 from worker import keys
 from worker.clock import set_test_clock
 
@@ -54,20 +55,44 @@ class SimClock:
         set_test_clock(stack.res.redis, to)
 
 
+#: The warm-up pass: every number on day 1 of this ramp (daily caps for day 1, 2), so its
+#: effective caps are 1,000/day and 200 × 1,000 / 5,000 = 40/h; fewer messages, same rules.
+WARMUP_SCHEDULE = "1000,2000"
+WARMUP_HOURLY_CAP = 40
+WARMUP_MESSAGES = 400
+
+
 def run(env: BenchEnv) -> dict[str, Any]:
-    settings = env.settings(test_clock_enabled=True)
+    """The saturation run, then the same with a warm-up ramp in force (`warmup`)."""
+    report = _run(env, MESSAGES, HOURLY_CAP, warmup="")
+    ramp = _run(env, WARMUP_MESSAGES, WARMUP_HOURLY_CAP, warmup=WARMUP_SCHEDULE)
+    report["warmup"] = {
+        "schedule": WARMUP_SCHEDULE,
+        "effective_hourly_cap": WARMUP_HOURLY_CAP,
+        "messages": WARMUP_MESSAGES,
+        **{k: ramp[k] for k in ("sent_per_hour", "over_cap_sends", "limiter_calls_per_decision")},
+    }
+    return report
+
+
+def _run(env: BenchEnv, messages: int, hourly_cap: int, *, warmup: str) -> dict[str, Any]:
+    settings = env.settings(test_clock_enabled=True, warmup_schedule=warmup)
     clock = SimClock(T0)
     stack = build_stack(settings, lambda: clock.now)
     try:
         env.reset(stack.res.engine)
         stack.res.redis.set(keys.SENTINEL, "1")  # Redis did not lose its data: a fresh start
+        stack.res.redis.set(keys.COUNTERS_SENTINEL, "1")  # nor the limiter's counters
         clock.move(stack, T0)
         stack.add_instances(INSTANCES, HOURLY_CAP, DAILY_CAP)
-        ids = accept_many(stack, MESSAGES, CONTACTS)
+        if warmup:
+            for name in INSTANCES:  # day 1 of the ramp at T0
+                stack.res.instances.restart_warmup(name, to_datetime(T0))
+        ids = accept_many(stack, messages, CONTACTS)
         started = time.perf_counter()
         counts = _drive(stack, clock, ids)
         wall = time.perf_counter() - started
-        return _report(stack, counts, wall)
+        return _report(stack, counts, wall, messages, hourly_cap)
     finally:
         stack.close()
 
@@ -123,7 +148,9 @@ def _next_event(stack: Stack, now: float) -> tuple[float, bool] | None:
     return sweep, True
 
 
-def _report(stack: Stack, counts: dict[str, int], wall: float) -> dict[str, Any]:
+def _report(
+    stack: Stack, counts: dict[str, int], wall: float, messages: int, hourly_cap: int
+) -> dict[str, Any]:
     with stack.res.engine.connect() as conn:
         states = dict(
             conn.execute(text("SELECT state, count(*) FROM messages GROUP BY state")).all()
@@ -139,14 +166,14 @@ def _report(stack: Stack, counts: dict[str, int], wall: float) -> dict[str, Any]
         ).all()
     per_hour = _per_hour([(str(i), float(at)) for i, at in sent_rows])
     fake_per_hour = _per_hour(stack.evolution.sends)
-    over_cap = _over_cap(per_hour) + _over_cap(fake_per_hour)
-    utilization = _utilization(per_hour)
+    over_cap = _over_cap(per_hour, hourly_cap) + _over_cap(fake_per_hour, hourly_cap)
+    utilization = _utilization(per_hour, messages, hourly_cap)
     decisions = max(1, counts["decisions"])
     return {
         "instances": len(INSTANCES),
         "hourly_cap": HOURLY_CAP,
         "daily_cap": DAILY_CAP,
-        "messages": MESSAGES,
+        "messages": messages,
         "contacts": CONTACTS,
         "threads": THREADS,
         "states": {str(k): int(v) for k, v in states.items()},
@@ -183,18 +210,18 @@ def _hours(per_hour: dict[tuple[str, int], int]) -> list[dict[str, int]]:
     return [{i: n for (i, h), n in per_hour.items() if h == hour} for hour in range(last + 1)]
 
 
-def _over_cap(per_hour: dict[tuple[str, int], int]) -> int:
-    hourly = sum(max(0, n - HOURLY_CAP) for n in per_hour.values())
+def _over_cap(per_hour: dict[tuple[str, int], int], hourly_cap: int) -> int:
+    hourly = sum(max(0, n - hourly_cap) for n in per_hour.values())
     days: Counter[str] = Counter()
     for (instance, _), n in per_hour.items():
         days[instance] += n  # the whole run stays inside one local day
     return hourly + sum(max(0, n - DAILY_CAP) for n in days.values())
 
 
-def _utilization(per_hour: dict[tuple[str, int], int]) -> float:
+def _utilization(per_hour: dict[tuple[str, int], int], messages: int, hourly_cap: int) -> float:
     """Sends / the capacity demand could have used: per hour, min(capacity, backlog)."""
-    capacity, backlog, usable = HOURLY_CAP * len(INSTANCES), MESSAGES, 0
+    capacity, backlog, usable = hourly_cap * len(INSTANCES), messages, 0
     for hour in _hours(per_hour):
         usable += min(capacity, backlog)
         backlog -= sum(hour.values())
-    return round((MESSAGES - backlog) / usable, 4) if usable else 0.0
+    return round((messages - backlog) / usable, 4) if usable else 0.0
