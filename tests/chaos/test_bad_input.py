@@ -178,7 +178,13 @@ def test_bad_input_fails_cleanly(chaos: Chaos) -> None:
             publish()
         app.send_task(SEND, kwargs={"phone": phone(10), "text": "good after the junk"})
         wait_for(lambda: chaos.count("sent") == 2, 60, "the good message after the junk")
-        wait_for(lambda: chaos.count("failed") == len(RECORDED) + 1, 30, "every bad one failed")
+        try:
+            wait_for(lambda: chaos.count("failed") == len(RECORDED) + 1, 30, "every bad one failed")
+        except AssertionError as exc:
+            seen = [(r["text"][:40], r["state"], r["last_error"]) for r in chaos.rows()]
+            raise AssertionError(
+                f"{exc}; rows: {seen}; worker: {worker.output()[-3000:]}"
+            ) from None
         time.sleep(1.0)  # the repeated keyed task, if it were to send again, would have by now
         # An instance name full of Slack control characters, in an alert.
         sim.configure_instance(SLACKY, state="close", disconnection_reason=401)
