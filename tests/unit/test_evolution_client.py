@@ -208,6 +208,14 @@ def test_a_5xx_without_evolutions_envelope_is_unknown(status: int) -> None:
         send_with(lambda request: httpx.Response(status, content=b"<html>Bad Gateway</html>"))
 
 
+def test_the_licence_gate_is_a_refusal_before_sending() -> None:
+    """Evolution 2.4's 503 on every business route until it is activated: not sent."""
+    gate = {"error": "service not activated", "code": "LICENSE_REQUIRED"}
+    with pytest.raises(TransientEvolutionError) as caught:
+        send_with(answer(503, gate))
+    assert not isinstance(caught.value, SendOutcomeUnknown) and caught.value.status_code == 503
+
+
 def test_a_5xx_in_evolutions_envelope_is_not_sent() -> None:
     body = error_body(500, "Internal Server Error", ["Error: Connection Closed"])
     with pytest.raises(TransientEvolutionError):

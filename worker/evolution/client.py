@@ -355,17 +355,18 @@ def _server_messages(response: HttpAnswer) -> list[Any]:
 
 
 def _has_envelope(response: HttpAnswer) -> bool:
-    """Whether an error answer is Evolution's own (`{"status", "error", "response"}`): then
-    Evolution refused before sending. A proxy's 5xx has no such body."""
+    """Whether an error answer is Evolution's own JSON: its error envelope
+    (`{"status", "error", "response"}`) or its licence gate (`{"error": "service not
+    activated", "code": "LICENSE_REQUIRED"}`, 503). Then Evolution refused before sending.
+    A proxy's 5xx has no such body."""
     try:
         body = response.json()
     except ValueError:
         return False
-    return (
-        isinstance(body, dict)
-        and isinstance(body.get("status"), int)
-        and ("response" in body or "error" in body)
-    )
+    if not isinstance(body, dict):
+        return False
+    envelope = isinstance(body.get("status"), int) and ("response" in body or "error" in body)
+    return envelope or (isinstance(body.get("error"), str) and isinstance(body.get("code"), str))
 
 
 def _says_not_on_whatsapp(response: HttpAnswer) -> bool:
