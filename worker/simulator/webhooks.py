@@ -186,21 +186,25 @@ class WebhookEmitter:
                 {**self._profile(new), "state": "open", "statusReason": 200},
             )
         elif new.state == "close" and code in NO_RECONNECT_CODES:
-            self.emit(
+            # One after the other, in this order (two independent posts could arrive reversed).
+            self.emit_in_order(
                 new,
-                "status.instance",
-                {
-                    "instance": new.name,
-                    "status": "closed",
-                    "disconnectionAt": local_date_time(time.time()),
-                    "disconnectionReasonCode": code,
-                    "disconnectionObject": "{}",
-                },
-            )
-            self.emit(
-                new,
-                "connection.update",
-                {"instance": new.name, "state": "close", "statusReason": code},
+                [
+                    (
+                        "status.instance",
+                        {
+                            "instance": new.name,
+                            "status": "closed",
+                            "disconnectionAt": local_date_time(time.time()),
+                            "disconnectionReasonCode": code,
+                            "disconnectionObject": "{}",
+                        },
+                    ),
+                    (
+                        "connection.update",
+                        {"instance": new.name, "state": "close", "statusReason": code},
+                    ),
+                ],
             )
         elif new.state == "refused":
             self.emit(
@@ -267,33 +271,53 @@ class WebhookEmitter:
     def emit(
         self, instance: SimInstance, event: str, data: Any, *, delay_seconds: float = 0.0
     ) -> None:
-        target = self._target(instance.name, event)
-        if target is None:
+        self.emit_in_order(instance, [(event, data)], delay_seconds=delay_seconds)
+
+    def emit_in_order(
+        self,
+        instance: SimInstance,
+        events: list[tuple[str, Any]],
+        *,
+        delay_seconds: float = 0.0,
+    ) -> None:
+        """Post `events` one after the other (each retried before the next is posted)."""
+        posts: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        for event, data in events:
+            target = self._target(instance.name, event)
+            if target is None:
+                continue
+            envelope = {
+                "event": event,
+                "instance": instance.name,
+                "data": data,
+                "destination": target[0],
+                "date_time": local_date_time(time.time()),
+                "sender": f"{instance.number}@s.whatsapp.net",
+                "server_url": self._server_url,
+                "apikey": None,
+            }
+            posts.append((target[0], target[1], envelope))
+        if not posts:
             return
-        envelope = {
-            "event": event,
-            "instance": instance.name,
-            "data": data,
-            "destination": target[0],
-            "date_time": local_date_time(time.time()),
-            "sender": f"{instance.number}@s.whatsapp.net",
-            "server_url": self._server_url,
-            "apikey": None,
-        }
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # a change made outside the server's loop: nothing to send from
-            log.warning("webhook %s for %s not sent: no event loop", event, instance.name)
+            names = ", ".join(event for event, _ in events)
+            log.warning("webhook %s for %s not sent: no event loop", names, instance.name)
             return
-        task = loop.create_task(self._deliver(target[0], target[1], envelope, delay_seconds))
+        task = loop.create_task(self._deliver_all(posts, delay_seconds))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(
-        self, url: str, headers: dict[str, str], envelope: dict[str, Any], delay: float
+    async def _deliver_all(
+        self, posts: list[tuple[str, dict[str, str], dict[str, Any]]], delay: float
     ) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
+        for url, headers, envelope in posts:
+            await self._deliver(url, headers, envelope)
+
+    async def _deliver(self, url: str, headers: dict[str, str], envelope: dict[str, Any]) -> None:
         client = self._http()
         for attempt in range(MAX_ATTEMPTS):
             status = await self._post(client, url, headers, envelope)
