@@ -1,12 +1,7 @@
 """Evolution API boundary: a sync client for sends, an async one for health polls."""
 
-from worker.evolution.client import (
-    AsyncEvolutionClient,
-    EvolutionClient,
-    InstanceState,
-    SentText,
-    StoredMessage,
-)
+from worker.evolution.bodies import InstanceState, SentText, StoredMessage
+from worker.evolution.client import AsyncEvolutionClient, EvolutionClient
 from worker.evolution.errors import (
     EvolutionAuthError,
     EvolutionError,
