@@ -5,6 +5,7 @@ from worker.evolution.client import AsyncEvolutionClient, EvolutionClient
 from worker.evolution.errors import (
     EvolutionAuthError,
     EvolutionError,
+    EvolutionLicenceRequired,
     InstanceRateLimited,
     InstanceUnavailable,
     LookUpUnavailable,
@@ -19,6 +20,7 @@ __all__ = [
     "EvolutionAuthError",
     "EvolutionClient",
     "EvolutionError",
+    "EvolutionLicenceRequired",
     "InstanceRateLimited",
     "InstanceState",
     "InstanceUnavailable",

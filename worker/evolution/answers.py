@@ -18,6 +18,7 @@ import httpx
 from worker.evolution.errors import (
     EvolutionAuthError,
     EvolutionError,
+    EvolutionLicenceRequired,
     InstanceRateLimited,
     InstanceUnavailable,
     RecipientNotOnWhatsApp,
@@ -50,7 +51,18 @@ def to_error(
     if status == 429:
         retry_after = _retry_after_seconds(failure.headers.get("retry-after"), time.time())
         return InstanceRateLimited(detail, instance=instance, retry_after_seconds=retry_after)
-    # 5xx, and statuses the contract does not name: retrying is the safe default.
+    return _server_error(failure, instance, detail)
+
+
+def _server_error(failure: HttpAnswer, instance: str | None, detail: str) -> EvolutionError:
+    """5xx, and statuses the contract does not name: retrying is the safe default. The
+    licence gate says so; a 500 about the session names the instance as unavailable."""
+    status = failure.status
+    if status == 503 and is_licence_gate(failure):
+        gate = f"{detail}: LICENSE_REQUIRED (Evolution is not activated)"
+        return EvolutionLicenceRequired(gate, instance=instance, status_code=status)
+    if status == 500 and _says_session_gone(failure):
+        return InstanceUnavailable(detail, instance=instance, status_code=status)
     return TransientEvolutionError(detail, instance=instance, status_code=status)
 
 
@@ -90,6 +102,27 @@ def has_envelope(response: HttpAnswer) -> bool:
         return False
     envelope = isinstance(body.get("status"), int) and ("response" in body or "error" in body)
     return envelope or (isinstance(body.get("error"), str) and isinstance(body.get("code"), str))
+
+
+def is_licence_gate(response: HttpAnswer) -> bool:
+    """Whether an answer is Evolution's licence gate: `{"error": "service not activated",
+    "code": "LICENSE_REQUIRED", ...}` (HTTP 503, on every business route, before any guard)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("code") == "LICENSE_REQUIRED"
+
+
+#: `response.message` strings of Evolution's 500s about the instance rather than the request:
+#: a dead session whose recipient is not in the on-WhatsApp cache (Baileys' error), and an
+#: instance in the database but not loaded in memory (a JavaScript TypeError).
+_SESSION_GONE = ("Connection Closed", "Cannot read properties of undefined")
+
+
+def _says_session_gone(response: HttpAnswer) -> bool:
+    messages = _server_messages(response)
+    return any(isinstance(m, str) and m.startswith(_SESSION_GONE) for m in messages)
 
 
 def _says_not_on_whatsapp(response: HttpAnswer) -> bool:

@@ -12,6 +12,10 @@ from typing import Any
 from worker.evolution.errors import TransientEvolutionError
 from worker.evolution.exchange import HttpAnswer
 
+#: `InstanceState.state` of an instance Evolution keeps in its database but has not loaded
+#: in memory (its connectionState answer has no `state`). Not a state Evolution sends.
+NOT_LOADED = "not_loaded"
+
 
 @dataclass(frozen=True, slots=True)
 class SentText:
@@ -38,8 +42,9 @@ class StoredMessage:
 class InstanceState:
     """One instance's connection, as the server reports it.
 
-    `state` is open/connecting/close/refused; `disconnection_reason` is the reason code of
-    the last close (401 logged out, 403 banned, 402, 406), None if unknown or not closed.
+    `state` is open/connecting/close/refused, or `NOT_LOADED`; `disconnection_reason` is
+    the reason code of the last close (401 logged out, 403 banned, 402, 406), None if
+    unknown or not closed.
     """
 
     name: str
@@ -105,11 +110,21 @@ def _message_text(message: Any) -> str:
 
 
 def parse_connection_state(body: Any, instance: str) -> InstanceState:
+    """`{"instance": {"instanceName", "state"}}`; without `state` (Evolution leaves it out
+    for an instance in its database but not loaded in memory) the state is `NOT_LOADED`.
+    TransientEvolutionError when there is no `instance` object or `state` is not a string."""
     inner = body.get("instance") if isinstance(body, dict) else None
-    state = inner.get("state") if isinstance(inner, dict) else None
+    if not isinstance(inner, dict):
+        raise TransientEvolutionError(
+            f"instance {instance!r}: connectionState answer has no instance", instance=instance
+        )
+    state = inner.get("state")
+    if state is None:
+        state = NOT_LOADED
     if not isinstance(state, str) or not state:
         raise TransientEvolutionError(
-            f"instance {instance!r}: connectionState answer has no state", instance=instance
+            f"instance {instance!r}: connectionState answer has no usable state",
+            instance=instance,
         )
     return InstanceState(name=instance, state=state, disconnection_reason=None, number=None)
 
