@@ -30,6 +30,7 @@ from models.views import InstanceView, MessageView, to_datetime
 from worker.evolution import (
     EvolutionClient,
     EvolutionError,
+    EvolutionLicenceRequired,
     InstanceRateLimited,
     PermanentRecipientError,
     RecipientNotOnWhatsApp,
@@ -426,6 +427,9 @@ class Dispatcher:
             return self._fail(message, f"recipient rejected: {exc}", claim=slot)
         except SendOutcomeUnknown as exc:
             return self._outcome_unknown(message, slot, exc)  # the slot stays spent
+        except EvolutionLicenceRequired as exc:
+            self._limiter.release(slot)
+            return self._await_licence(message, slot, exc)
         except EvolutionError as exc:
             self._limiter.release(slot)
             return self._transient_failure(message, slot, exc)
@@ -604,6 +608,24 @@ class Dispatcher:
             return Delivered(Result.PARKED, slot.instance, delay, error)
         self._scheduler.schedule(message.id, delay)
         return Delivered(Result.RETRYING, slot.instance, delay, error)
+
+    def _await_licence(
+        self, message: MessageView, slot: Reservation, exc: EvolutionLicenceRequired
+    ) -> Delivered:
+        """Evolution is not activated: no number can send, and none is at fault (no breaker
+        count), nor is the message (it never fails for it). It waits, parked (`waiting`) for
+        the offline backoff (seconds), until the gate is lifted or the message expires."""
+        at, why = to_datetime(slot.now), f"Evolution requires a licence ({exc})"
+        delay = backoff_seconds(
+            message.requeues + 1,
+            self._s.offline_backoff_seconds,
+            self._s.offline_backoff_max_seconds,
+        )
+        self._messages.return_to_queue(message.id, why, at, claimed_at=at)
+        self._messages.note_requeue(
+            message.id, at, not_before=to_datetime(slot.now + delay), reason=why
+        )
+        return Delivered(Result.PARKED, slot.instance, delay, why)
 
     def _fail(
         self, message: MessageView, reason: str, *, claim: Reservation | None = None
