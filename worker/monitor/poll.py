@@ -2,12 +2,13 @@
 
 `fetchInstances` answers for all instances in one call and is the only endpoint that
 carries the disconnection reason (so the only way to see a ban). But its rows are database
-values: `connectionStatus` stays `open` while a session auto-reconnects (codes 428, 408,
-515, 440), and with an instance's own key (not the global one) it lists only that key's
-instances. So a row is taken as it is only when it is not `open` (a `close` there is a
-permanent close, with its reason); an instance listed `open`, or not listed at all, is
-asked with `connectionState` (live, from memory), and that answer wins. Absence from the
-listing is never read as "unknown to Evolution": only a 404 from `connectionState` is.
+values: `connectionStatus` stays `open` while a session auto-reconnects (a close with any
+code but 401, 402, 403 and 406), and with an instance's own key (not the global one) it
+lists only that key's instances. So a row is taken as it is only when it is not `open` (a
+`close` there is a permanent close, with its reason); an instance listed `open`, or not
+listed at all, is asked with `connectionState` (live, from memory), and that answer wins.
+Absence from the listing is never read as "unknown to Evolution": only a 404 from
+`connectionState` is.
 
 If fetchInstances fails (401/403/404, 5xx, bad body) the per-instance probes start at once;
 if it merely has not answered within `hedge_seconds`, the probes start alongside it. The
