@@ -41,6 +41,7 @@ class UnknownSends:
     ) -> None:
         self._s = settings
         self._messages = messages
+        self._store = messages.unknown_sends
         self._instances = instances
         self._evolution = evolution
         self._scheduler = scheduler
@@ -56,7 +57,7 @@ class UnknownSends:
         )
         grace = self._s.unknown_outcome_grace_seconds
         detail = f"{type(exc).__name__} on {slot.instance}: {exc}"
-        self._messages.mark_unknown(
+        self._store.mark(
             message.id,
             detail,
             to_datetime(now),
@@ -99,7 +100,7 @@ class UnknownSends:
     def _found(
         self, message: MessageView, unknown: UnknownAttempt, provider_id: str, at: datetime
     ) -> Delivered:
-        self._messages.settle_found(message.id, unknown, provider_id, at)
+        self._store.found(message.id, unknown, provider_id, at)
         log.info(
             "message %s was sent via %s after all (found by look-up, id %s)",
             message.id,
@@ -114,12 +115,10 @@ class UnknownSends:
         """Not found: look again after a grace, or (the last look-up) send it again."""
         at, grace = to_datetime(now), self._s.unknown_outcome_grace_seconds
         if unknown.lookups + 1 < LOOK_UPS_BEFORE_RESEND:
-            self._messages.note_absent(message.id, unknown, at, to_datetime(now + grace))
+            self._store.absent(message.id, unknown, at, to_datetime(now + grace))
             self._scheduler.schedule(message.id, grace)
             return Delivered(Result.VERIFYING, unknown.instance, grace, "not found yet")
-        self._messages.settle_unknown(
-            unknown, AttemptOutcome.ABSENT, at, "Evolution has no such message"
-        )
+        self._store.settle(unknown, AttemptOutcome.ABSENT, at, "Evolution has no such message")
         log.warning(
             "message %s was not sent via %s: sending it again", message.id, unknown.instance
         )
@@ -145,7 +144,7 @@ class UnknownSends:
             return self._outcomes.fail(
                 message, f"outcome unknown: Evolution cannot be asked ({why})"
             )
-        self._messages.settle_unknown(unknown, AttemptOutcome.UNVERIFIED, at, why)
+        self._store.settle(unknown, AttemptOutcome.UNVERIFIED, at, why)
         log.warning(
             "message %s: Evolution cannot be asked whether it was sent via %s (%s); "
             "sending it again (UNCERTAIN_SEND_POLICY=retry)",
