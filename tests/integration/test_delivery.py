@@ -225,6 +225,7 @@ def test_the_licence_gate_parks_the_message_and_opens_no_breaker(
     for tries in range(1, 5):
         message = stack.res.messages.get(message_id)
         assert message.state is MessageState.WAITING and message.requeues == tries
+        assert message.attempts == 0  # no attempt used up: MAX_SEND_ATTEMPTS is 2
         assert "Evolution requires a licence" in (message.last_error or "")
         assert message.not_before is not None and message.not_before > to_datetime(T0)
         stack.sweeper.run()  # not due yet: nothing moves

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 from models.enums import InstanceStatus
 from models.views import InstanceView
-from worker.routing import BreakerPolicy, FallbackReason, RouteRequest, plan_route, routing_table
+from worker.routing import (
+    BreakerPolicy,
+    FallbackReason,
+    RouteRequest,
+    demoted_instance,
+    plan_route,
+    routing_table,
+)
 
 NOW = 1_790_000_000.0
 BREAKER = BreakerPolicy(failure_threshold=5, cooldown_seconds=120)
@@ -126,3 +133,10 @@ def test_instances_that_failed_lately_are_offered_only_after_the_others() -> Non
     sticky_to_healthy = plan_route(RouteRequest("b", pool, NOW), BREAKER)
     assert [c.name for c in sticky_to_healthy.first_choice or ()] == ["b", "c"]
     assert plan_route(RouteRequest(None, POOL, NOW), BREAKER).first_choice is None
+
+
+def test_a_message_is_demoted_off_an_instance_it_failed_on_more_than_once() -> None:
+    assert demoted_instance("a", 2, "TransientEvolutionError on a: 502") == "a"
+    assert demoted_instance("a", 1, "TransientEvolutionError on a: 502") is None
+    assert demoted_instance("a", 3, None) is None
+    assert demoted_instance(None, 3, "boom") is None
