@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,6 @@ def main() -> None:
     parser.add_argument("--new", default="HEAD")
     parser.add_argument("--only", default="", help="comma-separated sections (default: shared)")
     args = parser.parse_args()
-    from datetime import UTC, datetime
-
     base = Path(tempfile.gettempdir()) / "zd-bench-layouts"
     old, new = export(args.old, base), export(args.new, base)
     shared = [s for s in sections_of(new) if s in set(sections_of(old))]
