@@ -61,6 +61,7 @@ def sections_of(tree: Path) -> list[str]:
 
 def run_section(tree: Path, section: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.setdefault("ZD_BENCH_DATABASE", "zd_bench_layouts")  # beside a `make bench` running
     subprocess.run(
         ["uv", "run", "--frozen", "python", "-m", "bench", "--only", section],
         cwd=tree,
