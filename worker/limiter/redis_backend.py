@@ -102,7 +102,7 @@ class RedisLimiter:
 
     def __init__(
         self,
-        client: redis.Redis[Any],
+        client: redis.Redis,
         zone: ZoneInfo,
         spacing: SpacingPolicy,
         *,
