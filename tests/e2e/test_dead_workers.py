@@ -10,7 +10,6 @@ never taken for dead.
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -59,13 +58,7 @@ def start_beat(start: Callable[..., ServiceProcess], env: dict[str, str], tmp: P
 
 def group_pids(process: ServiceProcess) -> set[int]:
     """The worker's main process and its pool children (its process group)."""
-    listing = subprocess.run(
-        ["ps", "-o", "pid=", "-g", str(process.proc.pid)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return {int(pid) for pid in listing.stdout.split()}
+    return set(process.group())
 
 
 def pid_of(claimant: str) -> int:
