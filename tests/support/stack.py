@@ -153,6 +153,8 @@ def build_stack(
     client = EvolutionClient("http://evolution.test", "key", transport=httpx.MockTransport(fake))
     res = build_resources(settings, evolution=client)
     count_redis(res.redis)
+    # A limiter runs its scripts through the client it was built on: the one
+    # build_resources made is replaced by the same limiter on a counting client (same pool).
     scripts = ScriptCountingRedis(connection_pool=res.redis.connection_pool)
     res.limiter = RedisLimiter(
         scripts,
