@@ -132,27 +132,27 @@ def test_far_test_clock_needs_two_calls_once(redis_client: redis.Redis) -> None:
     assert (scripts.round_trips, scripts.table_refreshes) == (3, 1)
 
 
-class CountingConnection(redis.Connection):
+class CommandCounter(redis.Connection):
     """Counts commands this client sends (other clients of the server do not interfere)."""
 
     sent: ClassVar[Counter[str]] = Counter()
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
-        CountingConnection.sent[str(args[0]).upper()] += 1
+        CommandCounter.sent[str(args[0]).upper()] += 1
         super().send_command(*args, **kwargs)
 
 
 def test_one_evalsha_per_reserve_in_steady_state(redis_client: redis.Redis, redis_url: str) -> None:
     set_test_clock(redis_client, T0)
-    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CommandCounter)
     client = redis.Redis(connection_pool=pool)
     limiter = RedisLimiter(client, SAO_PAULO, SpacingPolicy(), test_clock_enabled=True)
     limiter.reserve(POOL, phone="p")  # loads the script (EVALSHA, NOSCRIPT, SCRIPT LOAD)
-    CountingConnection.sent.clear()
+    CommandCounter.sent.clear()
     for _ in range(10):
         reserved(limiter.reserve(POOL, phone="p"))
     limiter.usage(POOL)
-    assert CountingConnection.sent == {"EVALSHA": 11}
+    assert CommandCounter.sent == {"EVALSHA": 11}
     pool.disconnect()
 
 
@@ -188,12 +188,12 @@ def test_a_large_pool_is_sampled_yet_every_slot_is_used(redis_client: redis.Redi
 
 
 def test_the_redis_clock_is_read_once_then_extrapolated(redis_url: str) -> None:
-    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CommandCounter)
     client = redis.Redis(connection_pool=pool)
     limiter = RedisLimiter(client, SAO_PAULO, SpacingPolicy())
     first = limiter.now()
-    CountingConnection.sent.clear()
+    CommandCounter.sent.clear()
     later = [limiter.now() for _ in range(5)]
-    assert CountingConnection.sent == {}  # no TIME within CLOCK_REUSE_SECONDS
+    assert CommandCounter.sent == {}  # no TIME within CLOCK_REUSE_SECONDS
     assert all(t >= first for t in later)
     pool.disconnect()
