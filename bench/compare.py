@@ -13,9 +13,6 @@ batch by batch so that the machine's load hits them alike:
   packed caps (sampling off for both);
 - `--pool=threads` workers with and without the hub wake-up (`bench.no_hub_wakeup`), both
   running, each consuming in turn.
-
-Two candidates that were measured but not made (see docs/benchmarks.md): `pool_pre_ping`
-off, and a SQLAlchemy pool sized to 64 threads (`bench.pool_override`).
 """
 
 from __future__ import annotations
@@ -37,11 +34,11 @@ from bench import scale
 from bench.env import ROOT, BenchEnv
 from bench.procs import Simulator, Worker
 from bench.report import RESULTS
-from bench.stack import build_stack
 from bench.throughput import INSTANCES, Bench, Workers
 from models.instance_store import InstanceStore, instance_view
 from models.tables import Instance
 from models.views import InstanceView
+from tests.support.stack import build_stack
 from worker.limiter import Candidate, RedisLimiter, redis_backend
 from worker.resources import ROUTING_SNAPSHOT_SECONDS
 
@@ -73,7 +70,7 @@ def limiter_knobs(sample: int, clock_reuse: float) -> Iterator[None]:
 
 def routing(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
     """Cumulative variants of the routing path; p50 of the decision and of the delivery."""
-    stack = build_stack(env.settings(), time.time)
+    stack = build_stack(env.settings(), clock=time.time, policies=False)
     try:
         env.reset(stack.res.engine)
         scale.CONTACTS = 50_000
@@ -180,8 +177,7 @@ def packed_caps(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
 class WorkerSpec:
     pool: str
     concurrency: int
-    include: str = "bench.noop_tasks,bench.pool_override"
-    env: tuple[tuple[str, str], ...] = ()
+    include: tuple[str, ...] = ("bench.noop_tasks",)
 
 
 def side_by_side(
@@ -205,7 +201,7 @@ def side_by_side(
     try:
         bench = Bench(env, engine, sim)
         for n, (name, spec) in enumerate(specs.items()):
-            worker_env = env.worker_env(EVOLUTION_API_URL=sim.url, **dict(spec.env))
+            worker_env = env.worker_env(EVOLUTION_API_URL=sim.url)
             groups[name] = Workers(
                 [
                     Worker(
@@ -242,29 +238,11 @@ def hub_wakeup(env: BenchEnv) -> dict[str, Any]:
     """A threads worker with and without `worker.threads_pool`'s wake-up (the edit)."""
     specs = {
         "without wake-up (before)": WorkerSpec(
-            "threads", 8, include="bench.noop_tasks,bench.no_hub_wakeup"
+            "threads", 8, include=("bench.noop_tasks", "bench.no_hub_wakeup")
         ),
         "with wake-up (after)": WorkerSpec("threads", 8),
     }
     return side_by_side(env, specs, ((0.0, 160), (300.0, 96))) | {"pool": "threads 8"}
-
-
-def pre_ping(env: BenchEnv) -> dict[str, Any]:
-    """Not an edit, a candidate: the cost of `pool_pre_ping` (one ping per transaction)."""
-    specs = {
-        "pool_pre_ping (as is)": WorkerSpec("threads", 16),
-        "no pre-ping": WorkerSpec("threads", 16, env=(("ZD_BENCH_PRE_PING", "0"),)),
-    }
-    return side_by_side(env, specs, ((0.0, 320), (300.0, 96))) | {"pool": "threads 16"}
-
-
-def pool_size(env: BenchEnv) -> dict[str, Any]:
-    """Does the default SQLAlchemy pool (5 + 5 overflow) cap 64 threads? (7.2's question)"""
-    specs = {
-        "default pool (5 + 5)": WorkerSpec("threads", 64),
-        "pool 64 + 64": WorkerSpec("threads", 64, env=(("ZD_BENCH_POOL_SIZE", "64"),)),
-    }
-    return side_by_side(env, specs, ((300.0, 384),)) | {"pool": "threads 64"}
 
 
 COMPARISONS: dict[str, Callable[[BenchEnv], dict[str, Any]]] = {
@@ -272,8 +250,6 @@ COMPARISONS: dict[str, Callable[[BenchEnv], dict[str, Any]]] = {
     "routing_10": lambda env: routing(env, 10),
     "packed_caps": packed_caps,
     "hub_wakeup": hub_wakeup,
-    "pre_ping": pre_ping,
-    "pool_size": pool_size,
 }
 
 

@@ -29,9 +29,9 @@ import redis  # noqa: E402
 from config import Settings  # noqa: E402
 from models.alert_store import AlertStore  # noqa: E402
 from models.enums import InstanceStatus  # noqa: E402
-from tests import services  # noqa: E402
 from tests.fakes.slack_server import running_fake_slack  # noqa: E402
 from tests.simulator_server import running_simulator  # noqa: E402
+from tests.support import services  # noqa: E402
 from worker import keys  # noqa: E402
 from worker.clock import SystemClock  # noqa: E402
 from worker.monitor.alerts import AlertManager  # noqa: E402

@@ -22,7 +22,7 @@ from pyinstrument import Profiler
 
 from bench import env as bench_env
 from bench import scale
-from bench.stack import build_stack
+from tests.support.stack import build_stack
 from worker.countdowns import CountdownBook
 from worker.pipeline import Pipeline
 
@@ -40,7 +40,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     env = bench_env.open_env()
     try:
-        stack = build_stack(env.settings(), time.time)
+        stack = build_stack(env.settings(), clock=time.time, policies=False)
         env.reset(stack.res.engine)
         scale.CONTACTS = CONTACTS
         scale._insert_contacts(stack)

@@ -20,20 +20,20 @@ import math
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 
-from bench.counting import REDIS_ROUND_TRIPS
 from bench.env import BenchEnv
-from bench.stack import Stack, accept_many, as_dict, build_stack
 from models.views import to_datetime
+from tests.support.counting import REDIS_ROUND_TRIPS
+from tests.support.evolution import T0
+from tests.support.stack import Stack, build_stack
 from worker import keys
 from worker.clock import set_test_clock
 
-#: 2026-11-23 10:00:00 in São Paulo (13:00 UTC), a window start (the tests' T0).
-T0 = 1_795_438_800.0
 INSTANCES = ("sat-a", "sat-b", "sat-c")
 HOURLY_CAP = 200
 DAILY_CAP = 5_000
@@ -78,7 +78,7 @@ def run(env: BenchEnv) -> dict[str, Any]:
 def _run(env: BenchEnv, messages: int, hourly_cap: int, *, warmup: str) -> dict[str, Any]:
     settings = env.settings(test_clock_enabled=True, warmup_schedule=warmup)
     clock = SimClock(T0)
-    stack = build_stack(settings, lambda: clock.now)
+    stack = build_stack(settings, clock=lambda: clock.now, policies=False)
     try:
         env.reset(stack.res.engine)
         stack.res.redis.set(keys.SENTINEL, "1")  # Redis did not lose its data: a fresh start
@@ -100,8 +100,8 @@ def _run(env: BenchEnv, messages: int, hourly_cap: int, *, warmup: str) -> dict[
 def _drive(stack: Stack, clock: SimClock, ids: list[uuid.UUID]) -> dict[str, int]:
     """Deliver, then move the clock from event to event until nothing is pending."""
     results: Counter[str] = Counter()
-    rt0, trips0, sweeps = stack.limiter.round_trips, REDIS_ROUND_TRIPS.total, 0
-    refreshes0 = stack.limiter.table_refreshes
+    rt0, trips0, sweeps = stack.scripts.round_trips, REDIS_ROUND_TRIPS.total, 0
+    refreshes0 = stack.scripts.table_refreshes
     batch = ids
     while clock.now < T0 + MAX_SIMULATED_HOURS * 3600:
         results.update(d.result.value for d in stack.deliver_all(batch, THREADS))
@@ -121,8 +121,8 @@ def _drive(stack: Stack, clock: SimClock, ids: list[uuid.UUID]) -> dict[str, int
         **{f"result_{k}": v for k, v in results.items()},
         "deliver_calls": sum(results.values()),
         "decisions": stack.limiter.decisions.total,
-        "limiter_round_trips": stack.limiter.round_trips - rt0,
-        "offset_table_refreshes": stack.limiter.table_refreshes - refreshes0,
+        "limiter_round_trips": stack.scripts.round_trips - rt0,
+        "offset_table_refreshes": stack.scripts.table_refreshes - refreshes0,
         "redis_round_trips": REDIS_ROUND_TRIPS.total - trips0,
         "sweeps": sweeps,
         "simulated_seconds": int(clock.now - T0),
@@ -165,7 +165,7 @@ def _report(
             text("SELECT instance, extract(epoch FROM sent_at) FROM messages WHERE state = 'sent'")
         ).all()
     per_hour = _per_hour([(str(i), float(at)) for i, at in sent_rows])
-    fake_per_hour = _per_hour(stack.evolution.sends)
+    fake_per_hour = _per_hour(stack.evolution.sends())
     over_cap = _over_cap(per_hour, hourly_cap) + _over_cap(fake_per_hour, hourly_cap)
     utilization = _utilization(per_hour, messages, hourly_cap)
     decisions = max(1, counts["decisions"])
@@ -225,3 +225,25 @@ def _utilization(per_hour: dict[tuple[str, int], int], messages: int, hourly_cap
         usable += min(capacity, backlog)
         backlog -= sum(hour.values())
     return round((messages - backlog) / usable, 4) if usable else 0.0
+
+
+def phone(i: int) -> str:
+    """A distinct valid Brazilian mobile number per index (up to 10^8)."""
+    return f"+55 11 9{i // 10_000:04d}-{i % 10_000:04d}"
+
+
+def accept_many(stack: Stack, count: int, contacts: int, threads: int = 8) -> list[uuid.UUID]:
+    """`count` messages round-robin over `contacts` contacts, accepted through the intake."""
+
+    def accept(n: int) -> uuid.UUID:
+        c = n % contacts
+        return stack.intake.accept(
+            {"phone": phone(c), "text": f"bench message {n}", "contact_id": f"doctor-{c}"}
+        ).id
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="accept") as pool:
+        return list(pool.map(accept, range(count)))
+
+
+def as_dict(counter: Counter[Any]) -> dict[str, int]:
+    return {str(k): int(v) for k, v in counter.items()}

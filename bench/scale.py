@@ -27,10 +27,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.counting import REDIS_ROUND_TRIPS
 from bench.env import BenchEnv
-from bench.stack import Stack, build_stack
 from models.message_store import NewMessage
+from tests.support.counting import REDIS_ROUND_TRIPS
+from tests.support.stack import Stack, build_stack
 
 CONTACTS = 1_000_000
 SIZES = (10, 100, 1000)
@@ -58,7 +58,7 @@ def run(
     env: BenchEnv, *, profile: Callable[[int, Callable[[], None]], None] | None = None
 ) -> dict[str, Any]:
     settings = env.settings()
-    stack = build_stack(settings, time.time)
+    stack = build_stack(settings, clock=time.time, policies=False)
     rng = random.Random(7)
     try:
         env.reset(stack.res.engine)
@@ -148,7 +148,7 @@ def _round(stack: Stack, size: int, rng: random.Random) -> list[dict[str, float]
 def _measure(stack: Stack, new: NewMessage) -> dict[str, float]:
     before = (
         REDIS_ROUND_TRIPS.mine(),
-        stack.limiter.round_trips,
+        stack.scripts.round_trips,
         stack.sql.statements.mine(),
         stack.sql.checkouts.mine(),
     )
@@ -161,7 +161,7 @@ def _measure(stack: Stack, new: NewMessage) -> dict[str, float]:
         "decision_ms": (reserved - started) * 1000,
         "deliver_ms": (ended - started) * 1000,
         "redis": REDIS_ROUND_TRIPS.mine() - before[0],
-        "limiter": stack.limiter.round_trips - before[1],
+        "limiter": stack.scripts.round_trips - before[1],
         "sql": stack.sql.statements.mine() - before[2],
         "checkouts": stack.sql.checkouts.mine() - before[3],
     }

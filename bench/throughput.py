@@ -45,15 +45,13 @@ class PoolConfig:
     pool: str
     concurrency: int  # per process
     processes: int = 1  # worker processes started side by side
-    db_pool: int = 0  # > 0: override the SQLAlchemy pool size (bench.pool_override)
     stock_fetch: bool = False  # True: kombu's own BRPOP fetch (bench.stock_fetch)
 
     @property
     def label(self) -> str:
         procs = f"{self.processes} × " if self.processes > 1 else ""
-        db = f", db pool {self.db_pool}" if self.db_pool else ""
         fetch = ", stock kombu fetch" if self.stock_fetch else ""
-        return f"{procs}{self.pool} {self.concurrency}{db}{fetch}"
+        return f"{procs}{self.pool} {self.concurrency}{fetch}"
 
     @property
     def slots(self) -> int:
@@ -134,7 +132,6 @@ class Bench:
     def workers(self, config: PoolConfig) -> Iterator[Workers]:
         env = self.env.worker_env(
             EVOLUTION_API_URL=self.sim.url,
-            ZD_BENCH_POOL_SIZE=str(config.db_pool),
             ZD_BENCH_STOCK_FETCH="1" if config.stock_fetch else "0",
         )
         group = Workers([])
@@ -147,7 +144,7 @@ class Bench:
                         pool=config.pool,
                         concurrency=config.concurrency,
                         name=name,
-                        include="bench.noop_tasks,bench.pool_override,bench.stock_fetch",
+                        include=("bench.noop_tasks", "bench.stock_fetch"),
                     )
                 )
             yield group

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -29,7 +26,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import create_engine, text
 
-from bench.env import ROOT, BenchEnv
+from bench.env import BenchEnv
+from bench.procs import launcher
+from tests.support.processes import answers, python_argv, wait_until
+from tests.support.services import free_port
 
 TOKEN = "bench-webhook-token-0123456789abcdef"
 MESSAGES = 3000
@@ -37,12 +37,6 @@ REQUESTS_PER_ROUND = 3000
 ROUNDS = 3
 CONCURRENCY = 16
 STATUSES = ("SERVER_ACK", "DELIVERY_ACK", "READ")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def bare_app() -> FastAPI:
@@ -137,37 +131,18 @@ async def _round(url: str, bodies: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/livez", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not start")
-
-
 def run(env: BenchEnv) -> dict[str, Any]:
     _seed(env.database_url)
     real_port, bare_port = free_port(), free_port()
     process_env = env.worker_env(WEBHOOK_TOKEN=TOKEN)
-    real = _start(["worker.cli", "api", "--port", str(real_port)], process_env)
-    bare = _start(["bench.webhooks", "--bare-port", str(bare_port)], process_env)
+    processes = launcher()
     try:
+        processes.api(process_env, real_port)
+        processes.start(
+            python_argv("bench.webhooks", "--bare-port", str(bare_port)), process_env, "bare"
+        )
         real_url, bare_url = f"http://127.0.0.1:{real_port}", f"http://127.0.0.1:{bare_port}"
-        _wait(real_url)
-        _wait(bare_url)
+        wait_until(lambda: answers(bare_url), 30, "the bare app to answer")
         bodies = _bodies()
         rounds: dict[str, list[dict[str, float]]] = {"bare": [], "webhooks": []}
         for n in range(ROUNDS):
@@ -175,9 +150,7 @@ def run(env: BenchEnv) -> dict[str, Any]:
             rounds["bare"].append(asyncio.run(_round(bare_url, chunk)))
             rounds["webhooks"].append(asyncio.run(_round(real_url, chunk)))
     finally:
-        for process in (real, bare):
-            process.terminate()
-            process.wait(timeout=20)
+        processes.stop_all()
     best = {name: max(r, key=lambda x: x["events_per_second"]) for name, r in rounds.items()}
     pairs = [
         real["events_per_second"] / bare["events_per_second"]

@@ -1,15 +1,17 @@
-"""Shared fixtures: real Redis and PostgreSQL, isolated per test. See tests/services.py."""
+"""Shared fixtures: real Redis and PostgreSQL, isolated per test. See tests/support/services.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
 from sqlalchemy import Engine, create_engine
 
 from config import Settings
-from tests import services
+from tests.support import services
+from tests.support.processes import Launcher, ServiceProcess
 
 # Celery's in-process worker fixtures (pytest-celery 1.x needs Docker; see pyproject addopts).
 pytest_plugins = ("celery.contrib.pytest",)
@@ -71,3 +73,17 @@ def settings(database_url: str, redis_url: str) -> Settings:
         test_clock_enabled=True,
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    """Processes this test starts (logs under its tmp_path); stopped after it."""
+    launcher = Launcher(tmp_path)
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture
+def start_celery(launcher: Launcher) -> Callable[..., ServiceProcess]:
+    """`start_celery(args, env, name)`: `celery -A worker ARGS`, stopped after the test."""
+    return launcher.celery

@@ -6,7 +6,7 @@ worker running its jobs) turns unhealthy, where a file's existence proved nothin
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import cast
 
 import redis
 
@@ -17,9 +17,9 @@ from worker.monitor.health import LAST_RUN_KEY
 DEFAULT_MAX_AGE_SECONDS = 180.0
 
 
-def beat_problem(client: redis.Redis[Any], now: float, max_age_seconds: float) -> str | None:
+def beat_problem(client: redis.Redis, now: float, max_age_seconds: float) -> str | None:
     """None when the last health check (unix seconds in LAST_RUN_KEY) is recent enough."""
-    raw = client.get(LAST_RUN_KEY)
+    raw = cast(bytes | None, client.get(LAST_RUN_KEY))
     if raw is None:
         return "no health check has run yet"
     age = now - float(raw)
@@ -31,7 +31,7 @@ def beat_problem(client: redis.Redis[Any], now: float, max_age_seconds: float) -
 def main(argv: list[str]) -> int:
     max_age = float(argv[0]) if argv else DEFAULT_MAX_AGE_SECONDS
     settings = load_settings()
-    client: redis.Redis[Any] = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    client: redis.Redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
     try:
         now = RedisClock(client, test_clock_enabled=settings.test_clock_enabled).now()
         problem = beat_problem(client, now, max_age)

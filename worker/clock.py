@@ -8,7 +8,7 @@ that clock across every process that shares the Redis database.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Protocol, cast
 
 import redis
 
@@ -44,23 +44,23 @@ class FixedClock:
 class RedisClock:
     """The Redis server's clock, or the shared test clock when enabled."""
 
-    def __init__(self, client: redis.Redis[Any], *, test_clock_enabled: bool = False) -> None:
+    def __init__(self, client: redis.Redis, *, test_clock_enabled: bool = False) -> None:
         self._client = client
         self._test_clock_enabled = test_clock_enabled
 
     def now(self) -> float:
         if self._test_clock_enabled:
-            value = self._client.get(keys.TEST_CLOCK)
+            value = cast(bytes | None, self._client.get(keys.TEST_CLOCK))
             if value is not None:
                 return float(value)
-        seconds, micros = self._client.time()
+        seconds, micros = cast(tuple[int, int], self._client.time())
         return float(seconds) + float(micros) / 1_000_000
 
 
-def set_test_clock(client: redis.Redis[Any], now: float) -> None:
+def set_test_clock(client: redis.Redis, now: float) -> None:
     """Move the shared test clock to `now` (unix seconds). Tests and benchmarks only."""
     client.set(keys.TEST_CLOCK, repr(float(now)))
 
 
-def clear_test_clock(client: redis.Redis[Any]) -> None:
+def clear_test_clock(client: redis.Redis) -> None:
     client.delete(keys.TEST_CLOCK)

@@ -14,7 +14,7 @@ no longer count.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import cast
 
 import redis
 
@@ -29,7 +29,7 @@ STALE_AFTER_SECONDS = 120.0
 class CountdownBook:
     """The countdown tasks published and not yet run, in Redis (keys.COUNTDOWNS)."""
 
-    def __init__(self, client: redis.Redis[Any], limit: int = MAX_HELD_COUNTDOWNS) -> None:
+    def __init__(self, client: redis.Redis, limit: int = MAX_HELD_COUNTDOWNS) -> None:
         self._client = client
         self._limit = limit
 
@@ -51,4 +51,4 @@ class CountdownBook:
         self._client.zrem(keys.COUNTDOWNS, str(message_id))
 
     def held(self) -> int:
-        return int(self._client.zcard(keys.COUNTDOWNS))
+        return cast(int, self._client.zcard(keys.COUNTDOWNS))

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery.signals import (
@@ -42,13 +42,13 @@ BEATS_PER_DEADLINE = 3
 class Heartbeats:
     """The heartbeat records in Redis: beat, find the dead, forget."""
 
-    def __init__(self, client: redis.Redis[Any], dead_after_seconds: float) -> None:
+    def __init__(self, client: redis.Redis, dead_after_seconds: float) -> None:
         self._redis = client
         self.dead_after_seconds = dead_after_seconds
 
     def server_now(self) -> float:
         """The Redis server's clock, Unix seconds."""
-        seconds, micros = self._redis.time()
+        seconds, micros = cast(tuple[int, int], self._redis.time())
         return float(seconds) + float(micros) / 1e6
 
     def beat(self, name: str) -> None:
@@ -61,18 +61,24 @@ class Heartbeats:
     def dead(self) -> list[str]:
         """Claimants whose last beat is older than `dead_after_seconds`."""
         cutoff = self.server_now() - self.dead_after_seconds
-        return [_text(n) for n in self._redis.zrangebyscore(HEARTBEATS, "-inf", f"({cutoff}")]
+        return [
+            _text(n)
+            for n in cast(list[bytes], self._redis.zrangebyscore(HEARTBEATS, "-inf", f"({cutoff}"))
+        ]
 
     def alive(self) -> list[str]:
         cutoff = self.server_now() - self.dead_after_seconds
-        return [_text(n) for n in self._redis.zrangebyscore(HEARTBEATS, cutoff, "+inf")]
+        return [
+            _text(n)
+            for n in cast(list[bytes], self._redis.zrangebyscore(HEARTBEATS, cutoff, "+inf"))
+        ]
 
     def held_by(self, names: Sequence[str]) -> list[str]:
         """Delivery tags of broker messages fetched, and not acknowledged, by `names`."""
         if not names:
             return []
         wanted = set(names)
-        owners = self._redis.hgetall(UNACKED_OWNERS)
+        owners = cast(dict[bytes, bytes], self._redis.hgetall(UNACKED_OWNERS))
         return [_text(tag) for tag, owner in owners.items() if _text(owner) in wanted]
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import cast
 
 import redis
 
@@ -37,7 +37,7 @@ class NotOnWhatsAppMemory:
     def __init__(
         self,
         store: PolicyStore,
-        client: redis.Redis[Any],
+        client: redis.Redis,
         ttl_days: int,
         *,
         check_seconds: float = CHECK_SECONDS,
@@ -98,7 +98,10 @@ class NotOnWhatsAppMemory:
             if checked is not None and mono - checked < self._check_seconds:
                 return
             self._checked_at = mono
-        versions = self._redis.mget(keys.NOT_ON_WHATSAPP_VERSION, keys.NOT_ON_WHATSAPP_FORGETS)
+        versions = cast(
+            list[bytes | None],
+            self._redis.mget(keys.NOT_ON_WHATSAPP_VERSION, keys.NOT_ON_WHATSAPP_FORGETS),
+        )
         seen = self._versions
         if checked is not None and seen == versions:
             return

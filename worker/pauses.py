@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import cast
 
 import redis
 
@@ -50,7 +50,7 @@ class PauseBoard:
     def __init__(
         self,
         store: PauseStore,
-        client: redis.Redis[Any],
+        client: redis.Redis,
         *,
         cache_seconds: float = CACHE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
@@ -105,7 +105,7 @@ class PauseBoard:
         return parked
 
     def _read(self) -> PauseSet:
-        mirror = self._redis.hgetall(keys.PAUSES)
+        mirror = cast(dict[bytes, bytes], self._redis.hgetall(keys.PAUSES))
         if not mirror:
             return PauseSet.of(self._publish())
         return PauseSet.of(_decode(mirror))

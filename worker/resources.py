@@ -51,7 +51,7 @@ class Resources:
     engine: Engine
     statements: Engine  # autocommit, for the message store's hot statements
     sessions: sessionmaker[Session]
-    redis: redis.Redis[bytes]
+    redis: redis.Redis
     evolution: EvolutionClient
     limiter: RedisLimiter
     instances: InstanceStore

@@ -65,7 +65,7 @@ class Sweeper:
         settings: Settings,
         sweeps: SweepStore,
         limiter: Limiter,
-        client: redis.Redis[bytes],
+        client: redis.Redis,
         scheduler: Scheduler,
         *,
         dead_workers: DeadWorkers | None = None,

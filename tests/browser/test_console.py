@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -33,7 +32,7 @@ TOKEN = "console-s3cret"
 
 
 @pytest.fixture
-def seeded(settings: Settings, redis_client: redis.Redis[Any]) -> Iterator[Seeded]:
+def seeded(settings: Settings, redis_client: redis.Redis) -> Iterator[Seeded]:
     res = open_resources(settings, redis_client)
     try:
         yield seeded_app(res)

@@ -24,7 +24,7 @@ import uvicorn
 
 from config import Settings
 from tests.integration.api_support import open_resources, seeded_app
-from tests.services import ROOT, require
+from tests.support.services import ROOT, require
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +57,7 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture
-def page_url(settings: Settings, redis_client: redis.Redis[Any]) -> Iterator[str]:
+def page_url(settings: Settings, redis_client: redis.Redis) -> Iterator[str]:
     """The seeded API served by uvicorn on a free loopback port, in a background thread."""
     res = open_resources(settings, redis_client)
     sock = socket.socket()

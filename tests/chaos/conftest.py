@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from tests import services
 from tests.chaos.harness import Chaos
 from tests.chaos.servers import PrivatePostgres, PrivateRedis, postgres_bindir
-from tests.e2e.conftest import CeleryProcess
+from tests.support import services
+from tests.support.processes import Launcher
 
 TEMPLATE = "zd_chaos_template"
 
@@ -55,23 +55,16 @@ def chaos(chaos_pg: PrivatePostgres, chaos_redis: PrivateRedis, tmp_path: Path) 
     chaos_pg.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
     url = chaos_pg.url(name)
     engine = create_engine(url, pool_pre_ping=True)
-    started: list[CeleryProcess] = []
-
-    def start(args: list[str], env: dict[str, str], name: str = "worker") -> CeleryProcess:
-        process = CeleryProcess(args, env, tmp_path / f"{name}-{len(started)}.log")
-        started.append(process)
-        return process
-
+    launcher = Launcher(tmp_path)
     yield Chaos(
         pg=chaos_pg,
         database_url=url,
         redis=chaos_redis,
         engine=engine,
-        start_celery=start,
+        start_celery=launcher.celery,
         workdir=tmp_path,
     )
-    for process in started:  # before the database goes away under them
-        process.stop()
+    launcher.stop_all()  # before the database goes away under them
     engine.dispose()
     if chaos_pg.is_up():
         chaos_pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -17,7 +17,7 @@ from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
 from tests.chaos.results import Row
 from tests.chaos.servers import PrivatePostgres, PrivateRedis
-from tests.e2e.conftest import CeleryProcess, producer, service_env, start_worker
+from tests.support.processes import ServiceProcess, producer, service_env, start_worker
 
 SEND = "zapdispatch.send_message"
 SWEEP = "zapdispatch.sweep"
@@ -43,11 +43,6 @@ FAST_SETTINGS = {
 }
 
 
-def phone(i: int) -> str:
-    """A distinct valid Brazilian mobile number per index (0..9999)."""
-    return f"+55 11 9{i:04d}-{i:04d}"
-
-
 def digits(i: int) -> str:
     """`phone(i)` as the worker sends it to Evolution (E.164 digits)."""
     return f"55119{i:04d}{i:04d}"
@@ -61,7 +56,7 @@ class Chaos:
     database_url: str
     redis: PrivateRedis
     engine: Engine
-    start_celery: Callable[..., CeleryProcess]
+    start_celery: Callable[..., ServiceProcess]
     workdir: Path
 
     # -- set-up -------------------------------------------------------------------------
@@ -86,10 +81,10 @@ class Chaos:
     # -- processes ----------------------------------------------------------------------
     def worker(
         self, env: dict[str, str], *, concurrency: int = 4, name: str = "worker"
-    ) -> CeleryProcess:
+    ) -> ServiceProcess:
         return start_worker(self.start_celery, env, concurrency=concurrency, name=name)
 
-    def beat(self, env: dict[str, str]) -> CeleryProcess:
+    def beat(self, env: dict[str, str]) -> ServiceProcess:
         schedule = self.workdir / f"beat-{time.monotonic_ns()}.db"
         process = self.start_celery(
             ["beat", "--loglevel=INFO", f"--schedule={schedule}"], env, "beat"

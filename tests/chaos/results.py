@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.services import ROOT
+from tests.support.services import ROOT
 
 DEFAULT_PATH = ROOT / "tests" / "artifacts" / "chaos-results.json"
 COLUMNS = ("fault", "accepted", "sent", "lost", "duplicated", "expired", "failed", "notes")

@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.services import free_port
+from tests.support.services import free_port
 
 START_TIMEOUT_SECONDS = 30.0
 

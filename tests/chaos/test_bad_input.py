@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from kombu import Connection, Exchange, Producer
 
-from tests.chaos.harness import SEND, Chaos, phone, tally, wait_for
+from tests.chaos.harness import SEND, Chaos, tally, wait_for
 from tests.chaos.results import record
 from tests.fakes.slack_server import running_fake_slack
-from tests.services import run_cli
 from tests.simulator_server import running_simulator
+from tests.support.services import run_cli
+from tests.support.stack import phone
 from worker.intake import storable
 from worker.keys import DEAD_LETTERS
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import SEND, Chaos, digits, phone, tally, wait_for
+from tests.chaos.harness import SEND, Chaos, digits, tally, wait_for
 from tests.chaos.results import record
 from tests.simulator_server import running_simulator
+from tests.support.stack import phone
 
 pytestmark = pytest.mark.chaos
 

@@ -21,9 +21,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from config import Settings
-from tests.chaos.harness import SEND, Chaos, phone, tally, wait_for
+from tests.chaos.harness import SEND, Chaos, tally, wait_for
 from tests.chaos.results import record
 from tests.simulator_server import running_simulator
+from tests.support.stack import phone
 from worker.api.app import create_app
 from worker.api.deps import deps_from_resources
 from worker.resources import build_resources

@@ -19,9 +19,10 @@ import pytest
 import redis
 
 from config import Settings
-from tests.chaos.harness import Chaos, digits, phone, tally, wait_for
+from tests.chaos.harness import Chaos, digits, tally, wait_for
 from tests.chaos.results import record
 from tests.simulator_server import running_simulator
+from tests.support.stack import phone
 from worker.celery_app import DELIVER_MESSAGE, MONITOR_QUEUE
 from worker.intake_service import Intake
 from worker.resources import build_resources

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from tests.chaos.harness import SEND, Chaos, digits, duplicates, phone, tally, wait_for
+from tests.chaos.harness import SEND, Chaos, digits, duplicates, tally, wait_for
 from tests.chaos.results import record
 from tests.simulator_server import running_simulator
+from tests.support.stack import phone
 
 pytestmark = pytest.mark.chaos
 

@@ -10,8 +10,8 @@ import sys
 import pytest
 import redis
 
-from tests.e2e.conftest import producer, service_env
-from tests.services import ROOT
+from tests.support.processes import producer, service_env
+from tests.support.services import ROOT
 
 pytestmark = pytest.mark.e2e
 

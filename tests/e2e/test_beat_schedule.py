@@ -5,9 +5,6 @@ and Redis. Polls with a deadline; never sleeps a fixed amount to "let things hap
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -23,13 +20,12 @@ from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
 from models.tables import InstanceEvent
 from tests.fakes.slack_server import running_fake_slack
-from tests.services import ROOT
 from tests.simulator_server import running_simulator
+from tests.support.processes import Launcher, start_worker
 from worker.monitor.health import LAST_RUN_KEY, RUNS_KEY
 
 pytestmark = pytest.mark.e2e
 
-CELERY = str(Path(sys.executable).parent / "celery")
 DEADLINE_SECONDS = 60.0
 POLL_SECONDS = 0.2
 
@@ -44,28 +40,6 @@ def wait_for(condition: Callable[[], bool], what: str, logs: Path) -> None:
     pytest.fail(f"timed out waiting for {what}\n{tails}")
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("wb")
-    return subprocess.Popen(
-        [CELERY, "-A", "worker", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the group this test started
-            proc.wait(5)
-
-
 @pytest.fixture
 def sessions_engine(database_url: str) -> Iterator[Engine]:
     engine = create_engine(database_url)
@@ -76,9 +50,10 @@ def sessions_engine(database_url: str) -> Iterator[Engine]:
 def test_beat_runs_the_health_check_on_schedule(
     database_url: str,
     redis_url: str,
-    redis_client: redis.Redis[bytes],
+    redis_client: redis.Redis,
     sessions_engine: Engine,
     tmp_path: Path,
+    launcher: Launcher,
 ) -> None:
     instances = InstanceStore(make_session_factory(sessions_engine))
     instances.add("inst-a", "5511999998888", 10, 100, status=InstanceStatus.CONNECTED)
@@ -99,10 +74,11 @@ def test_beat_runs_the_health_check_on_schedule(
             "TEST_CLOCK_ENABLED": "0",
         }
         env.pop("EVOLUTION_API_KEY", None)
-        worker_args = ["worker", "-l", "info", "-c", "2", "-n", f"e2e-{os.getpid()}@%h"]
-        stack.callback(stop, start(worker_args, env, tmp_path / "worker.log"))
-        beat_args = ["beat", "-l", "info", "--schedule", str(tmp_path / "beat-schedule")]
-        stack.callback(stop, start(beat_args, env, tmp_path / "beat.log"))
+        stack.callback(launcher.stop_all)  # before the simulator and Slack go away
+        start_worker(launcher.celery, env, concurrency=2, name="e2e")
+        launcher.celery(
+            ["beat", "-l", "info", "--schedule", str(tmp_path / "beat-schedule")], env, "beat"
+        )
 
         def runs() -> int:
             return int(redis_client.get(RUNS_KEY) or 0)

@@ -10,7 +10,6 @@ never taken for dead.
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,8 +22,8 @@ from sqlalchemy import Engine, text
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
-from tests.e2e.conftest import CeleryProcess, producer, service_env, start_worker, wait_until
 from tests.simulator_server import running_simulator
+from tests.support.processes import ServiceProcess, producer, service_env, start_worker, wait_until
 from worker.keys import HEARTBEATS, UNACKED_OWNERS
 
 pytestmark = pytest.mark.e2e
@@ -52,20 +51,14 @@ def stack_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> 
     )
 
 
-def start_beat(start: Callable[..., CeleryProcess], env: dict[str, str], tmp: Path) -> None:
+def start_beat(start: Callable[..., ServiceProcess], env: dict[str, str], tmp: Path) -> None:
     beat = start(["beat", "-l", "info", "--schedule", str(tmp / "beat-schedule")], env, "beat")
     beat.wait_for("beat: Starting")
 
 
-def group_pids(process: CeleryProcess) -> set[int]:
+def group_pids(process: ServiceProcess) -> set[int]:
     """The worker's main process and its pool children (its process group)."""
-    listing = subprocess.run(
-        ["ps", "-o", "pid=", "-g", str(process.proc.pid)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return {int(pid) for pid in listing.stdout.split()}
+    return set(process.group())
 
 
 def pid_of(claimant: str) -> int:
@@ -86,7 +79,7 @@ def test_a_sigkilled_worker_s_messages_are_re_driven_in_seconds(
     database_url: str,
     redis_url: str,
     redis_client: redis.Redis,
-    start_celery: Callable[..., CeleryProcess],
+    start_celery: Callable[..., ServiceProcess],
     tmp_path: Path,
 ) -> None:
     InstanceStore(make_session_factory(engine)).add(
@@ -152,7 +145,7 @@ def test_a_worker_busy_with_20_second_sends_is_not_taken_for_dead(
     database_url: str,
     redis_url: str,
     redis_client: redis.Redis,
-    start_celery: Callable[..., CeleryProcess],
+    start_celery: Callable[..., ServiceProcess],
     tmp_path: Path,
 ) -> None:
     InstanceStore(make_session_factory(engine)).add(

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, text
 
 from config import Settings
 from models.enums import InstanceStatus
-from tests.e2e.conftest import CeleryProcess, producer, service_env, start_worker, wait_until
 from tests.simulator_server import running_simulator
+from tests.support.processes import ServiceProcess, producer, service_env, start_worker, wait_until
 from worker.celery_app import MONITOR_QUEUE, SWEEP
 from worker.controls import Controls
 from worker.resources import build_resources
@@ -54,7 +54,7 @@ def test_pause_stops_every_worker_within_2_s_and_resume_sends_everything(
     database_url: str,
     redis_url: str,
     redis_client: object,
-    start_celery: Callable[..., CeleryProcess],
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     with running_simulator(INSTANCES) as sim:
         res = build_resources(settings.model_copy(update={"evolution_api_url": sim.url}))

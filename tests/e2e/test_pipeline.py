@@ -11,14 +11,14 @@ from sqlalchemy import Engine, text
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
-from tests.e2e.conftest import (
-    CeleryProcess,
+from tests.simulator_server import running_simulator
+from tests.support.processes import (
+    ServiceProcess,
     producer,
     service_env,
     start_worker,
     wait_until,
 )
-from tests.simulator_server import running_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ def test_ten_contacts_three_messages_each_stick_to_one_instance_and_spread(
     database_url: str,
     redis_url: str,
     redis_client: object,
-    start_celery: Callable[..., CeleryProcess],
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     store = InstanceStore(make_session_factory(engine))
     for name in INSTANCES:

@@ -19,9 +19,9 @@ from sqlalchemy import Engine, text
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
-from tests.e2e.conftest import CeleryProcess, producer, service_env, start_worker, wait_until
-from tests.services import run_cli
 from tests.simulator_server import running_simulator
+from tests.support.processes import ServiceProcess, producer, service_env, start_worker, wait_until
+from tests.support.services import run_cli
 from worker.broker.deadletters import DeadLetterStore
 from worker.broker.transport import CrashSafeTransport
 from worker.keys import DEAD_LETTERS
@@ -158,7 +158,7 @@ def test_every_poison_is_set_aside_and_the_worker_keeps_sending(
     database_url: str,
     redis_url: str,
     redis_client: redis.Redis,
-    start_celery: Callable[..., CeleryProcess],
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     InstanceStore(make_session_factory(engine)).add(
         "inst-a", "5511900000000", 1000, 10000, status=InstanceStatus.CONNECTED

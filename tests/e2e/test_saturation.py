@@ -13,9 +13,9 @@ from sqlalchemy import Engine, text
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
-from tests.e2e.conftest import CeleryProcess, producer, service_env, start_worker, wait_until
-from tests.integration.conftest import T0
 from tests.simulator_server import running_simulator
+from tests.support.evolution import T0
+from tests.support.processes import ServiceProcess, producer, service_env, start_worker, wait_until
 from worker.clock import set_test_clock
 
 pytestmark = pytest.mark.e2e
@@ -43,8 +43,8 @@ def test_hundred_messages_fill_every_cap_exactly_then_the_next_hour_sends_thirty
     engine: Engine,
     database_url: str,
     redis_url: str,
-    redis_client: redis.Redis[bytes],
-    start_celery: Callable[..., CeleryProcess],
+    redis_client: redis.Redis,
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     store = InstanceStore(make_session_factory(engine))
     for name, cap in CAPS.items():

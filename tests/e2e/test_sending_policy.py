@@ -17,8 +17,8 @@ from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
 from models.views import to_datetime
-from tests.e2e.conftest import CeleryProcess, producer, service_env, start_worker, wait_until
 from tests.simulator_server import SimulatorHandle, running_simulator
+from tests.support.processes import ServiceProcess, producer, service_env, start_worker, wait_until
 from worker.celery_app import MONITOR_QUEUE, SWEEP
 from worker.clock import set_test_clock
 
@@ -40,7 +40,7 @@ def worker_with(
     engine: Engine,
     database_url: str,
     redis_url: str,
-    start_celery: Callable[..., CeleryProcess],
+    start_celery: Callable[..., ServiceProcess],
     caps: tuple[int, int] = (100, 1000),
     **env: str,
 ) -> Iterator[tuple[SimulatorHandle, Any, InstanceStore]]:
@@ -67,8 +67,8 @@ def test_a_warming_number_sends_exactly_its_ramp_on_day_1_and_day_2(
     engine: Engine,
     database_url: str,
     redis_url: str,
-    redis_client: redis.Redis[bytes],
-    start_celery: Callable[..., CeleryProcess],
+    redis_client: redis.Redis,
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     set_test_clock(redis_client, T0)
     with worker_with(
@@ -92,8 +92,8 @@ def test_quiet_hours_park_a_sao_paulo_night_and_send_a_los_angeles_evening(
     engine: Engine,
     database_url: str,
     redis_url: str,
-    redis_client: redis.Redis[bytes],
-    start_celery: Callable[..., CeleryProcess],
+    redis_client: redis.Redis,
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     set_test_clock(redis_client, T0 + 13 * HOUR)  # 23:00 in São Paulo, 18:00 in Los Angeles
     with worker_with(engine, database_url, redis_url, start_celery, QUIET_HOURS="22:00-08:00") as (
@@ -114,8 +114,8 @@ def test_a_number_not_on_whatsapp_is_asked_once(
     engine: Engine,
     database_url: str,
     redis_url: str,
-    redis_client: redis.Redis[bytes],
-    start_celery: Callable[..., CeleryProcess],
+    redis_client: redis.Redis,
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     set_test_clock(redis_client, T0)
     with worker_with(engine, database_url, redis_url, start_celery) as (sim, app, _):
@@ -133,8 +133,8 @@ def test_a_cancelled_campaign_sends_nothing_more(
     engine: Engine,
     database_url: str,
     redis_url: str,
-    redis_client: redis.Redis[bytes],
-    start_celery: Callable[..., CeleryProcess],
+    redis_client: redis.Redis,
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     set_test_clock(redis_client, T0 + HOUR - 5)  # 10:59:55: the next hour is a countdown away
     with worker_with(engine, database_url, redis_url, start_celery, (2, 1000)) as (sim, app, _):

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, text
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
-from tests.e2e.conftest import CeleryProcess, producer, service_env, start_worker, wait_until
 from tests.simulator_server import running_simulator
+from tests.support.processes import ServiceProcess, producer, service_env, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ def test_delay_reaches_evolution_as_an_integer_in_range(
     database_url: str,
     redis_url: str,
     redis_client: object,
-    start_celery: Callable[..., CeleryProcess],
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     InstanceStore(make_session_factory(engine)).add(
         "inst-a", "5511900000000", 1000, 10_000, status=InstanceStatus.CONNECTED

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import service_env, wait_until
-from tests.services import ROOT, free_port, run_cli
+from tests.support.processes import service_env, wait_until
+from tests.support.services import ROOT, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -11,12 +11,9 @@ process, a real `celery -A worker worker` routes and sends.
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,9 +23,9 @@ from sqlalchemy import Engine, text
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
-from tests.e2e.conftest import CeleryProcess, producer, service_env, start_worker, wait_until
-from tests.services import ROOT, free_port
 from tests.simulator_server import SimulatorHandle, running_simulator
+from tests.support.processes import Launcher, producer, service_env, start_worker, wait_until
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +35,9 @@ TRIALS = 20
 
 
 @dataclass
-class Stack:
+class Deployment:
+    """The running processes (API, worker, simulator) and the handles a test drives."""
+
     engine: Engine
     sim: SimulatorHandle
     api_url: str
@@ -77,9 +76,8 @@ def stack(
     database_url: str,
     redis_url: str,
     redis_client: object,
-    start_celery: Callable[..., CeleryProcess],
-    tmp_path: Path,
-) -> Iterator[Stack]:
+    launcher: Launcher,
+) -> Iterator[Deployment]:
     store = InstanceStore(make_session_factory(engine))
     for name in INSTANCES:
         store.add(name, "5511900000000", 1000, 10000, status=InstanceStatus.CONNECTED)
@@ -95,42 +93,22 @@ def stack(
             UNDELIVERED_MIN_SENDS="4",
         )
         env.pop("API_TOKEN", None)
-        log = (tmp_path / "api.log").open("w")
-        api = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "api", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        launcher.api(env, port)
+        sim.configure(
+            webhook_url=f"{api_url}/webhooks/evolution",
+            webhook_headers={"Authorization": f"Bearer {TOKEN}"},
         )
-        try:
-            wait_until(lambda: _answers(api_url), 30, "the API to answer")
-            sim.configure(
-                webhook_url=f"{api_url}/webhooks/evolution",
-                webhook_headers={"Authorization": f"Bearer {TOKEN}"},
-            )
-            start_worker(start_celery, env, concurrency=2)
-            app = producer(redis_url)
+        start_worker(launcher.celery, env, concurrency=2)
+        app = producer(redis_url)
 
-            def send(i: int, body: str = "oi", contact: str | None = None) -> None:
-                kwargs = {"phone": phone(i), "text": body, "contact_id": contact or f"doc-{i}"}
-                app.send_task("zapdispatch.send_message", kwargs=kwargs)
+        def send(i: int, body: str = "oi", contact: str | None = None) -> None:
+            kwargs = {"phone": phone(i), "text": body, "contact_id": contact or f"doc-{i}"}
+            app.send_task("zapdispatch.send_message", kwargs=kwargs)
 
-            yield Stack(engine, sim, api_url, send)
-        finally:
-            api.terminate()
-            api.wait(timeout=20)
-            log.close()
+        yield Deployment(engine, sim, api_url, send)
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/livez", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def sent_on(stack: Stack, contact: str, count: int) -> str:
+def sent_on(stack: Deployment, contact: str, count: int) -> str:
     """Wait until `contact` has `count` sent messages; the instance of the last one."""
     wait_until(
         lambda: sum(m.state == "sent" for m in stack.messages_of(contact)) >= count,
@@ -140,7 +118,7 @@ def sent_on(stack: Stack, contact: str, count: int) -> str:
     return str(stack.messages_of(contact)[-1].instance)
 
 
-def received_at(stack: Stack, number: str, count: int) -> tuple[str, float]:
+def received_at(stack: Deployment, number: str, count: int) -> tuple[str, float]:
     """Wait until the simulator got `count` messages for `number`: (instance, unix seconds)."""
     wait_until(
         lambda: len([m for m in stack.sim.messages() if m["number"] == number]) >= count,
@@ -151,7 +129,7 @@ def received_at(stack: Stack, number: str, count: int) -> tuple[str, float]:
     return str(last["instance"]), float(last["received_at"])
 
 
-def dropped_at(stack: Stack, name: str) -> float:
+def dropped_at(stack: Deployment, name: str) -> float:
     """Wait (polling every 10 ms) until the webhook recorded `name` disconnected; when it did
     (the API's clock: the Redis server's, on this machine)."""
     deadline = time.monotonic() + 10
@@ -165,7 +143,7 @@ def dropped_at(stack: Stack, name: str) -> float:
     raise AssertionError(f"{name} not recorded disconnected")
 
 
-def test_a_dropped_number_is_avoided_within_2_s_of_its_webhook(stack: Stack) -> None:
+def test_a_dropped_number_is_avoided_within_2_s_of_its_webhook(stack: Deployment) -> None:
     refused = httpx.post(f"{stack.api_url}/webhooks/evolution", json={"event": "x"})
     assert refused.status_code == 401
     recorded, total = [], []
@@ -191,7 +169,7 @@ def test_a_dropped_number_is_avoided_within_2_s_of_its_webhook(stack: Stack) -> 
 
 
 def test_receipts_reach_every_message_and_an_undelivering_number_alerts_once(
-    stack: Stack, redis_url: str
+    stack: Deployment, redis_url: str
 ) -> None:
     stack.sim.configure(receipt_delays_ms=[20, 60, 120])
     for i in range(100):
@@ -267,7 +245,7 @@ def test_receipts_reach_every_message_and_an_undelivering_number_alerts_once(
     wait_until(lambda: alerts() == [("inst-c", True)], 30, "the alert resolved")
 
 
-def test_a_reply_pins_the_contact_and_pare_opts_it_out(stack: Stack) -> None:
+def test_a_reply_pins_the_contact_and_pare_opts_it_out(stack: Deployment) -> None:
     stack.send(1)
     sticky = sent_on(stack, "doc-1", 1)
     other = next(n for n in INSTANCES if n != sticky)

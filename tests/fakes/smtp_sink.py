@@ -9,7 +9,6 @@ with running_smtp_sink() as sink:
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -17,6 +16,8 @@ from email.message import Message
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from tests.support.services import free_port
 
 
 class SmtpSink:
@@ -44,16 +45,10 @@ class SmtpSink:
             return [str(m["Subject"]) for m in self.messages]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
     controller.start()
     sink.url = f"smtp://127.0.0.1:{controller.port}"
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import redis
 from fastapi import FastAPI
@@ -32,7 +31,7 @@ class Seeded:
     message_ids: list[uuid.UUID]
 
 
-def open_resources(settings: Settings, client: redis.Redis[Any]) -> Resources:
+def open_resources(settings: Settings, client: redis.Redis) -> Resources:
     set_test_clock(client, T0)
     return build_resources(settings)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ TOKEN = "s3cret-token"
 
 
 @pytest.fixture
-def res(settings: Settings, redis_client: redis.Redis[Any]) -> Iterator[Resources]:
+def res(settings: Settings, redis_client: redis.Redis) -> Iterator[Resources]:
     resources = open_resources(settings, redis_client)
     yield resources
     resources.close()

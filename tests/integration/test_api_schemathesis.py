@@ -17,7 +17,7 @@ from tests.integration.api_support import open_resources, seeded_app
 
 
 @pytest.fixture
-def api_schema(settings: Settings, redis_client: redis.Redis[Any]) -> Iterator[Any]:
+def api_schema(settings: Settings, redis_client: redis.Redis) -> Iterator[Any]:
     res = open_resources(settings, redis_client)
     try:
         yield schemathesis.from_asgi("/openapi.json", seeded_app(res).app)

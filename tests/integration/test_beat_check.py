@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any
 
 import redis
 
-from tests.services import ROOT
+from tests.support.services import ROOT
 from worker.beat_check import beat_problem
 from worker.clock import set_test_clock
 from worker.monitor.health import LAST_RUN_KEY
@@ -18,7 +17,7 @@ from worker.monitor.health import LAST_RUN_KEY
 T0 = 1_795_438_800.0
 
 
-def test_beat_problem_by_age(redis_client: redis.Redis[Any]) -> None:
+def test_beat_problem_by_age(redis_client: redis.Redis) -> None:
     assert beat_problem(redis_client, T0, 180) == "no health check has run yet"
     redis_client.set(LAST_RUN_KEY, repr(T0 - 60))
     assert beat_problem(redis_client, T0, 180) is None
@@ -27,7 +26,7 @@ def test_beat_problem_by_age(redis_client: redis.Redis[Any]) -> None:
     )
 
 
-def test_the_healthcheck_command(redis_url: str, redis_client: redis.Redis[Any]) -> None:
+def test_the_healthcheck_command(redis_url: str, redis_client: redis.Redis) -> None:
     env = {**os.environ, "REDIS_URL": redis_url, "TEST_CLOCK_ENABLED": "true"}
     command = [sys.executable, "-m", "worker.beat_check", "180"]
 

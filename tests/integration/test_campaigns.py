@@ -16,7 +16,8 @@ from models.enums import MessageState
 from models.message_values import ClaimOutcome
 from models.tables import Message
 from models.views import to_datetime
-from tests.integration.conftest import T0, Stack, phone
+from tests.support.evolution import T0
+from tests.support.stack import Stack, phone
 from worker.api import create_app, deps_from_resources
 from worker.controls import Controls
 from worker.countdowns import CountdownBook

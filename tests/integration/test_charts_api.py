@@ -22,7 +22,7 @@ from worker.resources import Resources
 
 
 @pytest.fixture
-def seeded(settings: Settings, redis_client: redis.Redis[Any]) -> Iterator[Seeded]:
+def seeded(settings: Settings, redis_client: redis.Redis) -> Iterator[Seeded]:
     res = open_resources(settings, redis_client)
     try:
         yield seeded_app(res)
@@ -137,9 +137,7 @@ def test_campaign_funnel(seeded: Seeded, client: TestClient) -> None:
         assert metrics[key] == body["campaigns"][0][stage]
 
 
-def test_the_health_check_samples_the_queue(
-    settings: Settings, redis_client: redis.Redis[Any]
-) -> None:
+def test_the_health_check_samples_the_queue(settings: Settings, redis_client: redis.Redis) -> None:
     res = open_resources(settings, redis_client)  # no instances: nothing to poll
     try:
         record(res, "doctor-h", 0)

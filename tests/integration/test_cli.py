@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -16,13 +15,13 @@ from models.alerts import AlertKind, AlertSeverity
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
-from tests.e2e.conftest import service_env
-from tests.services import run_cli
+from tests.support.processes import service_env
+from tests.support.services import run_cli
 from worker.celery_app import MESSAGES_QUEUE
 
 
 @pytest.fixture
-def env(database_url: str, redis_url: str, redis_client: redis.Redis[Any]) -> dict[str, str]:
+def env(database_url: str, redis_url: str, redis_client: redis.Redis) -> dict[str, str]:
     values = service_env(DATABASE_URL=database_url, REDIS_URL=redis_url)
     for name in ("API_TOKEN", "EVOLUTION_API_URL"):
         values.pop(name, None)
@@ -129,7 +128,7 @@ def test_duplicate_instance_exits_2(env: dict[str, str]) -> None:
 
 
 def test_send_records_the_message_and_status_shows_it(
-    env: dict[str, str], redis_client: redis.Redis[Any]
+    env: dict[str, str], redis_client: redis.Redis
 ) -> None:
     ok(
         env,

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import Engine, insert, select
 
 from models.tables import Contact, OptOut
-from tests.e2e.conftest import service_env
-from tests.services import run_cli
+from tests.support.processes import service_env
+from tests.support.services import run_cli
 
 
 @pytest.fixture
-def env(database_url: str, redis_url: str, redis_client: redis.Redis[Any]) -> dict[str, str]:
+def env(database_url: str, redis_url: str, redis_client: redis.Redis) -> dict[str, str]:
     values = service_env(DATABASE_URL=database_url, REDIS_URL=redis_url)
     for name in ("API_TOKEN", "EVOLUTION_API_URL"):
         values.pop(name, None)

@@ -7,7 +7,7 @@ import json
 from sqlalchemy import Engine, text
 
 from tests.integration.test_cli import env, ok
-from tests.services import run_cli
+from tests.support.services import run_cli
 
 __all__ = ["env"]
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 import redis
 
-from tests.e2e.conftest import service_env
-from tests.services import run_cli
 from tests.simulator_server import SimulatorHandle, running_simulator
+from tests.support.processes import service_env
+from tests.support.services import run_cli
 
 KEY = "sim-key"
 TOKEN = "hook-token-0123456789abcdef0123456789"
@@ -57,7 +57,7 @@ def found_webhook(sim: SimulatorHandle, name: str) -> Any:
 
 
 def test_add_records_evolutions_state_at_once(
-    database_url: str, redis_url: str, redis_client: redis.Redis[Any], sim: SimulatorHandle
+    database_url: str, redis_url: str, redis_client: redis.Redis, sim: SimulatorHandle
 ) -> None:
     env = cli_env(database_url, redis_url, sim)
     out = add(env, "inst-a")
@@ -75,7 +75,7 @@ def test_add_records_evolutions_state_at_once(
 
 
 def test_add_registers_the_webhook_and_webhook_re_registers(
-    database_url: str, redis_url: str, redis_client: redis.Redis[Any], sim: SimulatorHandle
+    database_url: str, redis_url: str, redis_client: redis.Redis, sim: SimulatorHandle
 ) -> None:
     env = cli_env(database_url, redis_url, sim, PUBLIC_WEBHOOK_URL=HOOK_URL, WEBHOOK_TOKEN=TOKEN)
     out = add(env, "inst-a")
@@ -97,7 +97,7 @@ def test_add_registers_the_webhook_and_webhook_re_registers(
 
 
 def test_webhook_without_a_token_is_a_clear_error(
-    database_url: str, redis_url: str, redis_client: redis.Redis[Any], sim: SimulatorHandle
+    database_url: str, redis_url: str, redis_client: redis.Redis, sim: SimulatorHandle
 ) -> None:
     env = cli_env(database_url, redis_url, sim, PUBLIC_WEBHOOK_URL=HOOK_URL)
     out = add(env, "inst-a")

@@ -17,7 +17,8 @@ from models.message_store import IdempotencyConflict
 from models.tables import Contact, Message
 from models.views import to_datetime
 from tests.concurrency import run_on_threads
-from tests.integration.conftest import T0, Stack, phone
+from tests.support.evolution import T0
+from tests.support.stack import Stack, phone
 from worker.countdowns import CountdownBook
 from worker.delivery import Dispatcher, Result
 from worker.intake import InvalidMessage

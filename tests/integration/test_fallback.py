@@ -12,7 +12,8 @@ from sqlalchemy import select
 from models.enums import InstanceStatus
 from models.tables import Contact
 from models.views import to_datetime
-from tests.integration.conftest import T0, Stack, phone
+from tests.support.evolution import T0
+from tests.support.stack import Stack, phone
 from worker.delivery import Result
 from worker.limiter import Candidate
 

@@ -11,15 +11,14 @@ import httpx
 import pytest
 from celery.signals import before_task_publish
 
-from tests.e2e.conftest import (
-    CeleryProcess,
+from tests.support.processes import (
+    ServiceProcess,
     producer,
     service_env,
-    start_celery,  # noqa: F401 - fixture
     start_worker,
     wait_until,
 )
-from tests.services import free_port
+from tests.support.services import free_port
 from worker.celery_masking import MAX_REPR_CHARS, _mask_published_headers
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +48,7 @@ def flower_env(database_url: str, redis_url: str, redis_client: object) -> dict[
 
 @pytest.fixture
 def flower_url(
-    start_celery: Callable[..., CeleryProcess],  # noqa: F811
+    start_celery: Callable[..., ServiceProcess],
     flower_env: dict[str, str],
 ) -> Iterator[str]:
     port = free_port()
@@ -70,7 +69,7 @@ def unmasked_producers() -> Iterator[None]:
 def test_flower_needs_basic_auth_and_lists_the_worker(
     flower_url: str,
     flower_env: dict[str, str],
-    start_celery: Callable[..., CeleryProcess],  # noqa: F811
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     for path in ("/", "/api/workers", "/workers"):
         response = get(flower_url + path)
@@ -93,7 +92,7 @@ def test_flower_shows_masked_arguments_with_readable_task_names(
     flower_url: str,
     flower_env: dict[str, str],
     redis_url: str,
-    start_celery: Callable[..., CeleryProcess],  # noqa: F811
+    start_celery: Callable[..., ServiceProcess],
     unmasked_producers: None,
     tmp_path: Path,
 ) -> None:
@@ -137,7 +136,7 @@ def listening_addresses(port: int) -> set[str]:
 def test_flower_without_basic_auth_listens_on_loopback_only(
     database_url: str,
     redis_url: str,
-    start_celery: Callable[..., CeleryProcess],  # noqa: F811
+    start_celery: Callable[..., ServiceProcess],
 ) -> None:
     env = service_env(
         DATABASE_URL=database_url, REDIS_URL=redis_url, EVOLUTION_API_URL="http://127.0.0.1:9"
@@ -165,7 +164,7 @@ def test_flower_masks_phones_of_any_type_and_bounds_reprs(
     flower_url: str,
     flower_env: dict[str, str],
     redis_url: str,
-    start_celery: Callable[..., CeleryProcess],  # noqa: F811
+    start_celery: Callable[..., ServiceProcess],
     unmasked_producers: None,
 ) -> None:
     start_worker(start_celery, flower_env, concurrency=1, pool="solo", name="masktypes")

@@ -10,8 +10,9 @@ from sqlalchemy import text
 
 from models.claimant import claimant
 from models.views import to_datetime
-from tests.e2e.conftest import wait_until
-from tests.integration.conftest import T0, Stack, phone
+from tests.support.evolution import T0
+from tests.support.processes import wait_until
+from tests.support.stack import Stack, phone
 from worker.heartbeat import Heartbeats, HeartbeatThread
 from worker.keys import HEARTBEATS, UNACKED_OWNERS
 from worker.sweeper import DeadWorkers, Sweeper

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from tests.concurrency import run_on_threads
+from tests.support.counting import ScriptCountingRedis
 from tests.unit.test_limiter_policy import (
     SAO_PAULO,
     T0,
@@ -37,7 +38,7 @@ POOL = [Candidate("i5", 5, 1000), Candidate("i10", 10, 1000), Candidate("i15", 1
 
 
 class RedisHarness:
-    def __init__(self, client: redis.Redis[Any]) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
     def make(
@@ -54,16 +55,16 @@ class RedisHarness:
 
 class TestRedisLimiterContract(LimiterContract):
     @pytest.fixture
-    def harness(self, redis_client: redis.Redis[Any]) -> Harness:
+    def harness(self, redis_client: redis.Redis) -> Harness:
         return RedisHarness(redis_client)
 
 
-def limiter_at(client: redis.Redis[Any], now: float, **kwargs: Any) -> RedisLimiter:
+def limiter_at(client: redis.Redis, now: float, **kwargs: Any) -> RedisLimiter:
     set_test_clock(client, now)
     return RedisLimiter(client, SAO_PAULO, SpacingPolicy(), test_clock_enabled=True, **kwargs)
 
 
-def test_counters_and_stamps_expire_on_their_own(redis_client: redis.Redis[Any]) -> None:
+def test_counters_and_stamps_expire_on_their_own(redis_client: redis.Redis) -> None:
     spacing = SpacingPolicy(recipient_min_gap_seconds=30, instance_min_interval_seconds=5)
     set_test_clock(redis_client, T0)  # 15:30 UTC; hour ends 16:00, day ends 03:00 next day
     limiter = RedisLimiter(redis_client, SAO_PAULO, spacing, test_clock_enabled=True)
@@ -85,7 +86,7 @@ def _hammer(limiter: RedisLimiter, results: list[str]) -> None:
         results.append(answer.instance)
 
 
-def assert_exactly_the_caps(client: redis.Redis[Any], instances: list[str]) -> None:
+def assert_exactly_the_caps(client: redis.Redis, instances: list[str]) -> None:
     interfered = client.get(keys.TEST_CLOCK) is None
     assert not interfered, "the test clock vanished: another session flushed this Redis DB"
     assert Counter(instances) == {"i5": 5, "i10": 10, "i15": 15}
@@ -93,7 +94,7 @@ def assert_exactly_the_caps(client: redis.Redis[Any], instances: list[str]) -> N
     assert [(u.sent_hour, u.sent_day) for u in usage] == [(5, 5), (10, 10), (15, 15)]
 
 
-def test_eight_threads_never_exceed_a_cap(redis_client: redis.Redis[Any]) -> None:
+def test_eight_threads_never_exceed_a_cap(redis_client: redis.Redis) -> None:
     limiter = limiter_at(redis_client, T0)
     results: list[str] = []
     run_on_threads(_hammer, [(limiter, results)] * 8)
@@ -108,7 +109,7 @@ def _process_main(url: str, queue: Any) -> None:
     queue.put(results)
 
 
-def test_four_processes_never_exceed_a_cap(redis_client: redis.Redis[Any], redis_url: str) -> None:
+def test_four_processes_never_exceed_a_cap(redis_client: redis.Redis, redis_url: str) -> None:
     set_test_clock(redis_client, T0)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
@@ -121,42 +122,41 @@ def test_four_processes_never_exceed_a_cap(redis_client: redis.Redis[Any], redis
     assert_exactly_the_caps(redis_client, results)
 
 
-def test_far_test_clock_needs_two_calls_once(redis_client: redis.Redis[Any]) -> None:
+def test_far_test_clock_needs_two_calls_once(redis_client: redis.Redis) -> None:
     redis_client.set(keys.COUNTERS_SENTINEL, "1")  # counters trusted: no rebuild first
-    limiter = limiter_at(redis_client, utc(2031, 1, 15, 12))
+    scripts = ScriptCountingRedis(connection_pool=redis_client.connection_pool)
+    limiter = limiter_at(scripts, utc(2031, 1, 15, 12))
     assert reserved(limiter.reserve(POOL, phone="p")).now == utc(2031, 1, 15, 12)
-    assert limiter.round_trips == 2
+    assert (scripts.round_trips, scripts.table_refreshes) == (2, 1)
     reserved(limiter.reserve(POOL, phone="p"))
-    assert limiter.round_trips == 3
+    assert (scripts.round_trips, scripts.table_refreshes) == (3, 1)
 
 
-class CountingConnection(redis.Connection):
+class CommandCounter(redis.Connection):
     """Counts commands this client sends (other clients of the server do not interfere)."""
 
     sent: ClassVar[Counter[str]] = Counter()
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
-        CountingConnection.sent[str(args[0]).upper()] += 1
+        CommandCounter.sent[str(args[0]).upper()] += 1
         super().send_command(*args, **kwargs)
 
 
-def test_one_evalsha_per_reserve_in_steady_state(
-    redis_client: redis.Redis[Any], redis_url: str
-) -> None:
+def test_one_evalsha_per_reserve_in_steady_state(redis_client: redis.Redis, redis_url: str) -> None:
     set_test_clock(redis_client, T0)
-    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CommandCounter)
     client = redis.Redis(connection_pool=pool)
     limiter = RedisLimiter(client, SAO_PAULO, SpacingPolicy(), test_clock_enabled=True)
     limiter.reserve(POOL, phone="p")  # loads the script (EVALSHA, NOSCRIPT, SCRIPT LOAD)
-    CountingConnection.sent.clear()
+    CommandCounter.sent.clear()
     for _ in range(10):
         reserved(limiter.reserve(POOL, phone="p"))
     limiter.usage(POOL)
-    assert CountingConnection.sent == {"EVALSHA": 11}
+    assert CommandCounter.sent == {"EVALSHA": 11}
     pool.disconnect()
 
 
-def test_pacing_and_gap_stamps_are_shared_between_limiters(redis_client: redis.Redis[Any]) -> None:
+def test_pacing_and_gap_stamps_are_shared_between_limiters(redis_client: redis.Redis) -> None:
     spacing = SpacingPolicy(recipient_min_gap_seconds=60)
     set_test_clock(redis_client, T0)
     first = RedisLimiter(redis_client, SAO_PAULO, spacing, test_clock_enabled=True)
@@ -165,7 +165,7 @@ def test_pacing_and_gap_stamps_are_shared_between_limiters(redis_client: redis.R
     assert refused(second.reserve(POOL, phone="5511999990000")).reason == "recipient_gap"
 
 
-def test_release_only_touches_the_reserved_windows(redis_client: redis.Redis[Any]) -> None:
+def test_release_only_touches_the_reserved_windows(redis_client: redis.Redis) -> None:
     limiter = limiter_at(redis_client, T0)
     fill(limiter, POOL[0], 2)
     slot = reserved(limiter.reserve([POOL[0]], phone="p"))
@@ -176,7 +176,7 @@ def test_release_only_touches_the_reserved_windows(redis_client: redis.Redis[Any
     assert redis_client.get(keys.hour_counter("i5", slot.hour_window)) is None
 
 
-def test_a_large_pool_is_sampled_yet_every_slot_is_used(redis_client: redis.Redis[Any]) -> None:
+def test_a_large_pool_is_sampled_yet_every_slot_is_used(redis_client: redis.Redis) -> None:
     """Above SAMPLE_SIZE candidates the script sees a sample first, the whole pool only
     when no sampled candidate fits: every slot of 100 cap-1 instances is still found."""
     limiter = limiter_at(redis_client, T0, rng=random.Random(3))
@@ -188,12 +188,12 @@ def test_a_large_pool_is_sampled_yet_every_slot_is_used(redis_client: redis.Redi
 
 
 def test_the_redis_clock_is_read_once_then_extrapolated(redis_url: str) -> None:
-    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CommandCounter)
     client = redis.Redis(connection_pool=pool)
     limiter = RedisLimiter(client, SAO_PAULO, SpacingPolicy())
     first = limiter.now()
-    CountingConnection.sent.clear()
+    CommandCounter.sent.clear()
     later = [limiter.now() for _ in range(5)]
-    assert CountingConnection.sent == {}  # no TIME within CLOCK_REUSE_SECONDS
+    assert CommandCounter.sent == {}  # no TIME within CLOCK_REUSE_SECONDS
     assert all(t >= first for t in later)
     pool.disconnect()

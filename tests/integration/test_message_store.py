@@ -23,7 +23,8 @@ from models.message_store import (
 )
 from models.statements import Statements
 from models.views import to_datetime
-from tests.integration.conftest import T0, Stack, phone
+from tests.support.evolution import T0
+from tests.support.stack import Stack, phone
 from worker.intake import rejection, validate
 
 AT = to_datetime(T0)

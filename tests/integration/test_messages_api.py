@@ -39,7 +39,7 @@ KEYS = {
 
 
 @pytest.fixture
-def seeded(settings: Settings, redis_client: redis.Redis[Any]) -> Iterator[Seeded]:
+def seeded(settings: Settings, redis_client: redis.Redis) -> Iterator[Seeded]:
     res = open_resources(settings, redis_client)
     try:
         yield seeded_app(res)

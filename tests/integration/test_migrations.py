@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from alembic import command
 from models import metadata
-from tests import services
+from tests.support import services
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ class World:
     slack: FakeSlack
     smtp: SmtpSink
     clock: FixedClock
-    redis: redis.Redis[bytes]
+    redis: redis.Redis
     poll: PollPolicy
     monitor: HealthMonitor | None = None
 
@@ -113,7 +113,7 @@ class World:
 
 
 @pytest.fixture
-def world(settings: Settings, redis_client: redis.Redis[bytes]) -> Iterator[World]:
+def world(settings: Settings, redis_client: redis.Redis) -> Iterator[World]:
     with running_simulator([]) as sim, running_fake_slack() as slack, running_smtp_sink() as smtp:
         res = build_resources(settings.model_copy(update={"evolution_api_url": sim.url}))
         set_test_clock(redis_client, T0)

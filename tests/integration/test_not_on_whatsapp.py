@@ -10,7 +10,8 @@ import httpx
 from models.enums import MessageState
 from models.policy_store import PolicyStore
 from models.views import to_datetime
-from tests.integration.conftest import T0, Stack, phone
+from tests.support.evolution import T0
+from tests.support.stack import Stack, phone
 from worker.countdowns import CountdownBook
 from worker.delivery import Result
 from worker.not_on_whatsapp import NotOnWhatsAppMemory

@@ -12,7 +12,8 @@ from sqlalchemy import Engine, select
 from models.contact_store import ContactStore
 from models.enums import MessageState
 from models.tables import Contact, Message
-from tests.integration.conftest import T0, Stack
+from tests.support.evolution import T0
+from tests.support.stack import Stack
 from worker.api.deps import webhook_service
 from worker.countdowns import CountdownBook
 from worker.delivery import Dispatcher, Result

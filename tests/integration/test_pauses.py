@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from models.enums import MessageState
 from models.pause_store import PauseStore
 from models.tables import Message
-from tests.integration.conftest import T0, Stack, phone
+from tests.support.evolution import T0
+from tests.support.stack import Stack, phone
 from worker import keys
 from worker.api import create_app, deps_from_resources
 from worker.controls import ControlError, Controls

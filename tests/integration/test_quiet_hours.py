@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from models.enums import MessageState
 from models.tables import Message
-from tests.integration.conftest import T0, Stack
+from tests.support.evolution import T0
+from tests.support.stack import Stack
 from worker.countdowns import CountdownBook
 from worker.delivery import Result
 from worker.pipeline import Pipeline

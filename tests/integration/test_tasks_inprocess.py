@@ -19,7 +19,7 @@ from sqlalchemy import text
 import worker
 from models.enums import MessageState
 from tasks import enqueue_message
-from tests.integration.conftest import Stack, phone
+from tests.support.stack import Stack, phone
 from worker.resources import install
 
 

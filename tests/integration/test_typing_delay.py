@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.integration.conftest import Stack, phone
+from tests.support.stack import Stack, phone
 from worker.delivery import Result
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 
 from models.views import to_datetime
-from tests.integration.conftest import T0, Stack, phone
+from tests.support.evolution import T0
+from tests.support.stack import Stack, phone
 from worker.api import create_app, deps_from_resources
 from worker.delivery import Result
 

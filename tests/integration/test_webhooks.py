@@ -41,7 +41,7 @@ def hook_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def res(hook_settings: Settings, redis_client: redis.Redis[Any]) -> Iterator[Resources]:
+def res(hook_settings: Settings, redis_client: redis.Redis) -> Iterator[Resources]:
     resources = open_resources(hook_settings, redis_client)
     resources.instances.add("inst-a", "5511900000001", 10, 100, status=InstanceStatus.CONNECTED)
     resources.instances.add("inst-b", "5511900000002", 10, 100, status=InstanceStatus.CONNECTED)
@@ -89,14 +89,14 @@ def hooks(res: Resources) -> Hooks:
     return make_hooks(res)
 
 
-def outcomes(client: redis.Redis[Any]) -> dict[str, int]:
+def outcomes(client: redis.Redis) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in client.hgetall(keys.WEBHOOK_OUTCOMES).items()}
 
 
 # --- the endpoint: off, auth, refusals -----------------------------------------------------
 
 
-def test_off_without_webhook_token(settings: Settings, redis_client: redis.Redis[Any]) -> None:
+def test_off_without_webhook_token(settings: Settings, redis_client: redis.Redis) -> None:
     res = open_resources(settings, redis_client)
     try:
         client = TestClient(create_app(deps_from_resources(res)))
@@ -161,7 +161,7 @@ def test_refused_without_a_valid_token(hooks: Hooks, headers: dict[str, str]) ->
 
 
 def test_the_api_token_does_not_open_the_webhook(
-    hook_settings: Settings, redis_client: redis.Redis[Any]
+    hook_settings: Settings, redis_client: redis.Redis
 ) -> None:
     res = open_resources(
         hook_settings.model_copy(update={"api_token": SecretStr("api-token")}), redis_client
@@ -226,9 +226,7 @@ def test_unknown_events_and_instances_are_200_and_change_nothing(hooks: Hooks) -
     assert outcomes(hooks.res.redis) == {"ignored_event": 2, "ignored_instance": 1}
 
 
-def test_503_while_postgresql_is_down(
-    hook_settings: Settings, redis_client: redis.Redis[Any]
-) -> None:
+def test_503_while_postgresql_is_down(hook_settings: Settings, redis_client: redis.Redis) -> None:
     down = hook_settings.model_copy(
         update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/zapdispatch"}
     )
@@ -297,7 +295,7 @@ def test_ban_codes_ban_and_migrate_contacts(hooks: Hooks, code: int, engine: Eng
 
 
 def test_ban_reason_codes_are_configurable(
-    hook_settings: Settings, redis_client: redis.Redis[Any]
+    hook_settings: Settings, redis_client: redis.Redis
 ) -> None:
     res = open_resources(hook_settings.model_copy(update={"ban_reason_codes": "403"}), redis_client)
     try:

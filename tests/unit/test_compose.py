@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from config import Settings
-from tests.services import ROOT
+from tests.support.services import ROOT
 from worker.instance_import import read_entries
 
 SCHEMA = ROOT / "tests" / "data" / "compose-spec.subset.json"

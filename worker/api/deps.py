@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
@@ -35,7 +34,7 @@ class ApiDeps:
     messages: MessageStore
     activity: ActivityStore
     alerts: AlertStore
-    redis: redis.Redis[Any]
+    redis: redis.Redis
     instances: InstanceStore
     message_queries: MessageQueryStore
     charts: ChartStore

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import cast
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -153,7 +154,8 @@ def webhook_metrics(deps: ApiDeps) -> Iterator[Metric]:
     family = CounterMetricFamily(
         "zapdispatch_webhooks", "Evolution webhooks received, by outcome.", labels=["outcome"]
     )
-    for outcome, count in sorted(deps.redis.hgetall(keys.WEBHOOK_OUTCOMES).items()):
+    outcomes = cast(dict[bytes, bytes], deps.redis.hgetall(keys.WEBHOOK_OUTCOMES))
+    for outcome, count in sorted(outcomes.items()):
         family.add_metric([outcome.decode()], int(count))
     yield family
 

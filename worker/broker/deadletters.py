@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -177,17 +177,19 @@ def parse(raw: bytes | str) -> DeadLetter:
 class DeadLetterStore:
     """Reads and purges the dead-letter list (the CLI, `zapdispatch status`, `/metrics`)."""
 
-    def __init__(self, client: redis.Redis[Any]) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self._redis = client
 
     def count(self) -> int:
-        return int(self._redis.llen(DEAD_LETTERS))
+        return cast(int, self._redis.llen(DEAD_LETTERS))
 
     def newest(self, limit: int) -> list[DeadLetter]:
         """The `limit` most recent entries, newest first."""
         if limit <= 0:
             return []
-        return [parse(raw) for raw in self._redis.lrange(DEAD_LETTERS, 0, limit - 1)]
+        return [
+            parse(raw) for raw in cast(list[bytes], self._redis.lrange(DEAD_LETTERS, 0, limit - 1))
+        ]
 
     def purge(self) -> int:
         """Delete every entry; returns how many there were."""

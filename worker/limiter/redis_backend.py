@@ -88,10 +88,8 @@ def _text(value: Any) -> str:
 class RedisLimiter:
     """Caps and spacing enforced by `reserve.lua`; safe to share across threads and processes.
 
-    `round_trips` counts script calls made (one per reserve/usage/release in steady state);
-    `table_refreshes` the calls among them that came back "stale" and were made again with
-    a rebuilt UTC-offset table (when the limiter clock left the table's span, e.g. the test
-    clock jumping ahead); `rebuilds` the times this limiter rebuilt the counters.
+    A call that comes back "stale" is made again with a rebuilt UTC-offset table (when the
+    limiter clock left the table's span, e.g. the test clock jumping ahead).
 
     Caps survive Redis losing its data: when the counters' sentinel is gone, the first
     reserve to notice takes a lock, sets the current hour's and day's counters of every
@@ -102,7 +100,7 @@ class RedisLimiter:
 
     def __init__(
         self,
-        client: redis.Redis[Any],
+        client: redis.Redis,
         zone: ZoneInfo,
         spacing: SpacingPolicy,
         *,
@@ -113,7 +111,6 @@ class RedisLimiter:
         self._client = client
         self._counters = counters
         self._rebuild_script = client.register_script(read_script("rebuild.lua"))
-        self.rebuilds = 0
         self._zone = zone
         self._spacing = spacing
         self._test_clock_enabled = test_clock_enabled
@@ -124,8 +121,6 @@ class RedisLimiter:
         self._skew = 0.0  # limiter clock minus this process's clock, seconds (last seen)
         self._seen: tuple[float, float] | None = None  # (limiter clock, monotonic) last seen
         self._table = self._build_table(time.time())
-        self.round_trips = 0
-        self.table_refreshes = 0
 
     def now(self) -> float:
         """The limiter clock, unix seconds: the test clock when enabled and set; otherwise
@@ -171,7 +166,6 @@ class RedisLimiter:
         hour = keys.hour_counter(reservation.instance, reservation.hour_window)
         day = keys.day_counter(reservation.instance, reservation.day_window)
         self._release_script(keys=[hour, day])
-        self.round_trips += 1
 
     def book_wake(self, retry_at: float, ttl_seconds: int) -> int:
         """INCR + EXPIRE in one transaction (one round trip); the count is the position."""
@@ -215,7 +209,6 @@ class RedisLimiter:
             if reply[0] == "rebuild":
                 self._rebuild(float(reply[1]))
             elif reply[0] == "stale":
-                self.table_refreshes += 1
                 self._table = self._build_table(float(reply[1]))
             else:
                 return reply
@@ -258,7 +251,6 @@ class RedisLimiter:
             for length in (HOUR_SECONDS, DAY_SECONDS)
         ]
         raised = self._rebuild_script(keys=script_keys, args=[*ttls, *counts])
-        self.rebuilds += 1
         log.warning(
             "limiter counters were missing (Redis lost its data): rebuilt from PostgreSQL "
             "for %d instance(s), %s counter(s) raised",
@@ -267,7 +259,6 @@ class RedisLimiter:
         )
 
     def _run(self, script_keys: list[str], args: list[str]) -> list[Any]:
-        self.round_trips += 1
         return cast(list[Any], self._reserve_script(keys=script_keys, args=args))
 
     def _clock_flag(self) -> str:

@@ -134,7 +134,7 @@ class HealthMonitor:
         alerts: AlertManager,
         evolution: EvolutionFactory,
         limiter: Limiter,
-        client: redis.Redis[bytes],
+        client: redis.Redis,
         clock: Clock,
         poll: PollPolicy | None = None,
         ban_codes: frozenset[int] = DEFAULT_BAN_CODES,

@@ -82,7 +82,7 @@ class WebhookService:
         instances: InstanceStore,
         receipts: ReceiptStore,
         contacts: ContactStore,
-        client: redis.Redis[bytes],
+        client: redis.Redis,
         clock: Clock,
         alerts: AlertTrigger,
         optouts: OptOutGate | None = None,

@@ -1,14 +1,17 @@
-"""Counters for in-process benchmarks: Redis round trips, SQL statements, limiter calls.
+"""Counters for benchmarks and tests, kept out of the production classes: Redis round trips,
+the limiter's script calls, SQL statements, routing decisions.
 
-Round trips are counted on the client side, per socket write (`send_packed_command`): a
-command is one, a pipeline is one, an EVALSHA that needs a SCRIPT LOAD is three. Other
+Redis round trips are counted on the client side, per socket write (`send_packed_command`):
+a command is one, a pipeline is one, an EVALSHA that needs a SCRIPT LOAD is three. Other
 clients of the shared Redis server do not interfere (unlike `INFO commandstats`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +19,7 @@ import redis
 from sqlalchemy import Engine, event
 
 from worker.limiter import Candidate, NoCapacity, Reservation
+from worker.limiter.redis_backend import read_script
 
 
 class Tally:
@@ -45,7 +49,7 @@ class CountingConnection(redis.Connection):
         super().send_packed_command(command, check_health)
 
 
-def count_redis(client: redis.Redis[Any]) -> None:
+def count_redis(client: redis.Redis) -> None:
     """Make `client` count its round trips; call before it opens a connection."""
     pool = client.connection_pool
     pool.disconnect()
@@ -108,3 +112,51 @@ class CountingLimiter:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+#: The limiter's Lua scripts by the SHA1 that EVALSHA names them with.
+LIMITER_SCRIPTS = {
+    hashlib.sha1(read_script(name).encode()).hexdigest(): name
+    for name in ("reserve.lua", "release.lua", "rebuild.lua")
+}
+
+
+class ScriptCountingRedis(redis.Redis):
+    """A Redis client that counts the limiter's script calls; give it to a `RedisLimiter`
+    (its scripts are registered on, and run through, the client they are given).
+
+    Build it on another client's pool (`ScriptCountingRedis(connection_pool=c.connection_pool)`)
+    to count on that client's connections. Thread-safe.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.script_calls: Counter[str] = Counter()
+        self.stale_replies = 0
+        self._count_lock = threading.Lock()
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        reply = super().evalsha(sha, numkeys, *keys_and_args)
+        name = LIMITER_SCRIPTS.get(sha, sha)
+        with self._count_lock:
+            self.script_calls[name] += 1
+            if name == "reserve.lua" and reply and reply[0] in (b"stale", "stale"):
+                self.stale_replies += 1
+        return reply
+
+    @property
+    def round_trips(self) -> int:
+        """reserve.lua and release.lua calls (one per reserve, usage or release in steady
+        state; a reserve that samples candidates first may take two)."""
+        return self.script_calls["reserve.lua"] + self.script_calls["release.lua"]
+
+    @property
+    def table_refreshes(self) -> int:
+        """reserve.lua calls answered "stale": the limiter rebuilt its UTC-offset table and
+        called again (its clock left the table's span, e.g. the test clock jumped ahead)."""
+        return self.stale_replies
+
+    @property
+    def rebuilds(self) -> int:
+        """Times the limiter's counters were rebuilt from PostgreSQL (rebuild.lua calls)."""
+        return self.script_calls["rebuild.lua"]

@@ -1,8 +1,9 @@
-"""Where the test services live, and how tests get isolated copies of them.
+"""Where the test and bench services live, and how each run gets its own copy of them.
 
-Redis: one logical database per pytest-xdist worker, flushed before each test.
-PostgreSQL: the schema is migrated once per session into a template database; each test
-that asks for a database gets a fresh `CREATE DATABASE ... TEMPLATE ...` copy.
+Redis: one logical database per pytest session (or xdist worker) or bench run, claimed by
+a key in db 0 so that no two runs flush each other's. PostgreSQL: the schema is migrated
+once per session into a template database; each test that asks for a database gets a fresh
+`CREATE DATABASE ... TEMPLATE ...` copy; the bench re-creates one database per run.
 A missing service fails in CI (CI=true) and skips on a laptop.
 """
 
@@ -13,13 +14,13 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import psycopg
-import pytest
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN_DSN = os.environ.get("ZD_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("ZD_TEST_REDIS", "redis://127.0.0.1:6379")
 
@@ -28,6 +29,8 @@ def require(ok: bool, what: str) -> None:
     """Skip on a laptop, fail in CI, when a service the test needs is not there."""
     if ok:
         return
+    import pytest  # noqa: PLC0415 - the bench imports this module without pytest at hand
+
     if os.environ.get("CI"):
         pytest.fail(f"{what} is not reachable (CI requires it)")
     pytest.skip(f"{what} is not reachable")
@@ -36,16 +39,22 @@ def require(ok: bool, what: str) -> None:
 CLAIM_TTL_SECONDS = 6 * 3600
 
 
-def claim_redis_db() -> int:
-    """A Redis database (1..15) no other live test session uses; db 0 holds the claims.
+def claim_redis_db(
+    candidates: Iterable[int] = range(1, 16),
+    owner: str | None = None,
+    ttl_seconds: int = CLAIM_TTL_SECONDS,
+) -> int:
+    """The first Redis database of `candidates` no other live run uses; db 0 holds the claims.
 
-    Claims are keys in db 0 with a TTL, so a crashed session frees its database later.
+    Claims are keys in db 0 that expire after `ttl_seconds`, so a crashed run frees its
+    database later. `owner` (default: this process id) is what the claim key holds.
     """
     admin = redis.Redis.from_url(f"{REDIS_BASE}/0", socket_connect_timeout=2)
-    for db in range(1, 16):
-        if admin.set(f"zd:test-db-claim:{db}", os.getpid(), nx=True, ex=CLAIM_TTL_SECONDS):
+    wanted = list(candidates)
+    for db in wanted:
+        if admin.set(f"zd:test-db-claim:{db}", owner or os.getpid(), nx=True, ex=ttl_seconds):
             return db
-    raise RuntimeError("all 15 test Redis databases are claimed by other test sessions")
+    raise RuntimeError(f"Redis databases {wanted} are all claimed by other runs")
 
 
 def release_redis_db(db: int) -> None:
@@ -89,11 +98,18 @@ def migrate(database_url: str) -> None:
     )
 
 
-def create_template(worker_id: str) -> str:
-    name = f"zd_test_tpl_{worker_id}_{os.getpid()}"
-    admin_execute(f'DROP DATABASE IF EXISTS "{name}"')
+def create_database(name: str) -> str:
+    """Drop and re-create the database `name`, migrated to head; returns its URL."""
+    drop_database(name)
     admin_execute(f'CREATE DATABASE "{name}"')
     migrate(pg_url(name))
+    return pg_url(name)
+
+
+def create_template(worker_id: str) -> str:
+    """A migrated template database for this session (or xdist worker); returns its name."""
+    name = f"zd_test_tpl_{worker_id}_{os.getpid()}"
+    create_database(name)
     return name
 
 
