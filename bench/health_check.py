@@ -88,7 +88,7 @@ def bench(args: argparse.Namespace, database_url: str) -> None:
             res.instances.add(name, "5511999998888", 60, 500, status=InstanceStatus.CONNECTED)
         for name in names[: args.hung]:
             sim.configure_instance(name, hang_connection_state=True)
-        client: redis.Redis[bytes] = res.redis
+        client: redis.Redis = res.redis
         client.delete(keys.lock("health"))
         poll = PollPolicy(args.timeout, args.hedge)
         monitor = HealthMonitor(

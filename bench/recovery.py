@@ -34,8 +34,7 @@ from typing import Any
 from sqlalchemy import create_engine
 
 from bench.env import BenchEnv
-from tests import services
-from tests.chaos.harness import SEND, Chaos, duplicates, phone, tally, wait_for
+from tests.chaos.harness import SEND, Chaos, duplicates, tally, wait_for
 from tests.chaos.servers import PrivatePostgres, PrivateRedis, postgres_bindir
 from tests.chaos.test_worker_kill import (
     CONCURRENCY,
@@ -44,9 +43,11 @@ from tests.chaos.test_worker_kill import (
     INSTANCES,
     RECOVERED_WITHIN_SECONDS,
 )
-from tests.e2e.conftest import CeleryProcess
 from tests.e2e.test_dead_workers import group_pids, pid_of
 from tests.simulator_server import running_simulator
+from tests.support import services
+from tests.support.processes import Launcher, ServiceProcess
+from tests.support.stack import phone
 from worker.keys import UNACKED_OWNERS
 
 RUNS = 2
@@ -99,18 +100,12 @@ def _one(cluster: PrivatePostgres, workdir: Path, seed: int) -> dict[str, Any]:
     broker = PrivateRedis(workdir)
     broker.start()
     engine = create_engine(cluster.url(name), pool_pre_ping=True)
-    started: list[CeleryProcess] = []
-
-    def start(args: list[str], env: dict[str, str], name: str = "worker") -> CeleryProcess:
-        process = CeleryProcess(args, env, workdir / f"{name}-{len(started)}.log")
-        started.append(process)
-        return process
-
-    chaos = Chaos(cluster, cluster.url(name), broker, engine, start, workdir)
+    launcher = Launcher(workdir)
+    chaos = Chaos(cluster, cluster.url(name), broker, engine, launcher.celery, workdir)
     try:
         return _scenario(chaos, seed)
     finally:
-        for process in started:  # nothing left to shut down gracefully: the run is over
+        for process in launcher.started:  # nothing left to shut down gracefully
             process.kill()
             process.stop()
         engine.dispose()
@@ -202,7 +197,7 @@ class _Replacement:
     """A victim worker being started in a thread, as a supervisor would restart it."""
 
     def __init__(self, chaos: Chaos, env: dict[str, str], name: str) -> None:
-        self._started: list[CeleryProcess] = []
+        self._started: list[ServiceProcess] = []
         self._thread = threading.Thread(
             target=lambda: self._started.append(
                 chaos.worker(env, concurrency=CONCURRENCY, name=name)
@@ -210,7 +205,7 @@ class _Replacement:
         )
         self._thread.start()
 
-    def ready(self) -> CeleryProcess:
+    def ready(self) -> ServiceProcess:
         self._thread.join()
         if not self._started:
             raise RuntimeError("the replacement worker did not start")

@@ -11,6 +11,7 @@ and resolved like the others.
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import redis
 
@@ -21,7 +22,7 @@ log = logging.getLogger("zapdispatch.health")
 LICENCE_KEY = keys.alert_throttle("health:licence_required_since")
 
 
-def note_licence_gate(client: redis.Redis[bytes], required: bool, now: float) -> None:
+def note_licence_gate(client: redis.Redis, required: bool, now: float) -> None:
     """Record what a poll saw: the gate up (keeps the first sighting) or gone."""
     if not required:
         client.delete(LICENCE_KEY)
@@ -29,7 +30,7 @@ def note_licence_gate(client: redis.Redis[bytes], required: bool, now: float) ->
         log.error("Evolution answers 503 LICENSE_REQUIRED: the server is not activated")
 
 
-def licence_required_since(client: redis.Redis[bytes]) -> float | None:
+def licence_required_since(client: redis.Redis) -> float | None:
     """Unix seconds of the first poll that saw the gate up, None when the last saw it gone."""
-    raw = client.get(LICENCE_KEY)
+    raw = cast(bytes | None, client.get(LICENCE_KEY))
     return float(raw) if raw is not None else None
