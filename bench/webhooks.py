@@ -54,8 +54,9 @@ def bare_app() -> FastAPI:
     return app
 
 
-def _seed(database_url: str) -> None:
-    engine = create_engine(database_url)
+def _seed(env: BenchEnv) -> None:
+    engine = create_engine(env.database_url)
+    env.reset(engine)  # after another section: its instances and messages go
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -132,7 +133,7 @@ async def _round(url: str, bodies: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def run(env: BenchEnv) -> dict[str, Any]:
-    _seed(env.database_url)
+    _seed(env)
     real_port, bare_port = free_port(), free_port()
     process_env = env.worker_env(WEBHOOK_TOKEN=TOKEN)
     processes = launcher()
