@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from models.enums import MessageState
 from models.views import MessageView
-from worker.cli import cli, display_width, message_json, table
+from worker.cli import cli
+from worker.cli.output import display_width, table
+from worker.cli.status import message_json
 from worker.sweeper import SweepReport, log_sweep
 
 
