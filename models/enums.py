@@ -1,4 +1,5 @@
-"""States of messages and instances, as the README and the API name them."""
+"""States of messages and instances, as the README and the API name them (and the emoji
+people see for an instance status)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,18 @@ class AttemptOutcome(StrEnum):
     UNKNOWN = "unknown"  # no trustworthy answer: looked up before anything is sent again
     ABSENT = "absent"  # the look-up found no such message twice: sent again on a new slot
     UNVERIFIED = "unverified"  # could not be looked up; sent again (UNCERTAIN_SEND_POLICY)
+
+
+#: How people see an instance status (the API's `status_emoji`, CLI tables, alert texts).
+STATUS_EMOJI: dict[str, str] = {
+    InstanceStatus.CONNECTED: "🟢",
+    InstanceStatus.DISCONNECTED: "🔴",
+    InstanceStatus.BANNED: "⛔",
+    InstanceStatus.CONNECTING: "🟡",
+}
+UNKNOWN_EMOJI = "❓"
+
+
+def status_emoji(status: str) -> str:
+    """The emoji of an instance status (`STATUS_EMOJI`); ❓ for anything else."""
+    return STATUS_EMOJI.get(status, UNKNOWN_EMOJI)

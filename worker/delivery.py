@@ -27,6 +27,7 @@ from models.message_store import Accepted, ClaimOutcome, MessageStore, NewMessag
 from models.message_values import UnknownAttempt, new_message_view
 from models.policy_store import PolicyStore
 from models.views import InstanceView, MessageView, to_datetime
+from worker.breaker import BreakerPolicy
 from worker.evolution import (
     EvolutionClient,
     EvolutionError,
@@ -45,7 +46,6 @@ from worker.policy.pauses import PauseSet
 from worker.policy.quiet_hours import QUIET_WAKE_SPREAD_SECONDS, quiet_until, recipient_zone
 from worker.policy.warmup import local_day, warmed
 from worker.routing import (
-    BreakerPolicy,
     RoutePlan,
     RouteRequest,
     RoutingTable,
@@ -125,9 +125,7 @@ class Dispatcher:
         self._evolution = evolution
         self._scheduler = scheduler
         self._rng = rng or random.Random()
-        self._breaker = BreakerPolicy(
-            settings.circuit_failure_threshold, settings.circuit_cooldown_seconds
-        )
+        self._breaker = BreakerPolicy.from_settings(settings)
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
         self._preferences = sticky if sticky is not None else StickyCache()
         self._optouts = optouts

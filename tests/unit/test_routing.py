@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from models.enums import InstanceStatus
 from models.views import InstanceView
-from worker.routing import BreakerPolicy, FallbackReason, RouteRequest, plan_route, routing_table
+from worker.breaker import BreakerPolicy, is_online
+from worker.routing import FallbackReason, RouteRequest, plan_route, routing_table
 
 NOW = 1_790_000_000.0
 BREAKER = BreakerPolicy(failure_threshold=5, cooldown_seconds=120)
@@ -126,3 +130,28 @@ def test_instances_that_failed_lately_are_offered_only_after_the_others() -> Non
     sticky_to_healthy = plan_route(RouteRequest("b", pool, NOW), BREAKER)
     assert [c.name for c in sticky_to_healthy.first_choice or ()] == ["b", "c"]
     assert plan_route(RouteRequest(None, POOL, NOW), BREAKER).first_choice is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(InstanceStatus)),
+            st.booleans(),
+            st.integers(min_value=0, max_value=8),
+            st.none() | st.floats(min_value=0, max_value=300),
+        ),
+        max_size=12,
+    )
+)
+def test_usable_candidates_are_exactly_the_online_instances(
+    pool: list[tuple[InstanceStatus, bool, int, float | None]],
+) -> None:
+    """The routing table's two-step filter agrees with the one definition of online."""
+    views = [
+        inst(f"i{n}", status, active=active, failures=failures, opened_ago=ago)
+        for n, (status, active, failures, ago) in enumerate(pool)
+    ]
+    usable = routing_table(views, BREAKER).usable(NOW, BREAKER)
+    online = {v.name for v in views if is_online(v, BREAKER.circuit(v, NOW))}
+    assert {c.name for c in usable} == online
+    assert len(usable) == len(online)

@@ -37,6 +37,7 @@ from models.instance_store import InstanceStore
 from models.receipt_store import DeliveryCounts, ReceiptStore
 from models.views import InstanceView, StatusChange, to_datetime
 from worker import keys
+from worker.breaker import BreakerPolicy, is_online
 from worker.clock import Clock, RedisClock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate, Limiter
@@ -48,7 +49,6 @@ from worker.monitor.rules import (
     Snapshot,
     Transition,
     conditions,
-    is_online,
     plan,
 )
 from worker.monitor.states import DEFAULT_BAN_CODES, observe
@@ -88,8 +88,7 @@ class HealthReport:
 def policy_from(settings: Settings) -> MonitorPolicy:
     return MonitorPolicy(
         capacity_alert_pct=settings.capacity_alert_pct,
-        failure_threshold=settings.circuit_failure_threshold,
-        cooldown_seconds=settings.circuit_cooldown_seconds,
+        breaker=BreakerPolicy.from_settings(settings),
         repeat_seconds=settings.alert_repeat_minutes * 60.0,
         undelivered_min_sends=settings.undelivered_min_sends,
     )
@@ -198,7 +197,8 @@ class HealthMonitor:
         applied = self._alerts.apply(self._transitions(snapshot), now)
         delivered = self._alerts.deliver_pending(now)
         self._mark_run(now)
-        online = sum(is_online(v, now, self._policy) for v in snapshot.instances)
+        circuit = self._policy.breaker.circuit
+        online = sum(is_online(v, circuit(v, now)) for v in snapshot.instances)
         report = HealthReport(
             ran=True,
             mode=polled.mode,
