@@ -26,7 +26,7 @@ from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
 from worker.delivery import Delivered, Dispatcher
 from worker.evolution import EvolutionClient
-from worker.intake_service import Intake
+from worker.intake import Intake
 from worker.resources import ROUTING_SNAPSHOT_SECONDS, Resources, build_resources
 from worker.simulator.contract import sent_text_body
 from worker.sweeper import Sweeper

@@ -18,8 +18,8 @@ from tests.chaos.results import record
 from tests.fakes.slack_server import running_fake_slack
 from tests.services import run_cli
 from tests.simulator_server import running_simulator
-from worker.intake import storable
 from worker.keys import DEAD_LETTERS
+from worker.message_input import storable
 
 pytestmark = pytest.mark.chaos
 

@@ -23,7 +23,7 @@ from tests.chaos.harness import Chaos, digits, phone, tally, wait_for
 from tests.chaos.results import record
 from tests.simulator_server import running_simulator
 from worker.celery_app import DELIVER_MESSAGE, MONITOR_QUEUE
-from worker.intake_service import Intake
+from worker.intake import Intake
 from worker.resources import build_resources
 
 pytestmark = pytest.mark.chaos

@@ -17,15 +17,14 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, func, select
 
-from models.alerts import Alert
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
-from models.tables import InstanceEvent
+from models.tables import Alert, InstanceEvent
 from tests.fakes.slack_server import running_fake_slack
 from tests.services import ROOT
 from tests.simulator_server import running_simulator
-from worker.monitor.health import LAST_RUN_KEY, RUNS_KEY
+from worker.monitor.health_check import LAST_RUN_KEY, RUNS_KEY
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from models.enums import InstanceStatus
 from worker.clock import set_test_clock
 from worker.delivery import Dispatcher
 from worker.evolution import EvolutionClient
-from worker.intake_service import Intake
+from worker.intake import Intake
 from worker.resources import Resources, build_resources, install
 from worker.simulator.contract import sent_text_body
 from worker.sweeper import Sweeper

@@ -21,12 +21,12 @@ from models.tables import Contact, Instance, SendAttempt
 from models.views import to_datetime
 from tests.integration.conftest import T0, Stack, phone
 from worker import keys
+from worker.composition import CeleryScheduler
 from worker.countdowns import CountdownBook
 from worker.delivery import Result
-from worker.intake import validate
 from worker.limiter.policy import Candidate, SpacingPolicy
 from worker.limiter.redis_backend import RedisLimiter
-from worker.pipeline import CeleryScheduler
+from worker.message_input import validate
 
 GRACE = 10.0
 

@@ -18,10 +18,10 @@ from models.tables import Message
 from models.views import to_datetime
 from tests.integration.conftest import T0, Stack, phone
 from worker.api import create_app, deps_from_resources
+from worker.composition import Pipeline
 from worker.controls import Controls
 from worker.countdowns import CountdownBook
 from worker.delivery import Result
-from worker.pipeline import Pipeline
 
 
 def stored_campaign(stack: Stack, message_id: uuid.UUID) -> str | None:

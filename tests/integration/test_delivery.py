@@ -17,11 +17,11 @@ from models.message_store import IdempotencyConflict
 from models.tables import Contact, Message
 from tests.concurrency import run_on_threads
 from tests.integration.conftest import T0, Stack, phone
+from worker.composition import Pipeline
 from worker.countdowns import CountdownBook
 from worker.delivery import Dispatcher, Result
-from worker.intake import InvalidMessage
 from worker.limiter import Candidate
-from worker.pipeline import Pipeline
+from worker.message_input import InvalidMessage
 from worker.sticky_cache import StickyCache
 
 

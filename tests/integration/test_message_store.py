@@ -24,7 +24,7 @@ from models.message_store import (
 from models.statements import Statements
 from models.views import to_datetime
 from tests.integration.conftest import T0, Stack, phone
-from worker.intake import rejection, validate
+from worker.message_input import rejection, validate
 
 AT = to_datetime(T0)
 

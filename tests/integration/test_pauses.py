@@ -18,11 +18,11 @@ from models.tables import Message
 from tests.integration.conftest import T0, Stack, phone
 from worker import keys
 from worker.api import create_app, deps_from_resources
+from worker.composition import Pipeline
 from worker.controls import ControlError, Controls
 from worker.countdowns import CountdownBook
 from worker.delivery import Dispatcher, Result
 from worker.pauses import PauseBoard
-from worker.pipeline import Pipeline
 from worker.policy.pauses import PauseScope
 
 

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from models.enums import MessageState
 from models.tables import Message
 from tests.integration.conftest import T0, Stack
+from worker.composition import Pipeline
 from worker.countdowns import CountdownBook
 from worker.delivery import Result
-from worker.pipeline import Pipeline
 from worker.policy.quiet_hours import QUIET_WAKE_SPREAD_SECONDS
 
 HOUR = 3600.0

@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from models.alert_store import AlertText, AlertView
-from models.alerts import POOL_SUBJECT, AlertKind, AlertSeverity, Channel, NotificationEvent
-from models.enums import InstanceStatus
+from models.enums import (
+    POOL_SUBJECT,
+    AlertKind,
+    AlertSeverity,
+    Channel,
+    InstanceStatus,
+    NotificationEvent,
+)
 from models.receipt_store import DeliveryCounts
-from models.views import InstanceView
+from models.views import AlertText, AlertView, InstanceView
 from worker.breaker import BreakerPolicy, is_online
 from worker.monitor.rules import (
     MonitorPolicy,

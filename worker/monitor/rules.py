@@ -32,11 +32,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from models.alert_store import AlertText, AlertView
-from models.alerts import POOL_SUBJECT, AlertKind, AlertSeverity, Channel, NotificationEvent
-from models.enums import InstanceStatus, status_emoji
+from models.enums import (
+    POOL_SUBJECT,
+    AlertKind,
+    AlertSeverity,
+    Channel,
+    InstanceStatus,
+    NotificationEvent,
+    status_emoji,
+)
 from models.receipt_store import DeliveryCounts
-from models.views import CircuitState, InstanceView
+from models.views import AlertText, AlertView, CircuitState, InstanceView
 from worker.breaker import BreakerPolicy, is_online
 from worker.phones import mask_phone
 

@@ -3,7 +3,7 @@
 One run: take the Redis lock (at most one run at a time across processes), poll every
 instance's state from Evolution (`poll.py`), record each status change on the instance and
 in `instance_events`, migrate contacts off newly banned numbers, read the limiter's loads,
-then open / remind / resolve alerts (`rules.py`) and send what is owed (`alerts.py`).
+then open / remind / resolve alerts (`rules.py`) and send what is owed (`alert_manager.py`).
 
 Decisions: `banned` is sticky (only an operator un-bans; the health check never turns a
 banned instance back to connected); status is recorded for inactive instances too, but only
@@ -41,7 +41,7 @@ from worker.breaker import BreakerPolicy, is_online
 from worker.clock import Clock, RedisClock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate, Limiter
-from worker.monitor.alerts import AlertManager, Applied, Delivered
+from worker.monitor.alert_manager import AlertManager, Applied, Notified
 from worker.monitor.notifiers import announce_channels, build_notifiers
 from worker.monitor.poll import PollMode, PollPolicy, PollResult, poll_states
 from worker.monitor.rules import (
@@ -81,7 +81,7 @@ class HealthReport:
     changes: tuple[StatusChange, ...] = ()
     migrated: Mapping[str, int] = field(default_factory=dict)
     alerts: Applied = field(default_factory=Applied)
-    notifications: Delivered = field(default_factory=Delivered)
+    notifications: Notified = field(default_factory=Notified)
     poll_seconds: float = 0.0
 
 
