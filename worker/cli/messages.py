@@ -11,8 +11,7 @@ from models.enums import MessageState
 from models.message_query_store import MAX_PAGE, MessageFilter, MessageQueryStore
 from models.message_values import UnknownMessage
 from worker.cli.output import BadInput, emit_json, table, unmasked_phone_error
-from worker.message_json import event_json
-from worker.message_json import message_json as record_json
+from worker.message_json import event_json, message_json
 from worker.resources import resources
 
 
@@ -52,7 +51,7 @@ def messages_show(message_id: str, as_json: bool) -> None:
     queries = MessageQueryStore(resources().sessions)
     wanted = _message_id(message_id)
     try:
-        document = record_json(queries.get(wanted))
+        document = message_json(queries.get(wanted))
         events = [event_json(e) for e in queries.timeline(wanted)]
     except UnknownMessage:
         raise BadInput(f"no message {message_id}") from None
@@ -106,7 +105,7 @@ def messages_list(
         limit=limit,
     )
     page = MessageQueryStore(resources().sessions).page(where)
-    rows = [record_json(m) for m in page.messages]
+    rows = [message_json(m) for m in page.messages]
     next_before = str(page.next_before) if page.next_before else None
     if as_json:
         emit_json({"messages": rows, "next_before": next_before})

@@ -22,7 +22,7 @@ RECENT_MESSAGES = 10
 TEXT_PREVIEW_CHARS = 40
 
 
-def message_json(message: MessageView) -> dict[str, Any]:
+def recent_message_json(message: MessageView) -> dict[str, Any]:
     """A message for people: phone masked, text shortened."""
     text = message.text
     return {
@@ -50,7 +50,7 @@ def status_document(res: Resources) -> dict[str, Any]:
     body["messages"] = {
         "by_state": message_counts(res.messages.count_by_state()),
         "requeues": res.messages.total_requeues(),
-        "recent": [message_json(m) for m in recent],
+        "recent": [recent_message_json(m) for m in recent],
     }
     body["dead_letters"] = DeadLetterStore(res.redis).count()
     body["pauses"] = [pause_json(e) for e in res.pauses.fresh().entries()]
