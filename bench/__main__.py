@@ -1,7 +1,8 @@
 """`python -m bench` (or `make bench`): run every benchmark, write bench/results/latest.*.
 
     python -m bench                         # everything, ~6-9 min on 2 cores
-    python -m bench --only saturation,scale # a subset: saturation, throughput, scale, health
+    python -m bench --only saturation,scale # a subset: saturation, throughput, scale, health,
+                                            # webhooks, recovery
     python -m bench --quick                 # tiny sizes: checks the bench itself, ~2 min
 
 Needs the README's PostgreSQL and Redis on 127.0.0.1. Creates (drops first) the database
@@ -28,7 +29,7 @@ import redis
 import sqlalchemy
 
 from bench import env as bench_env
-from bench import health, report, saturation, scale, throughput, webhooks
+from bench import health, recovery, report, saturation, scale, throughput, webhooks
 from bench.env import ROOT, BenchEnv
 
 SECTIONS: dict[str, Callable[[BenchEnv], dict[str, Any]]] = {
@@ -37,6 +38,7 @@ SECTIONS: dict[str, Callable[[BenchEnv], dict[str, Any]]] = {
     "throughput": throughput.run,
     "health": health.run,
     "webhooks": webhooks.run,
+    "recovery": recovery.run,
 }
 
 
@@ -85,6 +87,7 @@ def _shrink() -> None:
     throughput.IO_POOLS = (throughput.PoolConfig("threads", 8),)
     throughput.IO_TRIALS = 1
     health.SIZES = (20, 40)
+    recovery.RUNS, recovery.MESSAGES, recovery.KILL_AT_SENT = 1, 200, (40, 140)
 
 
 def _section(name: str, env: BenchEnv) -> dict[str, Any]:

@@ -195,7 +195,31 @@ def _summary(r: dict[str, Any]) -> list[str]:
                 None,
             ),
         ]
+    rows += _recovery(r)
     return rows
+
+
+def _recovery(r: dict[str, Any]) -> list[str]:
+    rec = r.get("recovery")
+    rows = _error(r, "recovery", "recovery after SIGKILL")
+    if not rec or "error" in rec or "missing" in rec:
+        return rows
+    title = (
+        f"recovery after SIGKILL: worker group killed ×{rec['kills_per_run']} in "
+        f"{rec['messages']} messages, beat on, {rec['runs']} runs"
+    )
+    in_flight_ok = rec["duplicates_outside_kill_window"] == 0
+    return [
+        *rows,
+        _row(title, "messages lost", str(rec["lost"]), "0", rec["lost"] == 0),
+        _row(title, "duplicates (sends in flight at the kills)",
+             f"{rec['duplicated']} ({rec['sending_at_kill']})", "≤ in flight",
+             in_flight_ok and rec["duplicated"] <= rec["sending_at_kill"]),
+        _row(title, "kill → last of its messages sent, p50 / max",
+             f"{rec['recovery_seconds_p50']:.1f} / {rec['recovery_seconds_max']:.1f} s",
+             f"< {rec['recovery_target_seconds']} s (30 s)",
+             rec["recovery_seconds_max"] < rec["recovery_target_seconds"]),
+    ]  # fmt: skip
 
 
 def _details(r: dict[str, Any]) -> list[str]:

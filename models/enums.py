@@ -95,6 +95,7 @@ class AlertKind(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     NOT_DELIVERING = "not_delivering"  # accepts sends, no delivery receipts (webhooks)
     SENDING_PAUSED = "sending_paused"  # an operator paused all sending (a reminder)
+    EVOLUTION_LICENCE = "evolution_licence"  # Evolution answers 503 LICENSE_REQUIRED
 
 
 class NotificationEvent(StrEnum):

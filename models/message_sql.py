@@ -8,10 +8,44 @@ BEGIN/COMMIT round trips), except `CLAIM_MOVING_PREFERENCE`, which may have to b
 back. PostgreSQL prepares them after a few executions on a connection (psycopg's default).
 
 They run on psycopg's cursor (models/statements.py), so parameters are `%(like_this)s`;
-timestamps are aware datetimes, ids UUIDs.
+timestamps are aware datetimes, ids UUIDs. The parts several statements share (the
+usable-instance check, the claim's UPDATE, the attempt's INSERT) are written once below and
+spliced into them when the module is imported.
 """
 
 from __future__ import annotations
+
+from typing import LiteralString
+
+#: The instance a claim is for is usable: active and not banned (a routing snapshot taken
+#: before a ban must not send from the banned number). Params: instance.
+USABLE_INSTANCE = """
+    SELECT 1 FROM instances WHERE name = %(instance)s AND active AND status <> 'banned'
+    """
+
+
+def _claim_message(guard: LiteralString) -> LiteralString:
+    """The send guard's UPDATE: a pending message (`queued`/`waiting`) becomes `sending` on
+    `instance`, under the claim stamped `now` by `claimant`, only while `guard` (a CTE
+    name) has a row. Returns the message id."""
+    return f"""
+        UPDATE messages
+           SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
+               claimed_at = %(now)s, claimed_by = %(claimant)s, not_before = NULL,
+               updated_at = %(now)s
+         WHERE id = %(id)s AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM {guard})
+        RETURNING id
+        """  # noqa: S608 - built from this module's constants only, at import
+
+
+def _record_attempt(started_at: LiteralString) -> LiteralString:
+    """The attempt of each message in the CTE `claimed` (its `id`s): outcome `sending` on
+    `instance`, started at the claim's time (the parameter named `started_at`)."""
+    return f"""
+        INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
+        SELECT id, %(instance)s, 'sending', %({started_at})s, 0 FROM claimed
+        """  # noqa: S608 - built from this module's constants only, at import
+
 
 #: A new message and its contact in one statement; the contact row is created or its phone
 #: refreshed. Returns one row:
@@ -56,10 +90,9 @@ ACCEPT = """
 #: idempotency key (or id) is already recorded: a replayed key changes no preference.
 #: Params: those of `ACCEPT`, plus instance, seen, claimed_at (the claim's time, its token)
 #: and claimant (models/claimant.py).
-ACCEPT_CLAIMING = """
+ACCEPT_CLAIMING = f"""
     WITH allowed AS (
-        SELECT EXISTS (SELECT 1 FROM instances
-                        WHERE name = %(instance)s AND active AND status <> 'banned')
+        SELECT EXISTS ({USABLE_INSTANCE})
            AND NOT EXISTS (SELECT 1 FROM messages WHERE id = %(id)s)
            AND NOT EXISTS (SELECT 1 FROM messages
                             WHERE idempotency_key = %(idempotency_key)s) AS ok
@@ -105,39 +138,27 @@ ACCEPT_CLAIMING = """
                        AS claim FROM after) AS decided
         ON CONFLICT DO NOTHING
         RETURNING id, state
-    ), attempt AS (
-        INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
-        SELECT id, %(instance)s, 'sending', %(claimed_at)s, 0
-          FROM inserted WHERE state = 'sending'
-    )
+    ), claimed AS (
+        SELECT id FROM inserted WHERE state = 'sending'
+    ), attempt AS ({_record_attempt("claimed_at")})
     SELECT (SELECT id FROM inserted) AS inserted,
            COALESCE((SELECT state = 'sending' FROM inserted), false) AS claimed,
            (SELECT preferred FROM after) AS preferred,
            EXISTS (SELECT 1 FROM before WHERE preferred_instance IS NOT NULL) AS had_one
-    """
+    """  # noqa: S608 - built from this module's constants only
 
 #: The send guard when the contact keeps its sticky instance: `queued`/`waiting` →
 #: `sending` on `instance`, and the attempt recorded (`send_attempts`, outcome `sending`),
 #: only while `instance` is usable (active, not banned: a routing snapshot taken before a
 #: ban must not send from the banned number). Returns one row (claimed, usable).
 #: Params: id, instance, now, claimant (models/claimant.py).
-CLAIM = """
-    WITH usable AS (
-        SELECT 1 FROM instances
-         WHERE name = %(instance)s AND active AND status <> 'banned'
-    ), claimed AS (
-        UPDATE messages
-           SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
-               claimed_at = %(now)s, claimed_by = %(claimant)s, not_before = NULL,
-               updated_at = %(now)s
-         WHERE id = %(id)s AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM usable)
-        RETURNING id
-    ), attempt AS (
-        INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
-        SELECT id, %(instance)s, 'sending', %(now)s, 0 FROM claimed
+CLAIM = f"""
+    WITH usable AS ({USABLE_INSTANCE}
+    ), claimed AS ({_claim_message("usable")}
+    ), attempt AS ({_record_attempt("now")}
     )
     SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, EXISTS (SELECT 1 FROM usable) AS usable
-    """
+    """  # noqa: S608 - built from this module's constants only
 
 #: The send guard when the contact's sticky instance moves to `instance`: the preference
 #: moves only if it still is `seen` (compare-and-set), and the message is claimed only if
@@ -145,29 +166,19 @@ CLAIM = """
 #: (moved, claimed, usable); when moved and not claimed the caller rolls back, so neither
 #: change is kept.
 #: Params: id, contact_id, seen, instance, now, claimant.
-CLAIM_MOVING_PREFERENCE = """
-    WITH usable AS (
-        SELECT 1 FROM instances
-         WHERE name = %(instance)s AND active AND status <> 'banned'
+CLAIM_MOVING_PREFERENCE = f"""
+    WITH usable AS ({USABLE_INSTANCE}
     ), moved AS (
         UPDATE contacts SET preferred_instance = %(instance)s, preferred_since = %(now)s
          WHERE id = %(contact_id)s AND preferred_instance IS NOT DISTINCT FROM %(seen)s
            AND EXISTS (SELECT 1 FROM usable)
         RETURNING 1
-    ), claimed AS (
-        UPDATE messages
-           SET state = 'sending', instance = %(instance)s, attempts = attempts + 1,
-               claimed_at = %(now)s, claimed_by = %(claimant)s, not_before = NULL,
-               updated_at = %(now)s
-         WHERE id = %(id)s AND state IN ('queued', 'waiting') AND EXISTS (SELECT 1 FROM moved)
-        RETURNING id
-    ), attempt AS (
-        INSERT INTO send_attempts (message_id, instance, outcome, started_at, lookups)
-        SELECT id, %(instance)s, 'sending', %(now)s, 0 FROM claimed
+    ), claimed AS ({_claim_message("moved")}
+    ), attempt AS ({_record_attempt("now")}
     )
     SELECT EXISTS (SELECT 1 FROM moved) AS moved, EXISTS (SELECT 1 FROM claimed) AS claimed,
            EXISTS (SELECT 1 FROM usable) AS usable
-    """
+    """  # noqa: S608 - built from this module's constants only
 
 #: `sending` → `sent` (and its attempt), and the instance's success recorded in the same
 #: statement: its

@@ -1,24 +1,25 @@
-"""SQL for messages: acceptance (idempotent), the claim guard and outcomes.
+"""Messages: acceptance (idempotent), reads, the claim guard and outcomes.
 
 Every state change is a conditional UPDATE on the current state, so two workers holding
-the same task can never both move one message forward (the claim is the send guard).
+the same task can never both move one message forward (the claim is the send guard): the
+writes are models/message_transitions.py, the hot path's statements models/message_sql.py,
+and sends whose outcome is unknown have their own store (models/unknown_send_store.py).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import message_sql
 from models.claimant import claimant
 from models.enums import PENDING_STATES, TERMINAL_STATES, AttemptOutcome, MessageState
+from models.message_transitions import end_attempt, record_event, transition
 from models.message_values import (
     Accepted,
     ClaimOutcome,
@@ -32,7 +33,8 @@ from models.message_values import (
     new_message_view,
 )
 from models.statements import Statements
-from models.tables import Message, MessageEvent, SendAttempt
+from models.tables import Message, SendAttempt
+from models.unknown_send_store import UnknownSendStore
 from models.views import MessageView
 
 #: The note on a message sent whose answer could not be read.
@@ -50,6 +52,8 @@ class MessageStore:
         bind = sessions.kw["bind"]
         engine = statements or bind.execution_options(isolation_level="AUTOCOMMIT")
         self._statements = Statements(engine)
+        #: Sends whose outcome is unknown: their own lifecycle, on the same database.
+        self.unknown_sends = UnknownSendStore(sessions)
 
     # -- acceptance -----------------------------------------------------------------
     def accept(self, new: NewMessage) -> Accepted:
@@ -57,7 +61,7 @@ class MessageStore:
 
         One statement (message and contact together). A message recorded by this call comes
         back with its `routing` input, so delivery can route it without reading it back."""
-        inserted, preferred = self._first_row(message_sql.ACCEPT, _accept_params(new))
+        inserted, preferred = self._statements.one_row(message_sql.ACCEPT, _accept_params(new))
         if inserted is not None:
             routing = RoutingInput(new_message_view(new), preferred)
             return Accepted(
@@ -84,7 +88,7 @@ class MessageStore:
             "seen": seen,
             "claimed_at": claimed_at or new.created_at,
         }
-        inserted, claimed, preferred, had_one = self._first_row(
+        inserted, claimed, preferred, had_one = self._statements.one_row(
             message_sql.ACCEPT_CLAIMING, params, repeatable=False
         )
         if inserted is None:
@@ -158,7 +162,7 @@ class MessageStore:
 
     def routing_input(self, message_id: uuid.UUID) -> RoutingInput:
         """The message and its contact's preferred instance, in one indexed query."""
-        row = self._run(message_sql.ROUTING_INPUT, {"id": message_id}, named=True)
+        row = self._statements.row(message_sql.ROUTING_INPUT, {"id": message_id}, named=True)
         if row is None:
             raise UnknownMessage(f"no message {message_id}")
         unknown = None
@@ -192,7 +196,7 @@ class MessageStore:
         while `instance` is active and not banned (INSTANCE_UNUSABLE otherwise)."""
         params = {"id": message_id, "instance": instance, "now": now, "claimant": claimant()}
         if contact_id is None or seen_preference == instance:
-            claimed, usable = self._first_row(message_sql.CLAIM, params, repeatable=False)
+            claimed, usable = self._statements.one_row(message_sql.CLAIM, params, repeatable=False)
             moved = True
         else:
             params |= {"contact_id": contact_id, "seen": seen_preference}
@@ -221,7 +225,7 @@ class MessageStore:
         on that instance: its breaker closed, `last_message_at` stamped (to the second).
         Without `provider_id` (Evolution's answer could not be read) it is sent all the
         same, noted "sent; provider id unknown"."""
-        (sent,) = self._first_row(
+        (sent,) = self._statements.one_row(
             message_sql.MARK_SENT,
             {
                 "id": message_id,
@@ -247,7 +251,7 @@ class MessageStore:
         Evolution's answer before sending)."""
         live = set(MessageState) - TERMINAL_STATES
         with self._sessions.begin() as session:
-            moved = self._transition(
+            moved = transition(
                 session,
                 message_id,
                 live,
@@ -257,18 +261,18 @@ class MessageStore:
                 last_error=reason[:2000],
             )
             if moved:
-                _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, reason)
-                _record_event(session, message_id, "failed", now, reason=reason[:2000])
+                end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, reason)
+                record_event(session, message_id, "failed", now, reason=reason[:2000])
             return moved
 
     def mark_expired(self, message_id: uuid.UUID, now: datetime) -> bool:
         reason = "expired: TTL passed before a send slot"
         with self._sessions.begin() as session:
-            moved = self._transition(
+            moved = transition(
                 session, message_id, PENDING_STATES, MessageState.EXPIRED, now, last_error=reason
             )
             if moved:
-                _record_event(session, message_id, "expired", now, reason=reason)
+                record_event(session, message_id, "expired", now, reason=reason)
             return moved
 
     def return_to_queue(
@@ -278,11 +282,15 @@ class MessageStore:
         now: datetime,
         *,
         claimed_at: datetime | None = None,
+        refund_attempt: bool = False,
     ) -> bool:
         """After a send that provably did not happen: `sending` → `queued` (with
-        `claimed_at`: only while under that claim), its attempt `not_sent`, the error kept."""
+        `claimed_at`: only while under that claim), its attempt `not_sent`, the error kept.
+        `refund_attempt`: the refusal was nobody's fault (Evolution not activated), so the
+        claim's attempt does not count towards MAX_SEND_ATTEMPTS."""
+        refund = {"attempts": Message.attempts - 1} if refund_attempt else {}
         with self._sessions.begin() as session:
-            moved = self._transition(
+            moved = transition(
                 session,
                 message_id,
                 {MessageState.SENDING},
@@ -290,89 +298,12 @@ class MessageStore:
                 now,
                 claimed_at=claimed_at,
                 last_error=error[:2000],
+                **refund,
             )
             if moved:
-                _end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, error)
-                _record_event(session, message_id, "attempt_failed", now, reason=error[:2000])
+                end_attempt(session, message_id, AttemptOutcome.NOT_SENT, now, error)
+                record_event(session, message_id, "attempt_failed", now, reason=error[:2000])
             return moved
-
-    # -- sends whose outcome is unknown ---------------------------------------------------
-    def mark_unknown(
-        self,
-        message_id: uuid.UUID,
-        detail: str,
-        now: datetime,
-        *,
-        look_up_at: datetime,
-        claimed_at: datetime | None = None,
-    ) -> bool:
-        """A send with no trustworthy answer: `sending` → `waiting` until `look_up_at` (with
-        `claimed_at`: only while under that claim), its attempt `unknown` (its slot stays
-        spent). Nothing is sent again before Evolution has been asked about it."""
-        with self._sessions.begin() as session:
-            moved = self._transition(
-                session,
-                message_id,
-                {MessageState.SENDING},
-                MessageState.WAITING,
-                now,
-                claimed_at=claimed_at,
-                not_before=look_up_at,
-                last_error=f"outcome unknown: {detail}"[:2000],
-            )
-            if moved:
-                _end_attempt(session, message_id, AttemptOutcome.UNKNOWN, now, detail)
-            return moved
-
-    def settle_found(
-        self, message_id: uuid.UUID, attempt: UnknownAttempt, provider_id: str, now: datetime
-    ) -> bool:
-        """Evolution has the message: the unknown attempt was `sent` (at its start)."""
-        with self._sessions.begin() as session:
-            moved = self._transition(
-                session,
-                message_id,
-                PENDING_STATES,
-                MessageState.SENT,
-                now,
-                instance=attempt.instance,
-                provider_message_id=provider_id,
-                sent_at=attempt.started_at,
-                not_before=None,
-                last_error=None,
-            )
-            if moved:
-                _settle(
-                    session, attempt.id, AttemptOutcome.SENT, now, provider_message_id=provider_id
-                )
-            return moved
-
-    def note_absent(
-        self, message_id: uuid.UUID, attempt: UnknownAttempt, now: datetime, look_up_at: datetime
-    ) -> None:
-        """A look-up found nothing: counted; the message waits for the next look-up."""
-        with self._sessions.begin() as session:
-            session.execute(
-                update(SendAttempt)
-                .where(SendAttempt.id == attempt.id)
-                .values(lookups=SendAttempt.lookups + 1)
-            )
-            self._transition(
-                session,
-                message_id,
-                PENDING_STATES,
-                MessageState.WAITING,
-                now,
-                not_before=look_up_at,
-            )
-
-    def settle_unknown(
-        self, attempt: UnknownAttempt, outcome: AttemptOutcome, now: datetime, detail: str
-    ) -> None:
-        """Close an unknown attempt as `absent` or `unverified`: the message may be sent
-        again, on a new slot (this attempt's slot stays spent)."""
-        with self._sessions.begin() as session:
-            _settle(session, attempt.id, outcome, now, detail=detail)
 
     def spent_since(self, hour_start: datetime, day_start: datetime) -> dict[str, tuple[int, int]]:
         """Per instance, the attempts that spent a slot since `hour_start` and since
@@ -405,7 +336,7 @@ class MessageStore:
         The wait is kept in the message's timeline (`message_events`) with `reason`."""
         state = MessageState.WAITING if not_before is not None else MessageState.QUEUED
         with self._sessions.begin() as session:
-            moved = self._transition(
+            moved = transition(
                 session,
                 message_id,
                 PENDING_STATES,
@@ -416,118 +347,8 @@ class MessageStore:
             )
             if moved:
                 kind = "waiting" if not_before is not None else "requeued"
-                _record_event(session, message_id, kind, now, reason=reason, until=not_before)
+                record_event(session, message_id, kind, now, reason=reason, until=not_before)
             return moved
-
-    def _run(
-        self,
-        statement: LiteralString,
-        params: Mapping[str, Any],
-        *,
-        repeatable: bool = True,
-        named: bool = False,
-    ) -> Any | None:
-        """One autocommit statement and its first row (a tuple, or a named tuple).
-
-        When the pooled connection turns out dead (PostgreSQL restarted since it was last
-        used), the whole pool is dropped and a `repeatable` statement is run once more on a
-        fresh connection: what a ping on every checkout would buy, for one round trip per
-        statement less. Repeatable means harmless if the first run did commit and only its
-        answer was lost: ACCEPT finds its own row, MARK_SENT and ROUTING_INPUT change
-        nothing the second time. The claims (CLAIM, ACCEPT_CLAIMING) are not: a lost answer
-        would read as "claimed by another worker" and strand the message in `sending` until
-        the sweep; they raise instead, and the task retries (the pool is fresh by then)."""
-        run = self._statements.first_named if named else self._statements.first
-        for attempt in (1, 2) if repeatable else (2,):
-            try:
-                return run(statement, params)
-            except DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _first_row(
-        self, statement: LiteralString, params: Mapping[str, Any], *, repeatable: bool = True
-    ) -> tuple[Any, ...]:
-        """The one row a statement always returns (the CTEs' summary row)."""
-        row = self._run(statement, params, repeatable=repeatable)
-        if row is None:  # pragma: no cover - these statements select one row
-            raise AssertionError("statement returned no row")
-        return tuple(row)
-
-    @staticmethod
-    def _transition(
-        session: Session,
-        message_id: uuid.UUID,
-        sources: Collection[MessageState],
-        target: MessageState,
-        now: datetime,
-        *,
-        claimed_at: datetime | None = None,
-        **values: Any,
-    ) -> bool:
-        """Move the message from one of `sources` to `target`; with `claimed_at` (a claim's
-        token) only while it is still under that claim."""
-        where = [Message.id == message_id, Message.state.in_(list(sources))]
-        if claimed_at is not None:
-            where.append(Message.claimed_at == claimed_at)
-        result = session.execute(
-            update(Message)
-            .where(*where)
-            .values(state=target, updated_at=now, **values)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _end_attempt(
-    session: Session,
-    message_id: uuid.UUID,
-    outcome: AttemptOutcome,
-    now: datetime,
-    detail: str,
-) -> None:
-    """The message's attempt in flight (if any) ends with `outcome`."""
-    session.execute(
-        update(SendAttempt)
-        .where(
-            SendAttempt.message_id == message_id,
-            SendAttempt.outcome == AttemptOutcome.SENDING,
-        )
-        .values(outcome=outcome, ended_at=now, detail=detail[:2000])
-        .execution_options(synchronize_session=False)
-    )
-
-
-def _settle(
-    session: Session, attempt_id: int, outcome: AttemptOutcome, now: datetime, **values: Any
-) -> None:
-    """An `unknown` attempt ends with `outcome` (only while it still is unknown)."""
-    session.execute(
-        update(SendAttempt)
-        .where(SendAttempt.id == attempt_id, SendAttempt.outcome == AttemptOutcome.UNKNOWN)
-        .values(outcome=outcome, ended_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def _record_event(
-    session: Session,
-    message_id: uuid.UUID,
-    kind: str,
-    at: datetime,
-    *,
-    reason: str | None = None,
-    until: datetime | None = None,
-) -> None:
-    """Append one timeline event, in the transaction of the change it records; the instance
-    is the one the message row names at that point."""
-    instance = select(Message.instance).where(Message.id == message_id).scalar_subquery()
-    session.execute(
-        insert(MessageEvent).values(
-            message_id=message_id, at=at, kind=kind, instance=instance, reason=reason, until=until
-        )
-    )
 
 
 def _accept_params(new: NewMessage) -> dict[str, Any]:

@@ -47,6 +47,42 @@ class Statements:
         """The first row as a named tuple (attribute access by column name), or None."""
         return self._on_connection(sql, params, lambda conn: _first_named(conn, sql, params))
 
+    def row(
+        self,
+        sql: LiteralString,
+        params: Mapping[str, Any],
+        *,
+        repeatable: bool = True,
+        named: bool = False,
+    ) -> Any | None:
+        """The statement's first row (a tuple, or with `named` a named tuple), or None.
+
+        When the pooled connection turns out dead (PostgreSQL restarted since it was last
+        used), the whole pool is dropped and a `repeatable` statement is run once more on a
+        fresh connection: what a ping on every checkout would buy, for one round trip per
+        statement less. Repeatable means harmless if the first run did commit and only its
+        answer was lost: ACCEPT finds its own row, MARK_SENT and ROUTING_INPUT change
+        nothing the second time. The claims (CLAIM, ACCEPT_CLAIMING) are not: a lost answer
+        would read as "claimed by another worker" and strand the message in `sending` until
+        the sweep; they raise instead, and the task retries (the pool is fresh by then)."""
+        run = self.first_named if named else self.first
+        for attempt in (1, 2) if repeatable else (2,):
+            try:
+                return run(sql, params)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def one_row(
+        self, sql: LiteralString, params: Mapping[str, Any], *, repeatable: bool = True
+    ) -> tuple[Any, ...]:
+        """The one row a statement always returns (the CTEs' summary row), as `row` runs it."""
+        found = self.row(sql, params, repeatable=repeatable)
+        if found is None:  # pragma: no cover - these statements select one row
+            raise AssertionError("statement returned no row")
+        return tuple(found)
+
     def in_transaction(
         self, sql: LiteralString, params: Mapping[str, Any], keep: Callable[[tuple[Any, ...]], bool]
     ) -> tuple[Any, ...]:

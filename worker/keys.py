@@ -76,7 +76,7 @@ def wake_bookings(retry_at: float) -> str:
     """How many parked messages were booked to wake at `retry_at` (unix seconds, a window start).
 
     Parking spreads messages over future windows by this count, so a window wakes only as
-    many messages as it can send (see worker/delivery.py `_parking_time`).
+    many messages as it can send (see worker/waiting.py `wake_in_window`).
     """
     return f"{LIMITER_TAG}:wake:{int(retry_at)}"
 

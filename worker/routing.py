@@ -102,6 +102,12 @@ class RouteRequest:
     table: RoutingTable | None = None  # `routing_table(instances)`, when the caller keeps one
 
 
+def demoted_instance(instance: str | None, attempts: int, last_error: str | None) -> str | None:
+    """The instance a message is tried on last: the one it failed on, once it has failed
+    there more than once (two attempts and an error kept); None otherwise."""
+    return instance if attempts >= 2 and last_error else None
+
+
 def plan_route(request: RouteRequest, breaker: BreakerPolicy) -> RoutePlan:
     """Sticky first; otherwise every available instance, least-loaded first (by the limiter)."""
     table = request.table or routing_table(request.instances, breaker)

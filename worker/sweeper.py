@@ -29,7 +29,7 @@ from config import Settings
 from models.sweep_store import SweepStore
 from models.views import to_datetime
 from worker import keys
-from worker.delivery import Scheduler
+from worker.delivery_result import Scheduler
 from worker.heartbeat import Heartbeats
 from worker.limiter import Limiter
 

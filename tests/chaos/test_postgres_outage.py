@@ -2,8 +2,8 @@
 
 Tasks that hit the outage retry with backoff (tasks/messages.py: infrastructure errors retry
 for as long as they last; INFRASTRUCTURE_RETRY_MAX_SECONDS caps the pause); a send already
-made when the database went away waits in place to record `sent` (worker/delivery.py,
-`_record_sent`) instead of leaving a claim for the sweep to re-send; nothing is lost; no
+made when the database went away waits in place to record `sent` (worker/outcomes.py,
+`Outcomes._record_sent`) instead of leaving a claim for the sweep to re-send; nothing is lost; no
 instance sends more than its hourly cap; the status API's `/dashboard/health` goes
 `degraded` during the outage and `healthy` after. Messages beyond the caps wait for a slot
 until their TTL and then end `expired`.

@@ -10,14 +10,22 @@ import contextlib
 import subprocess
 import sys
 import threading
+import types
+import uuid
 from collections.abc import Iterator
+from queue import Empty
 from typing import Any
 
 import pytest
 import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
-from worker.broker.transport import CrashSafeTransport, RedisTooOld, require_blmove
+from worker.broker.transport import (
+    WAIT_SECONDS,
+    CrashSafeTransport,
+    RedisTooOld,
+    require_blmove,
+)
 from worker.celery_app import CRASH_SAFE_TRANSPORT, app, broker_transport
 
 QUEUE = Queue("q", Exchange("q"), routing_key="q")
@@ -233,3 +241,121 @@ def test_redis_older_than_6_2_is_refused_with_a_clear_error(version: str, accept
     else:
         with pytest.raises(RedisTooOld, match=r"Redis 6\.2 or later"):
             require_blmove({"redis_version": version})
+
+
+@pytest.mark.parametrize(
+    ("options", "seconds"), [({}, WAIT_SECONDS), ({"polling_interval": 0.5}, 0.5)]
+)
+@pytest.mark.parametrize(("no_ack", "command"), [(False, "BLMOVE"), (True, "BRPOP")])
+def test_an_idle_wait_blocks_for_the_polling_interval(
+    redis_url: str,
+    broker: redis.Redis,
+    options: dict[str, float],
+    seconds: float,
+    no_ack: bool,
+    command: str,
+) -> None:
+    """kombu 5.6.0's fix (PR #2346): `polling_interval` is each blocking wait's timeout;
+    kombu 5.5.4 waited 1 s (BRPOP) and the crash-safe wait WAIT_SECONDS, whatever it said."""
+    conn, _, _ = consume(redis_url, [QUEUE], no_ack=no_ack, **options)
+    db = int(redis_url.rsplit("/", 1)[1])
+    with conn, broker.monitor() as monitor:
+        channel = conn.default_channel
+        if not no_ack:  # the crash-safe consumer fetches first, and waits once that is empty
+            conn.transport.cycle._register_BRPOP(channel)
+            with pytest.raises(Empty):
+                channel._brpop_read()
+        conn.transport.cycle._register_BRPOP(channel)
+        while True:
+            seen = monitor.next_command()
+            if seen["db"] == db and seen["command"].startswith(f"{command} q"):
+                break
+    assert float(seen["command"].split()[-1]) == seconds
+
+
+class Token:
+    """A streaming credential provider's token, as redis-py 5.3 and later hand it over."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.user, self.password = user, password
+
+    def try_get(self, key: str) -> str:
+        return self.user if key == "oid" else ""
+
+    def get_value(self) -> str:
+        return self.password
+
+
+def rotate_token(connection: Any, token: Token) -> None:
+    """What redis-py 5.3+ does to a connection in use when its provider rotates a token
+    (`set_re_auth_token`; `re_auth` sends it). redis-py 5.2 has neither: they are added
+    here as 5.3 defines them, and Redis does the authentication for real."""
+
+    def re_auth(self: Any) -> None:
+        if self._re_auth_token is not None:
+            token = self._re_auth_token
+            self.send_command("AUTH", token.try_get("oid"), token.get_value())
+            self.read_response()
+            self._re_auth_token = None
+
+    connection._re_auth_token = token
+    connection.re_auth = types.MethodType(re_auth, connection)
+
+
+def consumer_connection(conn: Connection) -> Any:
+    """The consumer's own Redis connection, registered with the poller (first fetch sent)."""
+    channel = conn.default_channel
+    conn.transport.cycle._register_BRPOP(channel)
+    return channel.client.connection
+
+
+def server_side(broker: redis.Redis, connection: Any) -> dict[str, str]:
+    """Redis's CLIENT LIST entry for `connection`."""
+    port = connection._sock.getsockname()[1]
+    [entry] = [c for c in broker.client_list() if c["addr"].endswith(f":{port}")]
+    return dict(entry)
+
+
+@pytest.fixture
+def acl_user(broker: redis.Redis) -> Iterator[tuple[str, str]]:
+    """A Redis user allowed everything, removed after the test: (name, password)."""
+    name, password = f"zdtest-{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+    broker.execute_command("ACL", "SETUSER", name, "on", f">{password}", "~*", "&*", "+@all")
+    yield name, password
+    broker.execute_command("ACL", "DELUSER", name)
+
+
+def test_a_rotated_token_is_sent_on_the_consumer_connection_after_a_read(
+    redis_url: str, broker: redis.Redis, acl_user: tuple[str, str]
+) -> None:
+    """kombu's fix of PR #2563: the consumer's connection never returns to the pool, so a
+    rotated token reaches it only if the transport sends it between two commands."""
+    conn, received, messages = consume(redis_url, [QUEUE])
+    with conn:
+        connection = consumer_connection(conn)
+        rotate_token(connection, Token(*acl_user))
+        publish(redis_url, {"n": 1})
+        drain_until(conn, received, 1)
+        messages[0].ack()
+        assert connection._re_auth_token is None
+        assert server_side(broker, connection)["user"] == acl_user[0]
+
+
+def test_a_refused_token_drops_the_connection_and_consuming_goes_on(
+    redis_url: str, broker: redis.Redis, acl_user: tuple[str, str]
+) -> None:
+    conn, received, messages = consume(redis_url, [QUEUE])
+    with conn:
+        connection = consumer_connection(conn)
+        address = server_side(broker, connection)["addr"]
+        rotate_token(connection, Token(acl_user[0], "not-the-password"))
+        publish(redis_url, {"n": 1})
+        drain_until(conn, received, 1)
+        assert connection._re_auth_token is None
+        assert address not in [c["addr"] for c in broker.client_list()], "not dropped"
+        publish(redis_url, {"n": 2})
+        drain_until(conn, received, 2)  # the next poll reconnected
+        for message in messages:
+            message.ack()
+    assert received == [{"n": 1}, {"n": 2}]
+    assert counts(broker) == (0, 0, 0)

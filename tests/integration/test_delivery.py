@@ -15,6 +15,7 @@ from sqlalchemy import event, select, update
 from models.enums import InstanceStatus, MessageState
 from models.message_store import IdempotencyConflict
 from models.tables import Contact, Message
+from models.views import to_datetime
 from tests.concurrency import run_on_threads
 from tests.integration.conftest import T0, Stack, phone
 from worker.composition import Pipeline
@@ -207,6 +208,35 @@ def test_auth_errors_are_not_the_recipients_fault(stack: Stack) -> None:
     stack.evolution.behaviour["a"] = respond(401, {"status": 401, "error": "Unauthorized"})
     message = stack.res.messages.get(deliver_new(stack, 1))
     assert message.state is MessageState.QUEUED
+
+
+def test_the_licence_gate_parks_the_message_and_opens_no_breaker(
+    make_stack: Callable[..., Stack],
+) -> None:
+    """Evolution 2.4 not activated (503 LICENSE_REQUIRED on every route): no number is at
+    fault and no message fails for it, however often it is tried; it waits, parked for the
+    offline backoff, and goes out once the gate is lifted."""
+    stack = make_stack(max_send_attempts=2, circuit_failure_threshold=2)
+    gate = respond(503, {"error": "service not activated", "code": "LICENSE_REQUIRED"})
+    for name in ("a", "b"):
+        stack.add_instance(name)
+        stack.evolution.behaviour[name] = gate
+    message_id = deliver_new(stack, 1)
+    for tries in range(1, 5):
+        message = stack.res.messages.get(message_id)
+        assert message.state is MessageState.WAITING and message.requeues == tries
+        assert message.attempts == 0  # no attempt used up: MAX_SEND_ATTEMPTS is 2
+        assert "Evolution requires a licence" in (message.last_error or "")
+        assert message.not_before is not None and message.not_before > to_datetime(T0)
+        stack.sweeper.run()  # not due yet: nothing moves
+        assert stack.res.messages.get(message_id).state is MessageState.WAITING
+        stack.dispatcher.deliver(message_id)  # as a redelivered task would
+    assert [stack.res.instances.get(n).consecutive_failures for n in ("a", "b")] == [0, 0]
+    usage = stack.res.limiter.usage([Candidate("a", 100, 1000), Candidate("b", 100, 1000)])
+    assert [u.sent_hour for u in usage] == [0, 0]
+    assert stack.scheduler.calls == []
+    del stack.evolution.behaviour["a"], stack.evolution.behaviour["b"]
+    assert stack.dispatcher.deliver(message_id).result is Result.SENT
 
 
 # -- input -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from worker.clock import FixedClock, set_test_clock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate
 from worker.monitor import notifiers as notifiers_module
-from worker.monitor.alert_manager import AlertManager
+from worker.monitor.alert_manager import AlertManager, Applied
 from worker.monitor.health_check import HealthMonitor, HealthReport, policy_from
 from worker.monitor.notifiers import (
     EmailNotifier,
@@ -44,6 +44,7 @@ from worker.monitor.notifiers import (
     slack_retry_handlers,
 )
 from worker.monitor.poll import PollMode, PollPolicy
+from worker.monitor.states import NOT_LOADED_REASON
 from worker.resources import Resources, build_resources
 from worker.webhooks.events import parse_envelope
 
@@ -78,16 +79,18 @@ class World:
             Channel.EMAIL: EmailNotifier(parse_smtp_url(self.smtp.url), ["ops@example.com"]),
         }
 
-    def fresh_monitor(self, deliveries: ReceiptStore | None = None) -> HealthMonitor:
-        """A monitor built from nothing but the settings: what a restarted worker has."""
+    def fresh_monitor(
+        self, deliveries: ReceiptStore | None = None, api_key: str | None = None
+    ) -> HealthMonitor:
+        """A monitor built from nothing but the settings: what a restarted worker has
+        (`api_key`: another key than the simulator's)."""
         sim = self.sim
+        key = api_key or sim.api_key
         return HealthMonitor(
             policy=policy_from(self.res.settings),
             instances=self.res.instances,
             alerts=AlertManager(AlertStore(self.res.sessions), self.notifiers()),
-            evolution=lambda: AsyncEvolutionClient(
-                sim.url, sim.api_key, timeout=httpx.Timeout(5.0)
-            ),
+            evolution=lambda: AsyncEvolutionClient(sim.url, key, timeout=httpx.Timeout(5.0)),
             limiter=self.res.limiter,
             client=self.redis,
             clock=self.clock,
@@ -277,6 +280,72 @@ def test_unknown_to_evolution_is_disconnected(world: World) -> None:
         "unknown to Evolution",
     )
     assert len(with_text(world.slack_texts(), "Instance ghost offline")) == 1
+
+
+# --- Evolution's contract as its source has it ------------------------------------------
+
+
+def test_a_stale_open_row_in_fetch_instances_does_not_hide_a_reconnect(world: World) -> None:
+    """fetchInstances' rows are database values, `open` while a session auto-reconnects:
+    connectionState (live) wins."""
+    world.add("a")
+    world.add("b")
+    world.sim.configure_instance("b", state="connecting", db_state="open")
+    report = world.run()
+    assert report.mode is PollMode.FETCH
+    assert world.res.instances.get("b").status is InstanceStatus.CONNECTING
+    assert len(with_text(world.slack_texts(), "Instance b offline")) == 1
+
+
+def test_an_instance_not_loaded_in_evolution_is_disconnected_with_its_reason(
+    world: World,
+) -> None:
+    world.add("a")
+    world.add("b")
+    world.sim.configure_instance("b", loaded=False)
+    world.run()
+    b = world.res.instances.get("b")
+    assert (b.status, b.status_reason) == (InstanceStatus.DISCONNECTED, NOT_LOADED_REASON)
+    assert len(with_text(world.slack_texts(), "Instance b offline")) == 1
+
+
+def test_absent_from_an_instance_keys_listing_is_not_unknown(world: World) -> None:
+    """With an instance's own key fetchInstances lists that key's instances only: "c" is
+    asked with connectionState, which refuses the key (401), and is not "unknown"."""
+    world.sim.configure(api_key="global-key")
+    for name in ("a", "b", "c"):
+        world.add(name)
+    for name in ("a", "b"):
+        world.sim.configure_instance(name, token="shared-token")
+    world.monitor = world.fresh_monitor(api_key="shared-token")
+    report = world.run()
+    assert report.mode is PollMode.FETCH
+    assert [world.res.instances.get(n).status for n in ("a", "b")] == [InstanceStatus.CONNECTED] * 2
+    reason = world.res.instances.get("c").status_reason or ""
+    assert "401" in reason and reason != "unknown to Evolution"
+
+
+def test_the_licence_gate_is_one_alert_and_changes_no_status(world: World) -> None:
+    """Evolution 2.4 not activated: every call answers 503 LICENSE_REQUIRED. One critical
+    alert about the server, reminded and resolved like the others; no instance goes
+    offline for it, and an alert pass between polls (a webhook's) does not resolve it."""
+    world.add("a")
+    world.add("b")
+    world.sim.configure(license_required=True)
+    report = world.run()
+    assert report.changes == () and report.online == 2
+    texts = world.slack_texts()
+    assert len(texts) == 1 and "Evolution requires a licence" in texts[0]
+    assert alerts_of(world) == [("evolution_licence", "", False)]
+    assert world.monitor is not None and world.monitor.evaluate_alerts() == Applied()
+    world.advance(HOUR)
+    world.run()
+    assert len(with_text(world.slack_texts(), "*Still open: Evolution requires a licence*")) == 1
+    assert [world.res.instances.get(n).status for n in ("a", "b")] == [InstanceStatus.CONNECTED] * 2
+    world.sim.configure(license_required=False)
+    world.run()
+    assert len(with_text(world.slack_texts(), "✅ *Resolved: Evolution requires a licence*")) == 1
+    assert alerts_of(world) == [("evolution_licence", "", True)]
 
 
 # --- no spam, restarts, channels down -----------------------------------------------------

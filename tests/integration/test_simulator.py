@@ -15,6 +15,7 @@ from worker.evolution import (
     AsyncEvolutionClient,
     EvolutionAuthError,
     EvolutionClient,
+    EvolutionLicenceRequired,
     InstanceRateLimited,
     InstanceState,
     InstanceUnavailable,
@@ -23,6 +24,7 @@ from worker.evolution import (
     SendOutcomeUnknown,
     TransientEvolutionError,
 )
+from worker.evolution.bodies import NOT_LOADED
 from worker.evolution.exchange import ExchangeFailed
 from worker.monitor.poll import PollPolicy, probe_each
 
@@ -87,11 +89,94 @@ def test_not_on_whatsapp(sim: SimulatorHandle, client: EvolutionClient) -> None:
     assert sim.messages() == []
 
 
-def test_closed_instance_is_unavailable(sim: SimulatorHandle, client: EvolutionClient) -> None:
+def test_a_dead_session_answers_as_evolution_does(
+    sim: SimulatorHandle, client: EvolutionClient
+) -> None:
+    """A number in Evolution's on-WhatsApp cache (sent to before): the send fails inside its
+    try, 400 `["Error: Connection Closed"]`. Any other number: the number check fails first
+    and Baileys' error reaches Express' handler, 500 with the bare string."""
+    client.send_text("inst-a", NUMBER, "hi")  # NUMBER is now in the cache
     sim.configure_instance("inst-a", state="close", disconnection_reason=401)
     with pytest.raises(InstanceUnavailable) as caught:
         client.send_text("inst-a", NUMBER, "hi")
     assert caught.value.status_code == 400
+    fresh = "5511988887777"
+    answer = httpx.post(
+        f"{sim.url}/message/sendText/inst-a",
+        json={"number": fresh, "text": "hi"},
+        headers={"apikey": KEY},
+    )
+    assert (answer.status_code, answer.json()) == (
+        500,
+        {
+            "status": 500,
+            "error": "Internal Server Error",
+            "response": {"message": "Connection Closed"},
+        },
+    )
+    with pytest.raises(InstanceUnavailable) as caught:
+        client.send_text("inst-a", fresh, "hi")
+    assert caught.value.status_code == 500
+    assert len(sim.messages()) == 1
+
+
+def test_an_instance_not_loaded_in_memory(sim: SimulatorHandle, client: EvolutionClient) -> None:
+    """In Evolution's database, not in its memory: connectionState has no `state`, sendText
+    and findMessages hit `waInstances[name]` undefined (500), fetchInstances lists its row."""
+    sim.configure_instance("inst-a", loaded=False)
+    raw = httpx.get(f"{sim.url}/instance/connectionState/inst-a", headers={"apikey": KEY})
+    assert raw.json() == {"instance": {"instanceName": "inst-a"}}
+    assert client.connection_state("inst-a").state == NOT_LOADED
+    with pytest.raises(InstanceUnavailable) as caught:
+        client.send_text("inst-a", NUMBER, "hi")
+    assert caught.value.status_code == 500 and "reading 'textMessage'" in str(caught.value)
+    with pytest.raises(LookUpUnavailable):
+        client.sent_messages("inst-a", NUMBER)
+    assert {s.name: s.state for s in client.fetch_instances()}["inst-a"] == "open"
+
+
+def test_fetch_instances_rows_stay_open_during_auto_reconnect(
+    sim: SimulatorHandle, client: EvolutionClient
+) -> None:
+    sim.configure_instance("inst-a", state="connecting", db_state="open")
+    assert {s.name: s.state for s in client.fetch_instances()}["inst-a"] == "open"
+    assert client.connection_state("inst-a").state == "connecting"
+
+
+def test_an_instance_key_lists_only_its_own_instances(sim: SimulatorHandle) -> None:
+    sim.configure_instance("inst-a", token="token-a")
+    with EvolutionClient(sim.url, "token-a") as own:
+        assert [s.name for s in own.fetch_instances()] == ["inst-a"]  # 200, not 401
+        assert own.connection_state("inst-a").state == "open"
+        with pytest.raises(EvolutionAuthError):
+            own.connection_state("inst-b")
+    with EvolutionClient(sim.url, "nobody's") as stranger, pytest.raises(EvolutionAuthError):
+        stranger.fetch_instances()
+    sim.configure_instance("inst-a", loaded=False)
+    with EvolutionClient(sim.url, "token-a") as own, pytest.raises(InstanceUnavailable):
+        own.fetch_instances()  # instanceInfo: 404 for a named instance not in memory
+
+
+def test_the_licence_gate_answers_every_route_before_the_key(
+    sim: SimulatorHandle, client: EvolutionClient
+) -> None:
+    sim.configure(license_required=True)
+    for method, path in [
+        ("POST", "/message/sendText/inst-a"),
+        ("GET", "/instance/connectionState/ghost"),
+        ("GET", "/instance/fetchInstances"),
+        ("POST", "/chat/findMessages/inst-a"),
+    ]:
+        answer = httpx.request(method, f"{sim.url}{path}", json={})
+        body = answer.json()
+        assert answer.status_code == 503, path
+        assert (body["error"], body["code"]) == ("service not activated", "LICENSE_REQUIRED")
+        assert body["register_url"].endswith("/manager/login")
+    with pytest.raises(EvolutionLicenceRequired):
+        client.send_text("inst-a", NUMBER, "hi")
+    assert sim.messages() == [] and sim.stats()["total_requests"] == 0
+    sim.configure(license_required=False)
+    assert client.send_text("inst-a", NUMBER, "hi").status == "PENDING"
 
 
 def test_unknown_instance_is_404(client: EvolutionClient) -> None:

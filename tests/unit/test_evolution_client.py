@@ -17,6 +17,7 @@ from worker.evolution import (
     EvolutionAuthError,
     EvolutionClient,
     EvolutionError,
+    EvolutionLicenceRequired,
     InstanceRateLimited,
     InstanceState,
     InstanceUnavailable,
@@ -27,6 +28,7 @@ from worker.evolution import (
     StoredMessage,
     TransientEvolutionError,
 )
+from worker.evolution.bodies import NOT_LOADED
 from worker.evolution.exchange import ExchangeFailed
 from worker.monitor.poll import PollPolicy, probe_each
 from worker.phones import mask_phone
@@ -214,6 +216,24 @@ def test_the_licence_gate_is_a_refusal_before_sending() -> None:
     with pytest.raises(TransientEvolutionError) as caught:
         send_with(answer(503, gate))
     assert not isinstance(caught.value, SendOutcomeUnknown) and caught.value.status_code == 503
+    assert isinstance(caught.value, EvolutionLicenceRequired)  # not the instance's fault
+
+
+def test_a_dead_sessions_500_names_the_instance_unavailable() -> None:
+    """A dead session whose recipient is not in Evolution's on-WhatsApp cache: Baileys'
+    error reaches Express' handler as a plain string; an instance not loaded: a TypeError."""
+    for message in ("Connection Closed", "Cannot read properties of undefined (reading 'x')"):
+        with pytest.raises(InstanceUnavailable) as caught:
+            send_with(answer(500, error_body(500, "Internal Server Error", message)))
+        assert caught.value.status_code == 500
+
+
+def test_connection_state_without_state_is_not_loaded() -> None:
+    body = {"instance": {"instanceName": "idle"}}
+    with client_for(answer(200, body)) as client:
+        assert client.connection_state("idle") == InstanceState("idle", NOT_LOADED, None, None)
+    with client_for(answer(200, {"nothing": 1})) as client, pytest.raises(TransientEvolutionError):
+        client.connection_state("idle")
 
 
 def test_a_5xx_in_evolutions_envelope_is_not_sent() -> None:

@@ -4,6 +4,11 @@ kombu is pinned (pyproject.toml); this test fails loudly when an upgrade changes
 method the transport overrides or relies on, so that the override is re-read against the
 new code before the pin moves. To move it: read each changed method, port what changed
 into worker/broker/transport.py, then update the fingerprints below.
+
+The transport already carries two fixes kombu made after 5.5.4 to the methods it overrides
+(each marked there): the blocking timeout from `polling_interval` (kombu 5.6.0, PR #2346)
+and the re-authentication flush after a read (kombu PR #2563). A kombu that has them makes
+the carried copy redundant, not wrong: keep the override's version, drop the duplicate.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import pytest
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 
-from worker.broker.transport import CrashSafeChannel, CrashSafeQoS
+from worker.broker.transport import CrashSafeChannel, CrashSafeQoS, CrashSafeTransport
 
 PINNED = "5.5.4"
 
@@ -36,6 +41,9 @@ FINGERPRINTS = {
     (virtual.Channel, "_lookup"): "82b0e60149b5e172",
     (virtual.Transport, "_deliver"): "799e242f3ec53863",
     (kombu_redis.MultiChannelPoller, "on_readable"): "2e3460efd00f2d8b",
+    # CrashSafeTransport.__init__ reads the polling_interval these set (kombu PR #2346).
+    (kombu_redis.Transport, "__init__"): "38db7d320154eab7",
+    (virtual.Transport, "__init__"): "15c3eeb81a7640c4",
 }
 
 
@@ -59,6 +67,7 @@ def test_the_overrides_are_still_overrides() -> None:
     for cls, names in (
         (CrashSafeChannel, ("_brpop_start", "_brpop_read", "basic_consume", "basic_cancel")),
         (CrashSafeQoS, ("append", "restore_by_tag", "_remove_from_indices")),
+        (CrashSafeTransport, ("__init__",)),
     ):
         for name in names:
             assert name in vars(cls), name

@@ -11,7 +11,14 @@ from worker.evolution import (
     InstanceUnavailable,
     TransientEvolutionError,
 )
-from worker.monitor.states import UNKNOWN_TO_EVOLUTION, map_state, observe
+from worker.evolution.bodies import NOT_LOADED
+from worker.monitor.states import (
+    NOT_LOADED_REASON,
+    UNKNOWN_TO_EVOLUTION,
+    Observation,
+    map_state,
+    observe,
+)
 
 S = InstanceStatus
 
@@ -66,3 +73,8 @@ def test_failed_probes_are_disconnected_with_a_reason() -> None:
 
 def test_observe_state() -> None:
     assert observe(InstanceState("a", "close", 403, None)).status is S.BANNED
+
+
+def test_an_instance_not_loaded_is_disconnected_never_open() -> None:
+    seen = observe(InstanceState("idle", NOT_LOADED, None, None))
+    assert seen == Observation(S.DISCONNECTED, NOT_LOADED_REASON)

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from models.enums import InstanceStatus
 from models.views import InstanceView
 from worker.breaker import BreakerPolicy, is_online
-from worker.routing import FallbackReason, RouteRequest, plan_route, routing_table
+from worker.routing import (
+    FallbackReason,
+    RouteRequest,
+    demoted_instance,
+    plan_route,
+    routing_table,
+)
 
 NOW = 1_790_000_000.0
 BREAKER = BreakerPolicy(failure_threshold=5, cooldown_seconds=120)
@@ -155,3 +161,10 @@ def test_usable_candidates_are_exactly_the_online_instances(
     online = {v.name for v in views if is_online(v, BREAKER.circuit(v, NOW))}
     assert {c.name for c in usable} == online
     assert len(usable) == len(online)
+
+
+def test_a_message_is_demoted_off_an_instance_it_failed_on_more_than_once() -> None:
+    assert demoted_instance("a", 2, "TransientEvolutionError on a: 502") == "a"
+    assert demoted_instance("a", 1, "TransientEvolutionError on a: 502") is None
+    assert demoted_instance("a", 3, None) is None
+    assert demoted_instance(None, 3, "boom") is None

@@ -24,17 +24,25 @@ This transport keeps everything else of kombu's and replaces only the consumer's
 * **wait**: when every queue is empty, the consumer blocks on `BLMOVE q q RIGHT RIGHT`, which
   returns as soon as `q` holds a message and leaves the list exactly as it was; then it
   fetches again. Redis has no blocking wait over several lists that does not pop, so the
-  waits take turns over the consumed queues, WAIT_SECONDS each: a message on a queue that
-  is not the one being waited on is fetched within WAIT_SECONDS.
+  waits take turns over the consumed queues, one blocking timeout each (`brpop_timeout`,
+  WAIT_SECONDS unless the `polling_interval` transport option sets it): a message on a
+  queue that is not the one being waited on is fetched within that timeout.
 
-A channel with a `no_ack` consumer keeps kombu's own fetch (nothing would
-ever acknowledge what the script recorded). Needs Redis 6.2 or later (`BLMOVE`), checked
-when a channel starts consuming.
+Two fixes kombu made to these methods after 5.5.4 are carried here, marked where they sit:
+the blocking timeout taken from `polling_interval` (kombu 5.6.0, PR #2346) and a pending
+streaming re-authentication flushed onto the consumer's connection after each read
+(kombu PR #2563).
+
+A channel with a `no_ack` consumer keeps kombu's own fetch (nothing would ever acknowledge
+what the script recorded), blocking for the same timeout. Needs Redis 6.2 or later
+(`BLMOVE`), checked when a channel starts consuming.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Sequence
 from importlib.resources import files
@@ -51,7 +59,8 @@ from models.claimant import claimant
 from worker.broker.deadletters import entry, envelope_problem, log_set_aside
 from worker.keys import DEAD_LETTERS, UNACKED_OWNERS
 
-#: Longest one empty-queue wait blocks before the next queue's turn (seconds).
+#: Longest one empty-queue wait blocks before the next queue's turn (seconds), unless the
+#: `polling_interval` transport option says otherwise (CrashSafeTransport.brpop_timeout).
 WAIT_SECONDS = 0.25
 
 FETCH_SCRIPT = files("worker.broker").joinpath("fetch.lua").read_text(encoding="utf-8")
@@ -60,6 +69,8 @@ FETCH_SHA = hashlib.sha1(FETCH_SCRIPT.encode(), usedforsecurity=False).hexdigest
 
 _FETCH = "EVALSHA"
 _WAIT = "BLMOVE"
+
+log = logging.getLogger("zapdispatch.broker")
 
 
 class RedisTooOld(RuntimeError):
@@ -150,6 +161,8 @@ class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
         self._no_ack_queues: set[str] = set()
         self._script_cached = False
         self._server_checked = False
+        # kombu 5.6.0 (PR #2346): the transport's blocking timeout, seconds.
+        self.brpop_timeout: float = self.connection.brpop_timeout
 
     def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
         if no_ack and queue not in self._fanout_queues:  # fanout queues never use the fetch
@@ -164,7 +177,14 @@ class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
         self._no_ack_queues.discard(queue)
         return super().basic_cancel(consumer_tag)
 
-    def _brpop_start(self, timeout: float = 1) -> None:
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        """Send the next fetch, or the next wait of at most `timeout` seconds.
+
+        Carries kombu 5.6.0's fix (PR #2346): kombu 5.5.4 always blocked 1 s whatever the
+        `polling_interval` transport option said; a `timeout` left out is now the
+        transport's `brpop_timeout`, for our wait and for kombu's own BRPOP alike."""
+        if timeout is None:
+            timeout = self.brpop_timeout
         if self._no_ack_queues:
             self._sent = None
             super()._brpop_start(timeout)
@@ -174,7 +194,7 @@ class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
             return
         self._in_poll = self.client.connection
         if self._wait_next:
-            self._send_wait(queues[0])
+            self._send_wait(queues[0], timeout)
         else:
             self._send_fetch(queues)
 
@@ -195,27 +215,58 @@ class CrashSafeChannel(kombu_redis.Channel):  # type: ignore[misc]
         """The queue name of a list key (without kombu's priority suffix)."""
         return key.rsplit(self.sep, 1)[0]
 
-    def _send_wait(self, queue: str) -> None:
-        """Block until `queue` holds a message or WAIT_SECONDS pass, without taking it."""
+    def _send_wait(self, queue: str, timeout: float) -> None:
+        """Block until `queue` holds a message or `timeout` seconds pass, without taking it."""
         key = self.global_keyprefix + queue
         self._sent = _WAIT
         self._queue_cycle.rotate(queue)
-        self.client.connection.send_command("BLMOVE", key, key, "RIGHT", "RIGHT", WAIT_SECONDS)
+        self.client.connection.send_command("BLMOVE", key, key, "RIGHT", "RIGHT", timeout)
 
     def _brpop_read(self, **options: Any) -> bool:
         sent, self._sent = self._sent, None
-        if sent is None:
-            return bool(super()._brpop_read(**options))
         try:
-            reply = self._read_reply(sent, **options)
-            if sent == _WAIT or not reply:
-                self._wait_next = sent == _FETCH
-                raise Empty()
-            self._wait_next = False
-            self._deliver_fetched(*reply)
-            return True
+            if sent is None:
+                return bool(super()._brpop_read(**options))
+            try:
+                reply = self._read_reply(sent, **options)
+                if sent == _WAIT or not reply:
+                    self._wait_next = sent == _FETCH
+                    raise Empty()
+                self._wait_next = False
+                self._deliver_fetched(*reply)
+                return True
+            finally:
+                self._in_poll = None
         finally:
-            self._in_poll = None
+            # kombu PR #2563: the connection is idle now (reply read, nothing sent yet).
+            self._flush_reauth()
+
+    def _flush_reauth(self) -> None:
+        """Send a pending streaming re-authentication on the consumer's connection.
+
+        Carries kombu's fix of PR #2563 (after 5.6.2). redis-py (5.3 and later) hands a
+        rotated token from a streaming credential provider (Entra ID, IAM) to each pooled
+        connection in use, and sends it only when the connection goes back to the pool;
+        the consumer's connection never does, so the server would cut it once the first
+        credentials expire. The only safe moment to send `AUTH` on it is between a reply
+        read and the next command sent, which is here. A connection already down is left
+        to the next poll, which reconnects (and authenticates afresh) and registers the
+        new socket with the poller; a failed `AUTH` drops the token and the socket, so the
+        next poll reconnects with the provider's current credentials. Never raises."""
+        if self._in_poll:
+            return
+        connection: Any = getattr(self.__dict__.get("client"), "connection", None)
+        if getattr(connection, "_re_auth_token", None) is None:
+            return  # nothing pending (always so before redis-py 5.3)
+        if connection._sock is None:
+            return
+        try:
+            connection.re_auth()
+        except (*self.connection_errors, self.ResponseError):
+            log.warning("re-authentication failed on the broker connection; reconnecting")
+            connection._re_auth_token = None
+            with contextlib.suppress(*self.connection_errors):
+                connection.disconnect()
 
     def _read_reply(self, command: str, **options: Any) -> Any:
         try:
@@ -268,3 +319,13 @@ class CrashSafeTransport(kombu_redis.Transport):  # type: ignore[misc]
     """`redis://` and `rediss://` broker URLs, with CrashSafeChannel's fetch."""
 
     Channel = CrashSafeChannel
+    #: Longest one blocking wait of a channel lasts, seconds; the `polling_interval`
+    #: transport option sets it (kombu 5.6.0, PR #2346, whose default is 1 s).
+    brpop_timeout: float = WAIT_SECONDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # kombu 5.6.0 (PR #2346): virtual.Transport took polling_interval from the
+        # transport options; kombu 5.5.4 then ignored it for the blocking timeout.
+        if self.polling_interval is not None:
+            self.brpop_timeout = self.polling_interval

@@ -1,15 +1,11 @@
 """Evolution API boundary: a sync client for sends, an async one for health polls."""
 
-from worker.evolution.client import (
-    AsyncEvolutionClient,
-    EvolutionClient,
-    InstanceState,
-    SentText,
-    StoredMessage,
-)
+from worker.evolution.bodies import InstanceState, SentText, StoredMessage
+from worker.evolution.client import AsyncEvolutionClient, EvolutionClient
 from worker.evolution.errors import (
     EvolutionAuthError,
     EvolutionError,
+    EvolutionLicenceRequired,
     InstanceRateLimited,
     InstanceUnavailable,
     LookUpUnavailable,
@@ -24,6 +20,7 @@ __all__ = [
     "EvolutionAuthError",
     "EvolutionClient",
     "EvolutionError",
+    "EvolutionLicenceRequired",
     "InstanceRateLimited",
     "InstanceState",
     "InstanceUnavailable",

@@ -7,7 +7,9 @@ one of these, once, at the edge; nothing above it catches `httpx.HTTPError`.
       TransientEvolutionError     not sent, may succeed later: no connection, the request
                                   not fully written, Evolution's own 5xx error envelope
         InstanceRateLimited       429; retry later on this instance
-        InstanceUnavailable       404 unknown instance, 400 from a dead session
+        InstanceUnavailable       404 unknown instance; a dead session (400, or 500
+                                  `Connection Closed`); an instance not loaded (500)
+        EvolutionLicenceRequired  503 `LICENSE_REQUIRED`: the server is not activated
       SendOutcomeUnknown          the request was written and no trustworthy answer came
                                   (read timeout, reset, a 5xx without Evolution's envelope)
       LookUpUnavailable           Evolution cannot be asked about sent messages
@@ -80,6 +82,13 @@ class LookUpUnavailable(EvolutionError):
 
 class EvolutionAuthError(EvolutionError):
     """HTTP 401/403: the API key or URL is wrong. Not the recipient's fault."""
+
+
+class EvolutionLicenceRequired(TransientEvolutionError):
+    """HTTP 503 with `code: LICENSE_REQUIRED`: the Evolution server is not activated (the
+    licence gate of Evolution 2.4), so it refuses every business route before looking at the
+    request. Nothing was sent. A configuration error of the server, not a fault of any
+    number or recipient: it says nothing about an instance's health."""
 
 
 class PermanentRecipientError(EvolutionError):

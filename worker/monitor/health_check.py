@@ -42,6 +42,7 @@ from worker.clock import Clock, RedisClock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate, Limiter
 from worker.monitor.alert_manager import AlertManager, Applied, Notified
+from worker.monitor.licence import licence_required_since, note_licence_gate
 from worker.monitor.notifiers import announce_channels, build_notifiers
 from worker.monitor.poll import PollMode, PollPolicy, PollResult, poll_states
 from worker.monitor.rules import (
@@ -191,6 +192,7 @@ class HealthMonitor:
         poll_seconds = time.monotonic() - started
         now = self._clock.now()
         changes, migrated = self._record(views, polled, to_datetime(now), observed_at)
+        note_licence_gate(self._redis, polled.licence_required, now)
         if changes:
             self._redis.incr(keys.ROUTING_VERSION)  # every worker's routing reloads now
         snapshot = self._snapshot(now, migrated)
@@ -224,6 +226,8 @@ class HealthMonitor:
     ) -> tuple[list[StatusChange], dict[str, int]]:
         changes: list[StatusChange] = []
         migrated: dict[str, int] = {}
+        if polled.licence_required:
+            return changes, migrated  # the gate said nothing about any instance
         for view in views:
             if view.status is InstanceStatus.BANNED:
                 # Sticky: only an operator un-bans. Contacts still pinned to it are moved off
@@ -255,6 +259,7 @@ class HealthMonitor:
             migrated or {},
             self._delivery(now),
             all_paused_since=paused,
+            licence_required_since=licence_required_since(self._redis),
         )
 
     def _delivery(self, now: float) -> Mapping[str, DeliveryCounts]:

@@ -11,6 +11,7 @@ The alert table, as this project reads it:
 | circuit_open     | consecutive send failures ≥ threshold   | error    | log, Slack          |
 | not_delivering   | accepting but not delivering ³          | error    | log, Slack          |
 | sending_paused   | an operator paused all sending          | warning  | log, Slack          |
+| evolution_licence| Evolution answers 503 LICENSE_REQUIRED ⁴| critical | log, Slack          |
 
 ¹ email when the ban alert opens; reminders and resolution go to Slack only.
 ² urgent: the Slack message mentions <!channel>.
@@ -19,6 +20,8 @@ The alert table, as this project reads it:
   delivered, while another instance's sends in the same window were: Evolution said
   `PENDING`, WhatsApp never delivered (the usual first sign of a ban). When no instance has
   delivery receipts (webhooks off or lost) nothing is concluded.
+⁴ the licence gate of Evolution 2.4 (`licence.py`): one alert about the server, while no
+  instance's status changes because of it and no breaker counts it.
 
 "Online" counts deliverability, not just Evolution's word: connected, active, and its
 circuit breaker not open (`worker.breaker.is_online`). Deactivating an instance resolves its
@@ -70,6 +73,7 @@ class Snapshot:
     migrated: Mapping[str, int] = field(default_factory=dict)
     deliveries: Mapping[str, DeliveryCounts] = field(default_factory=dict)
     all_paused_since: float | None = None  # unix seconds; None: sending is not all paused
+    licence_required_since: float | None = None  # unix seconds; None: no licence gate seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,9 @@ def conditions(snapshot: Snapshot, policy: MonitorPolicy) -> list[Condition]:
             found.extend(_instance_conditions(view, snapshot, policy))
         if view.active and delivering and view.status is not InstanceStatus.BANNED:
             found.extend(_not_delivering(view, snapshot.deliveries.get(view.name), policy))
-    pool = [c for c in (_all_offline(snapshot, policy), _all_paused(snapshot)) if c]
+    pool = [
+        c for c in (_all_offline(snapshot, policy), _all_paused(snapshot), _licence(snapshot)) if c
+    ]
     return found + pool
 
 
@@ -249,6 +255,25 @@ def _all_paused(snapshot: Snapshot) -> Condition | None:
     )
 
 
+def _licence(snapshot: Snapshot) -> Condition | None:
+    since = snapshot.licence_required_since
+    if since is None:
+        return None
+    minutes = max(0.0, snapshot.now - since) / 60
+    return Condition(
+        AlertKind.EVOLUTION_LICENCE,
+        POOL_SUBJECT,
+        AlertSeverity.CRITICAL,
+        AlertText(
+            "Evolution requires a licence",
+            f"Evolution has answered every call with 503 LICENSE_REQUIRED for {minutes:.0f} "
+            "min: the server is not activated, so no number can send. Messages wait (none "
+            "fails for it). Activate it on Evolution's manager (/manager) or set a valid "
+            "licensing key in its AUTHENTICATION_API_KEY.",
+        ),
+    )
+
+
 def plan(
     holding: Sequence[Condition],
     open_alerts: Sequence[AlertView],
@@ -277,6 +302,8 @@ def reminder_due(alert: AlertView, now: float, repeat_seconds: float) -> bool:
 def resolved_text(alert: AlertView, view: InstanceView | None) -> AlertText:
     if alert.kind is AlertKind.SENDING_PAUSED:
         now_is = "sending was resumed"
+    elif alert.kind is AlertKind.EVOLUTION_LICENCE:
+        now_is = "Evolution answers again (no licence gate)"
     elif alert.subject == POOL_SUBJECT:
         now_is = "at least one instance is online again"
     elif view is None:

@@ -9,6 +9,9 @@ Decisions beyond the interface page:
 - An instance Evolution does not know is `disconnected`, reason "unknown to Evolution".
 - A probe that failed (timeout, 5xx, refused key) is `disconnected` too: if the health
   check cannot reach an instance, neither can a send. The reason names the failure.
+- An instance in Evolution's database but not loaded in memory (connectionState answers
+  without `state`) is `disconnected`, reason `NOT_LOADED_REASON`: it cannot send (sendText
+  answers 500) until Evolution loads it again. There is no status of its own for it.
 - An unrecognised state string is `disconnected` (never `connected` by accident).
 """
 
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 from models.enums import InstanceStatus
 from worker.evolution import EvolutionAuthError, EvolutionError, InstanceState
+from worker.evolution.bodies import NOT_LOADED
 
 #: BAN_REASON_CODES' default.
 DEFAULT_BAN_CODES = frozenset({402, 403, 406})
@@ -31,6 +35,7 @@ REASON_TEXT = {
 }
 
 UNKNOWN_TO_EVOLUTION = "unknown to Evolution"
+NOT_LOADED_REASON = "not loaded in Evolution's memory (connectionState has no state)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,8 @@ def map_state(
         return Observation(InstanceStatus.CONNECTING, f"Evolution reports {state}")
     if state == "close":
         return _closed(disconnection_reason, ban_codes)
+    if state == NOT_LOADED:
+        return Observation(InstanceStatus.DISCONNECTED, NOT_LOADED_REASON)
     return Observation(InstanceStatus.DISCONNECTED, f"unrecognised Evolution state {state!r}")
 
 

@@ -26,6 +26,9 @@ class InstancePatch(BaseModel):
     failure_mode: FailureMode | None = None
     hang_connection_state: bool | None = None
     never_delivers: bool | None = None
+    loaded: bool | None = None
+    db_state: ConnectionStatus | None = None
+    token: str | None = None
 
 
 class ConfigPatch(BaseModel):
@@ -45,6 +48,7 @@ class ConfigPatch(BaseModel):
     receipt_delays_ms: list[float] | None = None
     webhook_url: str | None = None
     webhook_headers: dict[str, str] | None = None
+    license_required: bool | None = None
 
 
 class InboundText(BaseModel):
@@ -57,7 +61,7 @@ class InboundText(BaseModel):
 
 
 _NOT_NULLABLE_INSTANCE_FIELDS = frozenset(
-    {"state", "number", "hang_connection_state", "never_delivers"}
+    {"state", "number", "hang_connection_state", "never_delivers", "loaded"}
 )
 
 
@@ -145,4 +149,5 @@ def _public_config(sim: SimulatorState) -> dict[str, Any]:
         "find_messages_route": config.find_messages_route,
         "receipt_delays_ms": list(config.receipt_delays_ms),
         "webhook_url": config.webhook_url,
+        "license_required": config.license_required,
     }

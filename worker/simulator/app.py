@@ -20,12 +20,8 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from worker.simulator.admin import admin_router
-from worker.simulator.contract import (
-    ContractError,
-    DroppedConnection,
-    contract_router,
-    send_text_route,
-)
+from worker.simulator.contract import DroppedConnection, contract_router, send_text_route
+from worker.simulator.guards import ContractError
 from worker.simulator.state import SimulatorConfig, SimulatorState
 from worker.simulator.webhooks import WebhookEmitter
 

@@ -1,8 +1,12 @@
 """The Evolution API v2 endpoints the project uses, simulated (README, *Evolution API*).
 
-Order of checks per sendText, as in the real server: api key (401), instance exists (404),
-body valid (400); then the simulated latency, the injected failure if drawn, a dead session
-(instance not open: 400), the number check (400 `exists: false`), and success (201).
+Order of checks per sendText, as in the real server (`guards.py`): the licence gate (503,
+in `license_required` mode), instance exists (404), api key (401), body valid (400); then
+the simulated latency, the injected failure if drawn, an instance not loaded in memory (500,
+a TypeError's message), a dead session (instance not open: 400 `["Error: Connection
+Closed"]` when the number is in Evolution's on-WhatsApp cache, which holds every number
+this simulator has delivered to; else 500 with the string `Connection Closed`, Baileys'
+error unwrapped), the number check (400 `exists: false`), and success (201).
 
 sendText is the hot path of every benchmark, so it is a bare ASGI endpoint
 (`SendTextEndpoint`, routed by `send_text_route`) rather than a FastAPI route: no
@@ -12,18 +16,24 @@ dependency solving, no request validation, no response model; same answers.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import http
 import json
 import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from worker.simulator.guards import (
+    ContractError,
+    check_api_key,
+    check_licence,
+    existing,
+    hang,
+)
+from worker.simulator.instance_routes import add_instance_routes
 from worker.simulator.state import (
     FailureMode,
     ReceivedMessage,
@@ -32,29 +42,13 @@ from worker.simulator.state import (
 )
 from worker.simulator.webhooks import KNOWN_EVENTS, WebhookConfig
 
-_POLL_SECONDS = 0.05
 SEND_TEXT_PATH = "/message/sendText/{instance}"
+
+#: `response.message` of Evolution's 500 for an instance in its database, not in memory.
+_NOT_LOADED = "Cannot read properties of undefined (reading '{method}')"
 
 _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 """Encodes as starlette's JSONResponse does, without building an encoder per call."""
-
-
-class ContractError(Exception):
-    """An answer in the contract's error shape: `{"status", "error", "response"}`."""
-
-    def __init__(self, status: int, message: Any, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-    def to_response(self) -> JSONResponse:
-        body = {
-            "status": self.status,
-            "error": http.HTTPStatus(self.status).phrase,
-            "response": {"message": self.message},
-        }
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 class DroppedConnection(Exception):
@@ -88,7 +82,8 @@ class SendTextEndpoint:
     async def _answer(self, request: Request, instance: str) -> Response:
         sim = self._sim
         try:
-            check_api_key(sim, request)  # a 401 is not counted as a send
+            check_licence(sim, request)  # neither a 503 nor a 401 is counted as a send
+            check_api_key(sim, request)
         except ContractError as error:
             return error.to_response()
         sim.count_request(instance)
@@ -105,61 +100,38 @@ def send_text_route(sim: SimulatorState) -> Route:
     return Route(SEND_TEXT_PATH, SendTextEndpoint(sim), methods=["POST"])
 
 
-def check_api_key(sim: SimulatorState, request: Request) -> None:
-    """401 unless the `apikey` header is the configured key (when one is set). On a route
-    about one instance, Evolution's guards check that it exists first: 404 before 401."""
-    expected = sim.config.api_key
-    if expected and request.headers.get("apikey") != expected:
-        instance = request.path_params.get("instance")
-        if isinstance(instance, str):
-            _existing(sim, instance)
-        raise ContractError(401, "Unauthorized")
-
-
 def contract_router(sim: SimulatorState, send_text: Route) -> APIRouter:
     """Routes of the real API, behind the api key check; `send_text` from `send_text_route`
     (it checks the key itself)."""
 
     async def api_key(request: Request) -> None:
+        check_licence(sim, request)
         check_api_key(sim, request)
 
     router = APIRouter(dependencies=[Depends(api_key)])
     router.routes.append(send_text)
-
-    @router.get("/instance/connectionState/{instance}")
-    async def connection_state(instance: str, request: Request) -> dict[str, Any]:
-        found = _existing(sim, instance)
-        if found.hang_connection_state:
-            await hang(request, sim.config.hang_seconds)
-        return {"instance": {"instanceName": found.name, "state": found.state}}
-
-    @router.get("/instance/fetchInstances")
-    async def fetch_instances(
-        request: Request, instanceName: str | None = None
-    ) -> list[dict[str, Any]]:
-        chosen = [i for i in sim.instances() if instanceName in (None, i.name)]
-        if any(i.hang_connection_state for i in chosen):
-            await hang(request, sim.config.hang_seconds)
-        return [_instance_record(i) for i in chosen]
+    add_instance_routes(router, sim)
 
     @router.post("/chat/findMessages/{instance}", response_model=None)
     async def find_messages(instance: str, request: Request) -> dict[str, Any] | Response:
         if not sim.config.find_messages_route:
             return Response(f"Cannot POST /chat/findMessages/{instance}", 404)
-        found = _existing(sim, instance)
+        found = existing(sim, instance)
+        if not found.loaded:
+            raise ContractError(500, _NOT_LOADED.format(method="fetchMessages"))
         answer: dict[str, Any] = _find_messages(sim, found, await _json_object(request))
         return answer
 
     @router.post("/webhook/set/{instance}", status_code=201)
     async def set_webhook(instance: str, request: Request) -> dict[str, Any]:
-        _existing(sim, instance)
+        existing(sim, instance)
         config = webhook_config(await _json_body(request))
         assert sim.webhooks is not None
         return sim.webhooks.set(instance, config)
 
     @router.get("/webhook/find/{instance}")
     async def find_webhook(instance: str) -> dict[str, Any] | None:
-        _existing(sim, instance)
+        existing(sim, instance)
         return sim.webhooks.find(instance) if sim.webhooks is not None else None
 
     return router
@@ -260,18 +232,22 @@ def webhook_config(body: Any) -> WebhookConfig:
 
 async def _send_text(sim: SimulatorState, name: str, request: Request) -> tuple[Response, str]:
     """The answer to one sendText and its outcome label for the stats."""
-    instance = _existing(sim, name)
+    instance = existing(sim, name)
     number, text, delay_ms = await _send_body(request)
     sim.note_delay(number, int(delay_ms))
     plan = sim.plan_send(instance)
     await asyncio.sleep((plan.latency_ms + delay_ms) / 1000)
-    instance = _existing(sim, name)  # it may have closed (or gone) meanwhile
+    instance = existing(sim, name)  # it may have closed (or gone) meanwhile
     if plan.failure in AFTER_SENDING:
         return await _failure_after_sending(sim, plan.failure, instance, number, text, request)
     if plan.failure is not None:
         return await _injected_failure(sim, plan.failure, request)
+    if not instance.loaded:
+        raise ContractError(500, _NOT_LOADED.format(method="textMessage"))
     if instance.state != "open":
-        raise ContractError(400, ["Error: Connection Closed"])
+        if sim.on_whatsapp_cached(number):  # the send itself failed, inside its try
+            raise ContractError(400, ["Error: Connection Closed"])
+        raise ContractError(500, "Connection Closed")  # the number check failed first
     if not sim.is_on_whatsapp(number):
         jid = f"{number}@s.whatsapp.net"
         raise ContractError(400, [{"jid": jid, "exists": False, "number": number}])
@@ -359,40 +335,3 @@ def sent_text_body(
         "instanceId": instance_id,
         "source": "unknown",
     }
-
-
-def _existing(sim: SimulatorState, name: str) -> SimInstance:
-    found = sim.instance(name)
-    if found is None:
-        raise ContractError(404, [f'The "{name}" instance does not exist'])
-    return found
-
-
-def _instance_record(instance: SimInstance) -> dict[str, Any]:
-    """One element of fetchInstances (the fields the project reads, plus a few more)."""
-    return {
-        "id": instance.instance_id,
-        "name": instance.name,
-        "connectionStatus": instance.state,
-        "ownerJid": f"{instance.number}@s.whatsapp.net",
-        "profileName": None,
-        "integration": "WHATSAPP-BAILEYS",
-        "number": instance.number,
-        "disconnectionReasonCode": instance.disconnection_reason,
-        "disconnectionAt": _iso(instance.disconnection_at),
-        "createdAt": _iso(instance.created_at),
-    }
-
-
-def _iso(unix_seconds: float | None) -> str | None:
-    if unix_seconds is None:
-        return None
-    moment = datetime.datetime.fromtimestamp(unix_seconds, tz=datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-async def hang(request: Request, seconds: float) -> None:
-    """Wait up to `seconds`, returning early once the client has gone away."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not await request.is_disconnected():
-        await asyncio.sleep(_POLL_SECONDS)

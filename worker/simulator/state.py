@@ -63,6 +63,8 @@ class SimulatorConfig:
     receipt_delays_ms: list[float] = field(default_factory=list)
     webhook_url: str | None = None
     webhook_headers: dict[str, str] = field(default_factory=dict)
+    #: Evolution 2.4's licence gate: every route but `/_sim/` answers 503 LICENSE_REQUIRED.
+    license_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,14 @@ class SimInstance:
     hang_connection_state: bool = False
     #: Accepts sends and never delivers them: only SERVER_ACK receipts (an early ban sign).
     never_delivers: bool = False
+    #: False: in Evolution's database but not in its memory (connectionState has no state,
+    #: sendText and findMessages answer 500).
+    loaded: bool = True
+    #: fetchInstances' `connectionStatus` (a database value); None: the live `state`. Set
+    #: it to "open" with a live "connecting"/"close" to simulate an auto-reconnect.
+    db_state: ConnectionStatus | None = None
+    #: The instance's own api key (Evolution's `token`); None: it has none.
+    token: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +131,9 @@ class SimulatorState:
         self._messages: list[ReceivedMessage] = []
         self.delays: dict[str, int] = {}  # number → `delay` (ms) of its last sendText
         self._requests: Counter[str] = Counter()
+        self._on_whatsapp_cache: set[str] = set()  # numbers delivered to: known on WhatsApp
+        #: This server's id (the licence gate's `instance_id`).
+        self.server_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
         self._outcomes: dict[str, Counter[str]] = {}
         #: Set by the app once its event loop runs; told of state changes and sends.
         self.webhooks: WebhookEmitter | None = None
@@ -207,9 +220,15 @@ class SimulatorState:
         """Remember the `delay` (ms) of the last sendText to `number` (GET /_sim/delays)."""
         self.delays[number] = delay_ms
 
+    def on_whatsapp_cached(self, number: str) -> bool:
+        """Whether Evolution's on-WhatsApp cache knows `number` (it was delivered to)."""
+        with self._lock:
+            return _digits(number) in self._on_whatsapp_cache
+
     def record_message(self, message: ReceivedMessage) -> None:
         with self._lock:
             self._messages.append(message)
+            self._on_whatsapp_cache.add(_digits(message.number))
         instance = self.instance(message.instance)
         if self.webhooks is not None and instance is not None:
             self.webhooks.message_accepted(instance, message)
