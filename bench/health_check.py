@@ -34,8 +34,8 @@ from tests.simulator_server import running_simulator  # noqa: E402
 from tests.support import services  # noqa: E402
 from worker import keys  # noqa: E402
 from worker.clock import SystemClock  # noqa: E402
-from worker.monitor.alerts import AlertManager  # noqa: E402
-from worker.monitor.health import (  # noqa: E402
+from worker.monitor.alert_manager import AlertManager  # noqa: E402
+from worker.monitor.health_check import (  # noqa: E402
     HealthMonitor,
     HealthReport,
     evolution_factory,

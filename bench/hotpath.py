@@ -23,8 +23,8 @@ from pyinstrument import Profiler
 from bench import env as bench_env
 from bench import scale
 from tests.support.stack import build_stack
+from worker.composition import Pipeline
 from worker.countdowns import CountdownBook
-from worker.pipeline import Pipeline
 
 CONTACTS = 50_000
 

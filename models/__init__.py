@@ -1,6 +1,6 @@
 """Data model: tables, enums, frozen views and the repository that serves them."""
 
-from models import alerts, policy_tables, tables
+from models import tables
 from models.base import Base
 from models.enums import InstanceStatus, MessageState
 
@@ -10,8 +10,6 @@ __all__ = [
     "Base",
     "InstanceStatus",
     "MessageState",
-    "alerts",
     "metadata",
-    "policy_tables",
     "tables",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -11,59 +10,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
-from models.alerts import (
-    Alert,
-    AlertKind,
-    AlertNotification,
-    AlertSeverity,
-    Channel,
-    NotificationEvent,
-)
+from models.enums import AlertKind, AlertSeverity, Channel, NotificationEvent
+from models.tables import Alert, AlertNotification
+from models.views import AlertText, AlertView, PendingNotification
 
 #: Error text kept per failed notification (characters).
 MAX_ERROR_CHARS = 500
-
-
-@dataclass(frozen=True, slots=True)
-class AlertView:
-    """One alert. `pending` counts its notifications not yet accepted by their channel."""
-
-    id: int
-    kind: AlertKind
-    subject: str
-    severity: AlertSeverity
-    title: str
-    message: str
-    opened_at: datetime
-    last_notified_at: datetime
-    reminders: int
-    resolved_at: datetime | None
-    pending: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PendingNotification:
-    """A message owed to `channel`, with what it needs to be rendered."""
-
-    id: int
-    alert_id: int
-    kind: AlertKind
-    subject: str
-    severity: AlertSeverity
-    channel: Channel
-    event: NotificationEvent
-    title: str
-    body: str
-    created_at: datetime
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class AlertText:
-    """What an alert says: a one-line title and a body (plain text, unescaped)."""
-
-    title: str
-    body: str
 
 
 def alert_view(row: Alert, pending: int = 0) -> AlertView:

@@ -1,4 +1,5 @@
-"""States of messages and instances, as the README and the API name them."""
+"""States of messages and instances, as the README and the API name them (and the emoji
+people see for an instance status); the kinds, severities and channels of alerts."""
 
 from __future__ import annotations
 
@@ -58,3 +59,57 @@ class AttemptOutcome(StrEnum):
     UNKNOWN = "unknown"  # no trustworthy answer: looked up before anything is sent again
     ABSENT = "absent"  # the look-up found no such message twice: sent again on a new slot
     UNVERIFIED = "unverified"  # could not be looked up; sent again (UNCERTAIN_SEND_POLICY)
+
+
+#: How people see an instance status (the API's `status_emoji`, CLI tables, alert texts).
+STATUS_EMOJI: dict[str, str] = {
+    InstanceStatus.CONNECTED: "🟢",
+    InstanceStatus.DISCONNECTED: "🔴",
+    InstanceStatus.BANNED: "⛔",
+    InstanceStatus.CONNECTING: "🟡",
+}
+UNKNOWN_EMOJI = "❓"
+
+
+def status_emoji(status: str) -> str:
+    """The emoji of an instance status (`STATUS_EMOJI`); ❓ for anything else."""
+    return STATUS_EMOJI.get(status, UNKNOWN_EMOJI)
+
+
+class AlertSeverity(StrEnum):
+    """How bad it is. Every alert is logged; warning and above also go to Slack."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class AlertKind(StrEnum):
+    """The rows of the alert table."""
+
+    INSTANCE_OFFLINE = "instance_offline"
+    INSTANCE_BANNED = "instance_banned"
+    CAPACITY_HIGH = "capacity_high"
+    ALL_OFFLINE = "all_offline"
+    CIRCUIT_OPEN = "circuit_open"
+    NOT_DELIVERING = "not_delivering"  # accepts sends, no delivery receipts (webhooks)
+    SENDING_PAUSED = "sending_paused"  # an operator paused all sending (a reminder)
+    EVOLUTION_LICENCE = "evolution_licence"  # Evolution answers 503 LICENSE_REQUIRED
+
+
+class NotificationEvent(StrEnum):
+    """Why a notification is owed: the alert opened, still lasts, or cleared."""
+
+    OPENED = "opened"
+    REMINDER = "reminder"
+    RESOLVED = "resolved"
+
+
+class Channel(StrEnum):
+    SLACK = "slack"
+    EMAIL = "email"
+
+
+#: `subject` of alerts about the whole pool (e.g. all instances offline).
+POOL_SUBJECT = ""

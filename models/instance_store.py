@@ -238,7 +238,8 @@ class InstanceStore:
             return instance_view(row)
 
     def routable(self) -> list[InstanceView]:
-        """Active, connected instances (the circuit breaker is applied by the caller)."""
+        """Active, connected instances (the circuit breaker is applied by the caller): the
+        SQL half of `worker.breaker.is_online`, which it must mirror (a test checks)."""
         with self._sessions() as session:
             rows = session.scalars(
                 select(Instance)

@@ -11,8 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.enums import MessageState
-from models.policy_tables import Pause
-from models.tables import Message
+from models.tables import Message, Pause
 
 #: `messages.wait_reason` of a message parked because sending was paused.
 PAUSED = "paused"

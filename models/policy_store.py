@@ -12,8 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.enums import PENDING_STATES, MessageState
-from models.policy_tables import NotOnWhatsApp
-from models.tables import Message
+from models.tables import Message, NotOnWhatsApp
 
 #: `messages.wait_reason` of a message waiting for the end of its recipient's night.
 QUIET_HOURS = "quiet_hours"

@@ -1,5 +1,7 @@
-"""SQLAlchemy 2 tables. Only `models.repository` and the migrations touch these classes;
-everything else receives the frozen views of `models.views`."""
+"""SQLAlchemy 2 tables: instances, contacts and messages with their events, alerts and their
+notification outbox, and the sending controls (pauses, the not-on-WhatsApp memory). Only the
+stores (`models/*_store.py`) and the migrations touch these classes; everything else
+receives the frozen views of `models.views`."""
 
 from __future__ import annotations
 
@@ -272,3 +274,101 @@ class QueueSample(Base):
     sampled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+# -- alerts raised by the health check, and the notifications owed for them (an outbox) ----
+# An alert is one occurrence of a condition (`kind` about `subject`) from the run that saw it
+# start (`opened_at`) to the run that saw it clear (`resolved_at`). At most one alert per
+# (kind, subject) is open at a time: a partial unique index enforces it, so even two racing
+# health checks cannot open it twice.
+#
+# Every message owed to a channel (Slack, email) is a row of `alert_notifications`, written in
+# the same transaction as the alert change that made it due, and stamped `sent_at` once the
+# channel accepted it. A channel that is down leaves its rows pending for the next run; a
+# restart neither repeats nor forgets them.
+
+
+class Alert(Base):
+    """One occurrence of an alert condition."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_open_kind_subject",
+            "kind",
+            "subject",
+            unique=True,
+            postgresql_where=sql_text("resolved_at IS NULL"),
+        ),
+        Index("ix_alerts_opened_at", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_notified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reminders: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AlertNotification(Base):
+    """A message owed to one channel; pending while `sent_at` is null."""
+
+    __tablename__ = "alert_notifications"
+    __table_args__ = (
+        Index(
+            "ix_alert_notifications_pending",
+            "created_at",
+            postgresql_where=sql_text("sent_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# -- sending controls: pauses and the not-on-WhatsApp memory --------------------------------
+
+
+#: Pause scopes: all sending, one instance, or one campaign.
+PAUSE_SCOPES = ("all", "instance", "campaign")
+
+
+class Pause(Base):
+    """One pause in force: `scope` `all` (target ''), `instance` or `campaign` (target its
+    name). Resuming deletes the row. At most one row per (scope, target)."""
+
+    __tablename__ = "pauses"
+    __table_args__ = (
+        CheckConstraint("scope IN ('all', 'instance', 'campaign')", name="pause_scope"),
+        CheckConstraint("(scope = 'all') = (target = '')", name="pause_target"),
+    )
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    paused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NotOnWhatsApp(Base):
+    """A phone Evolution reported not on WhatsApp, and when: later messages to it fail at
+    once, without asking again, until NOT_ON_WHATSAPP_TTL_DAYS have passed."""
+
+    __tablename__ = "not_on_whatsapp"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    found_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    detail: Mapped[str | None] = mapped_column(Text)

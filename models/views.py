@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from models.enums import InstanceStatus, MessageState
+from models.enums import (
+    AlertKind,
+    AlertSeverity,
+    Channel,
+    InstanceStatus,
+    MessageState,
+    NotificationEvent,
+)
 
 
 class CircuitState(StrEnum):
@@ -80,3 +87,45 @@ class StatusChange:
     new: InstanceStatus
     reason: str | None
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """One alert. `pending` counts its notifications not yet accepted by their channel."""
+
+    id: int
+    kind: AlertKind
+    subject: str
+    severity: AlertSeverity
+    title: str
+    message: str
+    opened_at: datetime
+    last_notified_at: datetime
+    reminders: int
+    resolved_at: datetime | None
+    pending: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotification:
+    """A message owed to `channel`, with what it needs to be rendered."""
+
+    id: int
+    alert_id: int
+    kind: AlertKind
+    subject: str
+    severity: AlertSeverity
+    channel: Channel
+    event: NotificationEvent
+    title: str
+    body: str
+    created_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertText:
+    """What an alert says: a one-line title and a body (plain text, unescaped)."""
+
+    title: str
+    body: str

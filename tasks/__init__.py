@@ -13,7 +13,7 @@ import uuid
 from models.enums import MessageState
 from worker import app
 from worker.celery_app import DELIVER_MESSAGE
-from worker.pipeline import pipeline
+from worker.composition import pipeline
 
 
 def enqueue_message(

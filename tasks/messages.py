@@ -1,4 +1,4 @@
-"""Message tasks: one-line adapters over `worker.pipeline`.
+"""Message tasks: one-line adapters over `worker.composition`.
 
 Infrastructure outages (PostgreSQL or Redis unreachable) retry with capped backoff for as
 long as they last: the task may be the only copy of the message. Bad input never retries:
@@ -15,8 +15,8 @@ from config import load_settings
 from worker import app
 from worker.celery_app import DELIVER_MESSAGE, SEND_MESSAGE
 from worker.celery_masking import MaskedRequest
-from worker.intake_service import message_id_from
-from worker.pipeline import pipeline
+from worker.composition import pipeline
+from worker.message_input import message_id_from
 
 #: What can get better by waiting: the database or Redis unreachable. Data errors
 #: (`DataError`, `IntegrityError`, ...) are not here: retrying them cannot help.

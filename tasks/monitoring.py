@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from worker import app
 from worker.celery_app import EVALUATE_ALERTS, HEALTH_CHECK, SWEEP
-from worker.monitor.health import AlertsBusy, evaluate_alerts, run_health_check
-from worker.pipeline import pipeline
+from worker.composition import pipeline
+from worker.monitor.health_check import AlertsBusy, evaluate_alerts, run_health_check
 from worker.resources import resources
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from config import Settings
-from models.alert_store import AlertStore, AlertText
-from models.alerts import AlertKind, Channel, NotificationEvent
-from models.enums import InstanceStatus
+from models.alert_store import AlertStore
+from models.enums import AlertKind, Channel, InstanceStatus, NotificationEvent
 from models.instance_store import InstanceStore
+from models.views import AlertText
 from worker.monitor.rules import channels_for
 
 log = logging.getLogger(__name__)

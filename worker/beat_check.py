@@ -12,7 +12,7 @@ import redis
 
 from config import load_settings
 from worker.clock import RedisClock
-from worker.monitor.health import LAST_RUN_KEY
+from worker.monitor.health_check import LAST_RUN_KEY
 
 DEFAULT_MAX_AGE_SECONDS = 180.0
 

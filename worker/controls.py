@@ -14,7 +14,7 @@ from models.campaign_store import CampaignStore, CampaignSummary
 from models.enums import MessageState
 from models.instance_store import InstanceStore, UnknownInstance
 from models.views import to_datetime
-from worker.intake import MAX_CAMPAIGN_CHARS
+from worker.message_input import MAX_CAMPAIGN_CHARS
 from worker.pauses import PauseBoard
 from worker.policy.pauses import PauseEntry, PauseScope, PauseSet, scope_of
 from worker.stats import iso

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from config import Settings
 from models.instance_store import InstanceStore
 from models.views import InstanceView, MessageView
+from worker.breaker import BreakerPolicy
 from worker.limiter import Limiter, NoCapacity, Reservation
 from worker.pauses import PauseBoard
 from worker.phones import mask_id
 from worker.policy.pauses import PauseSet
 from worker.policy.warmup import local_day, warmed
 from worker.routing import (
-    BreakerPolicy,
     RoutePlan,
     RouteRequest,
     RoutingTable,
@@ -47,9 +47,7 @@ class Router:
         self._instances = instances
         self._limiter = limiter
         self._pauses = pauses
-        self.breaker = BreakerPolicy(
-            settings.circuit_failure_threshold, settings.circuit_cooldown_seconds
-        )
+        self.breaker = BreakerPolicy.from_settings(settings)
         self._table: tuple[Sequence[InstanceView], RoutingTable] | None = None
         self._unpaused: (
             tuple[Sequence[InstanceView], PauseSet | None, Sequence[InstanceView], int] | None

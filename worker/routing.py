@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from models.enums import InstanceStatus
 from models.views import CircuitState, InstanceView
+from worker.breaker import BreakerPolicy
 from worker.limiter import Candidate
 
 
@@ -21,12 +22,6 @@ class FallbackReason(StrEnum):
     PREFERRED_UNAVAILABLE = "preferred_unavailable"  # offline, banned, inactive or unknown
     PREFERRED_CIRCUIT_OPEN = "preferred_circuit_open"
     PREFERRED_FAILING = "preferred_failing"  # this message failed on it more than once
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerPolicy:
-    failure_threshold: int
-    cooldown_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +51,8 @@ class RoutingTable:
     with some. `tripped`: active, connected instances at or over it, whose breaker is open
     or half-open depending on `now`. A decision then costs O(tripped), not O(instances): at
     1,000 instances, rebuilding this per message was most of the routing time (bench 7.3).
+    `usable(now, breaker)` is therefore the online instances (`worker.breaker.is_online`),
+    computed in two steps; tests/unit/test_routing.py checks that they agree.
     """
 
     known: Mapping[str, InstanceView]
@@ -67,12 +64,7 @@ class RoutingTable:
     def usable(self, now: float, breaker: BreakerPolicy) -> tuple[Candidate, ...]:
         """Candidates whose breaker is not open at `now` (unix seconds): ready ones first."""
         half_open = tuple(
-            candidate(i)
-            for i in self.tripped
-            if i.circuit(
-                now, threshold=breaker.failure_threshold, cooldown_seconds=breaker.cooldown_seconds
-            )
-            is not CircuitState.OPEN
+            candidate(i) for i in self.tripped if breaker.circuit(i, now) is not CircuitState.OPEN
         )
         return self.ready + half_open if half_open else self.ready
 

@@ -2,8 +2,9 @@
 
 Numbers come from where routing reads them: the instances table (`InstanceStore`) and the
 limiter's Redis counters (`usage()`, one round trip for all instances). The pure functions
-at the top (emoji, load, overall status, hourly series) hold the dashboard's rules and
-are unit-tested on plain values.
+at the top (overall status, hourly series) hold the dashboard's rules and are unit-tested
+on plain values; `load_pct` is the limiter's (`InstanceUsage.load_pct`), "online" is
+`worker.breaker.is_online`.
 """
 
 from __future__ import annotations
@@ -15,43 +16,21 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from models.activity_store import ActivityStore
-from models.enums import InstanceStatus, MessageState
+from models.enums import InstanceStatus, MessageState, status_emoji
 from models.instance_store import InstanceStore
 from models.receipt_store import DeliveryCounts
 from models.views import CircuitState, InstanceView
+from worker.breaker import BreakerPolicy, is_online
 from worker.limiter import Candidate, InstanceUsage
 from worker.policy.pauses import PauseSet
 from worker.policy.warmup import EffectiveCaps, effective_caps
-from worker.routing import BreakerPolicy
 
-STATUS_EMOJI = {
-    InstanceStatus.CONNECTED.value: "🟢",
-    InstanceStatus.DISCONNECTED.value: "🔴",
-    InstanceStatus.BANNED.value: "⛔",
-    InstanceStatus.CONNECTING.value: "🟡",
-}
-UNKNOWN_EMOJI = "❓"
 #: Above this share of the day's capacity (percent) the pool is `warning`.
 DEFAULT_WARNING_PCT = 80.0
 HOURS_OF_HISTORY = 24
 
 
 # -- pure rules -----------------------------------------------------------------------
-def status_emoji(status: str) -> str:
-    """The emoji of an instance status (STATUS_EMOJI); ❓ for anything else."""
-    return STATUS_EMOJI.get(status, UNKNOWN_EMOJI)
-
-
-def load_pct(sent_hour: int, hourly_cap: int, sent_day: int, daily_cap: int) -> float:
-    """100 × max(sent this hour / hourly cap, sent today / daily cap), 0.1 steps.
-
-    A cap of 0 or less counts as full (100 %), as the limiter does.
-    """
-    hour = sent_hour / hourly_cap if hourly_cap > 0 else 1.0
-    day = sent_day / daily_cap if daily_cap > 0 else 1.0
-    return round(100 * max(hour, day), 1)
-
-
 def capacity_used_pct(sent_today: int, capacity_day: int) -> float:
     """Sent today as a percentage of the day's capacity of the online instances (0 if none)."""
     return round(100 * sent_today / capacity_day, 1) if capacity_day > 0 else 0.0
@@ -72,8 +51,8 @@ def overall_status(
 
 
 def is_available(view: InstanceView, has_capacity: bool, circuit: CircuitState) -> bool:
-    """Routing would consider it now: active, connected, breaker not open, room in both caps."""
-    return view.active and view.connected and circuit is not CircuitState.OPEN and has_capacity
+    """Routing would consider it now: online (`is_online`) with room in both caps."""
+    return is_online(view, circuit) and has_capacity
 
 
 def local_hour_starts(
@@ -125,10 +104,8 @@ class InstanceRow:
 
     @property
     def online(self) -> bool:
-        """Can deliver: active, connected and its breaker not open (Evolution's `open` state
-        alone does not prove deliverability)."""
-        v = self.view
-        return v.active and v.connected and self.circuit is not CircuitState.OPEN
+        """`worker.breaker.is_online` for this row's instance and circuit."""
+        return is_online(self.view, self.circuit)
 
     def to_json(self) -> dict[str, Any]:
         """The dashboard row (the API's documented keys)."""
@@ -354,18 +331,13 @@ class StatsReader:
         *,
         paused: bool = False,
     ) -> InstanceRow:
-        circuit = view.circuit(
-            now,
-            threshold=self._breaker.failure_threshold,
-            cooldown_seconds=self._breaker.cooldown_seconds,
-        )
         return InstanceRow(
             view=view,
             messages_hour=usage.sent_hour,
             messages_day=usage.sent_day,
-            load_pct=load_pct(usage.sent_hour, usage.hourly_cap, usage.sent_day, usage.daily_cap),
+            load_pct=usage.load_pct,
             has_capacity=usage.has_capacity,
-            circuit=circuit,
+            circuit=self._breaker.circuit(view, now),
             delivered_pct_24h=delivered_pct,
             paused=paused,
         )

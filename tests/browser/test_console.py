@@ -23,7 +23,7 @@ from tests.integration.test_messages_api import record
 from worker.api import create_app, deps_from_resources
 from worker.delivery import Dispatcher, Result
 from worker.evolution import EvolutionClient
-from worker.intake import validate
+from worker.message_input import validate
 from worker.resources import build_resources
 
 pytestmark = pytest.mark.browser

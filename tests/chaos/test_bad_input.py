@@ -19,8 +19,8 @@ from tests.fakes.slack_server import running_fake_slack
 from tests.simulator_server import running_simulator
 from tests.support.services import run_cli
 from tests.support.stack import phone
-from worker.intake import storable
 from worker.keys import DEAD_LETTERS
+from worker.message_input import storable
 
 pytestmark = pytest.mark.chaos
 

@@ -24,7 +24,7 @@ from tests.chaos.results import record
 from tests.simulator_server import running_simulator
 from tests.support.stack import phone
 from worker.celery_app import DELIVER_MESSAGE, MONITOR_QUEUE
-from worker.intake_service import Intake
+from worker.intake import Intake
 from worker.resources import build_resources
 
 pytestmark = pytest.mark.chaos

@@ -14,15 +14,14 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, func, select
 
-from models.alerts import Alert
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
-from models.tables import InstanceEvent
+from models.tables import Alert, InstanceEvent
 from tests.fakes.slack_server import running_fake_slack
 from tests.simulator_server import running_simulator
 from tests.support.processes import Launcher, start_worker
-from worker.monitor.health import LAST_RUN_KEY, RUNS_KEY
+from worker.monitor.health_check import LAST_RUN_KEY, RUNS_KEY
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,10 @@ import redis
 from fastapi import FastAPI
 
 from config import Settings
-from models.alert_store import AlertStore, AlertText
-from models.alerts import AlertKind, AlertSeverity, Channel
-from models.enums import InstanceStatus
+from models.alert_store import AlertStore
+from models.enums import AlertKind, AlertSeverity, Channel, InstanceStatus
 from models.message_store import NewMessage
+from models.views import AlertText
 from worker.api import create_app, deps_from_resources
 from worker.clock import set_test_clock
 from worker.limiter import Candidate, Reservation

@@ -23,12 +23,12 @@ from tests.support.counting import ScriptCountingRedis
 from tests.support.evolution import T0
 from tests.support.stack import Stack, phone
 from worker import keys
+from worker.composition import CeleryScheduler
 from worker.countdowns import CountdownBook
 from worker.delivery import Result
-from worker.intake import validate
 from worker.limiter.policy import Candidate, SpacingPolicy
 from worker.limiter.redis_backend import RedisLimiter
-from worker.pipeline import CeleryScheduler
+from worker.message_input import validate
 
 GRACE = 10.0
 

@@ -12,7 +12,7 @@ import redis
 from tests.support.services import ROOT
 from worker.beat_check import beat_problem
 from worker.clock import set_test_clock
-from worker.monitor.health import LAST_RUN_KEY
+from worker.monitor.health_check import LAST_RUN_KEY
 
 T0 = 1_795_438_800.0
 

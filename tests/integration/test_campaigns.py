@@ -19,10 +19,10 @@ from models.views import to_datetime
 from tests.support.evolution import T0
 from tests.support.stack import Stack, phone
 from worker.api import create_app, deps_from_resources
+from worker.composition import Pipeline
 from worker.controls import Controls
 from worker.countdowns import CountdownBook
 from worker.delivery import Result
-from worker.pipeline import Pipeline
 
 
 def stored_campaign(stack: Stack, message_id: uuid.UUID) -> str | None:

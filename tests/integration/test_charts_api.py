@@ -17,7 +17,7 @@ from config import Settings
 from models.chart_store import ChartStore
 from tests.integration.api_support import NOW, Seeded, open_resources, seeded_app
 from tests.integration.test_messages_api import record
-from worker.monitor.health import run_health_check
+from worker.monitor.health_check import run_health_check
 from worker.resources import Resources
 
 

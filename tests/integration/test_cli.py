@@ -10,11 +10,11 @@ import pytest
 import redis
 from sqlalchemy import Engine, text
 
-from models.alert_store import AlertStore, AlertText
-from models.alerts import AlertKind, AlertSeverity
+from models.alert_store import AlertStore
 from models.db import make_session_factory
-from models.enums import InstanceStatus
+from models.enums import AlertKind, AlertSeverity, InstanceStatus
 from models.instance_store import InstanceStore
+from models.views import AlertText
 from tests.support.processes import service_env
 from tests.support.services import run_cli
 from worker.celery_app import MESSAGES_QUEUE

@@ -19,11 +19,11 @@ from models.views import to_datetime
 from tests.concurrency import run_on_threads
 from tests.support.evolution import T0
 from tests.support.stack import Stack, phone
+from worker.composition import Pipeline
 from worker.countdowns import CountdownBook
 from worker.delivery import Dispatcher, Result
-from worker.intake import InvalidMessage
 from worker.limiter import Candidate
-from worker.pipeline import Pipeline
+from worker.message_input import InvalidMessage
 from worker.sticky_cache import StickyCache
 
 

@@ -9,6 +9,8 @@ from sqlalchemy import Engine
 from models.db import make_session_factory
 from models.enums import InstanceStatus
 from models.instance_store import InstanceStore
+from models.views import CircuitState
+from worker.breaker import is_online
 
 NOW = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 
@@ -68,3 +70,16 @@ def test_an_unreadable_version_falls_back_to_the_snapshot_expiry(engine: Engine)
     routing.add("a", "5511900000000", 10, 100, status=InstanceStatus.CONNECTED)
     assert statuses(routing) == {"a": InstanceStatus.CONNECTED}
     assert statuses(routing) == {"a": InstanceStatus.CONNECTED}
+
+
+def test_routable_sql_agrees_with_is_online_before_the_breaker(engine: Engine) -> None:
+    """`InstanceStore.routable` filters in SQL what `worker.breaker.is_online` decides in
+    Python (the breaker left to the caller): the two agree on every status and active flag."""
+    store = InstanceStore(make_session_factory(engine))
+    for n, status in enumerate(InstanceStatus):
+        for active in (True, False):
+            name = f"{status.value}-{active}"
+            store.add(name, f"55119000000{n}{int(active)}", 10, 100, status=status)
+            store.update(name, active=active)
+    online = {v.name for v in store.all() if is_online(v, CircuitState.CLOSED)}
+    assert {v.name for v in store.routable()} == online == {"connected-True"}

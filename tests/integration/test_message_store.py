@@ -25,7 +25,7 @@ from models.statements import Statements
 from models.views import to_datetime
 from tests.support.evolution import T0
 from tests.support.stack import Stack, phone
-from worker.intake import rejection, validate
+from worker.message_input import rejection, validate
 
 AT = to_datetime(T0)
 

@@ -17,13 +17,12 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from sqlalchemy import Engine, insert, select
 
 from config import Settings
-from models.alert_store import AlertStore, AlertText
-from models.alerts import AlertKind, AlertSeverity, Channel
-from models.enums import InstanceStatus, Receipt
+from models.alert_store import AlertStore
+from models.enums import AlertKind, AlertSeverity, Channel, InstanceStatus, Receipt
 from models.message_store import NewMessage
 from models.receipt_store import ReceiptStore
 from models.tables import Contact, InstanceEvent
-from models.views import to_datetime
+from models.views import AlertText, to_datetime
 from tests.concurrency import run_on_threads
 from tests.fakes.slack_server import FakeSlack, running_fake_slack
 from tests.fakes.smtp_sink import SmtpSink, running_smtp_sink
@@ -33,8 +32,8 @@ from worker.clock import FixedClock, set_test_clock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate
 from worker.monitor import notifiers as notifiers_module
-from worker.monitor.alerts import AlertManager, Applied
-from worker.monitor.health import HealthMonitor, HealthReport, policy_from
+from worker.monitor.alert_manager import AlertManager, Applied
+from worker.monitor.health_check import HealthMonitor, HealthReport, policy_from
 from worker.monitor.notifiers import (
     EmailNotifier,
     Notifier,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
-from models.alert_store import PendingNotification
-from models.alerts import AlertKind, AlertSeverity, Channel, NotificationEvent
+from models.enums import AlertKind, AlertSeverity, Channel, NotificationEvent
+from models.views import PendingNotification
 from tests.fakes.slack_server import FakeSlack, running_fake_slack
 from tests.fakes.smtp_sink import SmtpSink, running_smtp_sink
 from worker.monitor.notifiers import (

@@ -12,10 +12,10 @@ from models.policy_store import PolicyStore
 from models.views import to_datetime
 from tests.support.evolution import T0
 from tests.support.stack import Stack, phone
+from worker.composition import Pipeline
 from worker.countdowns import CountdownBook
 from worker.delivery import Result
 from worker.not_on_whatsapp import NotOnWhatsAppMemory
-from worker.pipeline import Pipeline
 
 DAY = 86_400.0
 GHOST = phone(7)  # 5511900070007

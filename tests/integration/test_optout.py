@@ -15,11 +15,11 @@ from models.tables import Contact, Message
 from tests.support.evolution import T0
 from tests.support.stack import Stack
 from worker.api.deps import webhook_service
+from worker.composition import Pipeline
 from worker.countdowns import CountdownBook
 from worker.delivery import Dispatcher, Result
-from worker.intake_service import Intake
+from worker.intake import Intake
 from worker.optout import OptOutGate
-from worker.pipeline import Pipeline
 from worker.webhooks.events import parse_envelope
 from worker.webhooks.service import WebhookService
 

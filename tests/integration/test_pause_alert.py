@@ -14,8 +14,8 @@ from tests.integration.test_monitor_health import World, alerts_of, with_text, w
 from worker.controls import Controls
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate
-from worker.monitor.alerts import AlertManager
-from worker.monitor.health import HealthMonitor, policy_from
+from worker.monitor.alert_manager import AlertManager
+from worker.monitor.health_check import HealthMonitor, policy_from
 
 __all__ = ["world"]
 

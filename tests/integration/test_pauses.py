@@ -19,11 +19,11 @@ from tests.support.evolution import T0
 from tests.support.stack import Stack, phone
 from worker import keys
 from worker.api import create_app, deps_from_resources
+from worker.composition import Pipeline
 from worker.controls import ControlError, Controls
 from worker.countdowns import CountdownBook
 from worker.delivery import Dispatcher, Result
 from worker.pauses import PauseBoard
-from worker.pipeline import Pipeline
 from worker.policy.pauses import PauseScope
 
 

@@ -11,9 +11,9 @@ from models.enums import MessageState
 from models.tables import Message
 from tests.support.evolution import T0
 from tests.support.stack import Stack
+from worker.composition import Pipeline
 from worker.countdowns import CountdownBook
 from worker.delivery import Result
-from worker.pipeline import Pipeline
 from worker.policy.quiet_hours import QUIET_WAKE_SPREAD_SECONDS
 
 HOUR = 3600.0

@@ -31,7 +31,7 @@ from tests.support.evolution import FakeEvolution
 from worker.clock import set_test_clock
 from worker.delivery import Delivered, Dispatcher
 from worker.evolution import EvolutionClient
-from worker.intake_service import Intake
+from worker.intake import Intake
 from worker.limiter import RedisLimiter
 from worker.resources import (
     ROUTING_SNAPSHOT_SECONDS,

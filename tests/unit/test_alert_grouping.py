@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from models.alert_store import PendingNotification
-from models.alerts import POOL_SUBJECT, AlertKind, AlertSeverity, Channel, NotificationEvent
+from models.enums import POOL_SUBJECT, AlertKind, AlertSeverity, Channel, NotificationEvent
+from models.views import PendingNotification
 from worker.monitor.grouping import group_pending
 
 T = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.intake import InvalidMessage, rejection, validate
-from worker.intake_service import positional_fields
+from worker.message_input import InvalidMessage, positional_fields, rejection, validate
 
 NOW = 1_790_000_000.0
 BASE = {"phone": "+55 11 99999-8888", "text": "oi"}

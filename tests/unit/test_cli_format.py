@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from models.enums import MessageState
 from models.views import MessageView
-from worker.cli import cli, display_width, message_json, table
+from worker.cli import cli
+from worker.cli.output import display_width, table
+from worker.cli.status import recent_message_json
 from worker.sweeper import SweepReport, log_sweep
 
 
@@ -24,7 +26,7 @@ def test_table_aligns_columns() -> None:
     ]
 
 
-def test_message_json_masks_the_phone_and_shortens_the_text() -> None:
+def test_recent_message_json_masks_the_phone_and_shortens_the_text() -> None:
     now = datetime(2026, 11, 23, 13, tzinfo=UTC)
     message = MessageView(
         id=uuid.UUID(int=1),
@@ -43,7 +45,7 @@ def test_message_json_masks_the_phone_and_shortens_the_text() -> None:
         sent_at=now,
         last_error=None,
     )
-    body = message_json(message)
+    body = recent_message_json(message)
     assert body["phone"] == "5511*******88"
     assert body["contact_id"] == "doctor-1…"
     assert body["text"] == "x" * 40 + "…"

@@ -54,6 +54,17 @@ def test_load_is_the_busier_window_and_zero_cap_is_full() -> None:
     assert policy.usage_of(Candidate("x", 3, 100), 1, 1).load_pct == 33.3
 
 
+@pytest.mark.parametrize(
+    ("hour", "hourly_cap", "day", "daily_cap", "pct"),
+    [(3, 10, 3, 100, 30.0), (1, 10, 90, 100, 90.0), (1, 3, 0, 100, 33.3), (0, 0, 0, 100, 100.0)],
+)
+def test_load_pct_is_the_busier_window_in_percent(
+    hour: int, hourly_cap: int, day: int, daily_cap: int, pct: float
+) -> None:
+    """The one load formula the dashboard, `/metrics` and the capacity alert read."""
+    assert policy.usage_of(Candidate("x", hourly_cap, daily_cap), hour, day).load_pct == pct
+
+
 def test_free_at_daily_beats_hourly_and_pacing_can_bind() -> None:
     full_both = CandidateState(5, 5, 9, 9)
     assert policy.free_at(full_both, now=0, interval=0, hour_end=10, day_end=99) == (99, "caps")

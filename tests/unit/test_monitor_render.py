@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from models.alert_store import PendingNotification
-from models.alerts import AlertKind, AlertSeverity, Channel, NotificationEvent
+from models.enums import AlertKind, AlertSeverity, Channel, NotificationEvent
+from models.views import PendingNotification
 from worker.monitor.notifiers import parse_smtp_url
 from worker.monitor.render import email_message, slack_escape, slack_text
 

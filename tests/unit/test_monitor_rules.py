@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from models.alert_store import AlertText, AlertView
-from models.alerts import POOL_SUBJECT, AlertKind, AlertSeverity, Channel, NotificationEvent
-from models.enums import InstanceStatus
+from models.enums import (
+    POOL_SUBJECT,
+    AlertKind,
+    AlertSeverity,
+    Channel,
+    InstanceStatus,
+    NotificationEvent,
+)
 from models.receipt_store import DeliveryCounts
-from models.views import InstanceView
+from models.views import AlertText, AlertView, InstanceView
+from worker.breaker import BreakerPolicy, is_online
 from worker.monitor.rules import (
     MonitorPolicy,
     Open,
@@ -18,16 +24,14 @@ from worker.monitor.rules import (
     Snapshot,
     channels_for,
     conditions,
-    is_online,
     plan,
     reminder_due,
     urgent,
 )
 
 NOW = 1_795_914_000.0
-POLICY = MonitorPolicy(
-    capacity_alert_pct=80, failure_threshold=5, cooldown_seconds=120, repeat_seconds=3600
-)
+BREAKER = BreakerPolicy(failure_threshold=5, cooldown_seconds=120)
+POLICY = MonitorPolicy(capacity_alert_pct=80, breaker=BREAKER, repeat_seconds=3600)
 
 
 def inst(
@@ -98,13 +102,13 @@ def test_capacity_strictly_above_threshold() -> None:
 
 def test_open_breaker_counts_offline_and_alerts() -> None:
     failing = inst("a", consecutive_failures=5, circuit_opened_at=at(NOW - 10))
-    assert not is_online(failing, NOW, POLICY)
+    assert not is_online(failing, BREAKER.circuit(failing, NOW))
     assert kinds(Snapshot(NOW, [failing])) == {
         (AlertKind.CIRCUIT_OPEN, "a"),
         (AlertKind.ALL_OFFLINE, POOL_SUBJECT),
     }
     # Half-open after the cooldown: may take a trial send, so online; the alert stays.
-    assert is_online(failing, NOW + 121, POLICY)
+    assert is_online(failing, BREAKER.circuit(failing, NOW + 121))
     assert kinds(Snapshot(NOW + 121, [failing])) == {(AlertKind.CIRCUIT_OPEN, "a")}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.alerts import AlertKind, AlertSeverity
+from models.enums import AlertKind, AlertSeverity
 from worker.monitor.rules import MonitorPolicy, Snapshot, conditions
 from worker.policy.pauses import PauseEntry, PauseScope, PauseSet, scope_of
 

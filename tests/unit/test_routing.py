@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from models.enums import InstanceStatus
 from models.views import InstanceView
+from worker.breaker import BreakerPolicy, is_online
 from worker.routing import (
-    BreakerPolicy,
     FallbackReason,
     RouteRequest,
     demoted_instance,
@@ -133,6 +136,31 @@ def test_instances_that_failed_lately_are_offered_only_after_the_others() -> Non
     sticky_to_healthy = plan_route(RouteRequest("b", pool, NOW), BREAKER)
     assert [c.name for c in sticky_to_healthy.first_choice or ()] == ["b", "c"]
     assert plan_route(RouteRequest(None, POOL, NOW), BREAKER).first_choice is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(InstanceStatus)),
+            st.booleans(),
+            st.integers(min_value=0, max_value=8),
+            st.none() | st.floats(min_value=0, max_value=300),
+        ),
+        max_size=12,
+    )
+)
+def test_usable_candidates_are_exactly_the_online_instances(
+    pool: list[tuple[InstanceStatus, bool, int, float | None]],
+) -> None:
+    """The routing table's two-step filter agrees with the one definition of online."""
+    views = [
+        inst(f"i{n}", status, active=active, failures=failures, opened_ago=ago)
+        for n, (status, active, failures, ago) in enumerate(pool)
+    ]
+    usable = routing_table(views, BREAKER).usable(NOW, BREAKER)
+    online = {v.name for v in views if is_online(v, BREAKER.circuit(v, NOW))}
+    assert {c.name for c in usable} == online
+    assert len(usable) == len(online)
 
 
 def test_a_message_is_demoted_off_an_instance_it_failed_on_more_than_once() -> None:

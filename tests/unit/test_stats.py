@@ -1,4 +1,4 @@
-"""The dashboard rules on plain values: emoji, load, overall status, summary, hours."""
+"""The dashboard rules on plain values: emoji, overall status, summary, hours."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models.enums import InstanceStatus
+from models.enums import InstanceStatus, status_emoji
 from models.views import CircuitState, InstanceView
 from worker.stats import (
     InstanceRow,
     capacity_used_pct,
     hourly_series,
     is_available,
-    load_pct,
     local_hour_starts,
     message_counts,
     overall_status,
-    status_emoji,
     summarize,
 )
 
@@ -50,13 +48,6 @@ def row(
 )
 def test_status_emoji(status: str, emoji: str) -> None:
     assert status_emoji(status) == emoji
-
-
-def test_load_is_the_busier_window_in_percent() -> None:
-    assert load_pct(3, 10, 3, 100) == 30.0
-    assert load_pct(1, 10, 90, 100) == 90.0
-    assert load_pct(1, 3, 0, 100) == 33.3
-    assert load_pct(0, 0, 0, 100) == 100.0  # no cap: full
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,10 @@ from models.instance_store import InstanceStore
 from models.message_query_store import MessageQueryStore
 from models.message_store import MessageStore
 from models.receipt_store import ReceiptStore
+from worker.breaker import BreakerPolicy
 from worker.clock import RedisClock
 from worker.controls import Controls
 from worker.resources import Resources
-from worker.routing import BreakerPolicy
 from worker.stats import StatsReader
 from worker.webhooks.service import AlertTrigger, WebhookService
 
@@ -45,10 +45,6 @@ class ApiDeps:
     controls: Controls | None = None  # pause/resume (worker/api/controls.py)
 
 
-def breaker_policy(settings: Settings) -> BreakerPolicy:
-    return BreakerPolicy(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds)
-
-
 def deps_from_resources(res: Resources) -> ApiDeps:
     """The API's view of this process's resources (the same stores and limiter as routing)."""
     activity = ActivityStore(res.sessions)
@@ -57,7 +53,7 @@ def deps_from_resources(res: Resources) -> ApiDeps:
         res.instances,
         activity,
         res.limiter,
-        breaker_policy(res.settings),
+        BreakerPolicy.from_settings(res.settings),
         zone=res.settings.zone,
         warning_pct=res.settings.capacity_alert_pct,
         deliveries=receipts,

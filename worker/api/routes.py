@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from models.instance_store import UnknownInstance
 from worker.api.deps import ApiDeps
-from worker.api.health import health_json, run_checks
+from worker.api.health_probes import health_json, run_checks
 from worker.stats import iso
 
 NAME_PATH = Path(min_length=1, max_length=64, description="Instance name")

@@ -1,7 +1,7 @@
 """Health check and alerts: poll Evolution, record status changes, raise alerts.
 
-`health.HealthMonitor` is the job (a plain class; the Celery task `zapdispatch.health_check`
+`health_check.HealthMonitor` is the job (a plain class; the Celery task `zapdispatch.health_check`
 is a one-line adapter around `run_health_check`). Policy is pure and lives in `states.py`
 (Evolution state → instance status) and `rules.py` (alert conditions and transitions);
-`alerts.py` applies transitions and drains the notification outbox through `notifiers.py`.
+`alert_manager.py` applies transitions and drains the notification outbox through `notifiers.py`.
 """

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from models.alert_store import PendingNotification
-from models.alerts import POOL_SUBJECT, AlertKind, NotificationEvent
+from models.enums import POOL_SUBJECT, AlertKind, NotificationEvent
+from models.views import PendingNotification
 
 #: A grouped message quotes at most this many members' own texts (every name is listed).
 MAX_DETAIL_LINES = 20

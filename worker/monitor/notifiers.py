@@ -31,8 +31,8 @@ from slack_sdk.http_retry import (
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 
 from config import Settings
-from models.alert_store import PendingNotification
-from models.alerts import Channel
+from models.enums import Channel
+from models.views import PendingNotification
 from worker.monitor.render import email_message, slack_text
 
 log = logging.getLogger("zapdispatch.monitor")

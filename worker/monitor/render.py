@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from models.alert_store import PendingNotification
-from models.alerts import AlertSeverity, NotificationEvent
+from models.enums import AlertSeverity, NotificationEvent
+from models.views import PendingNotification
 from worker.monitor.rules import urgent
 
 SEVERITY_EMOJI = {

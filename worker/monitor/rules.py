@@ -24,8 +24,8 @@ The alert table, as this project reads it:
   instance's status changes because of it and no breaker counts it.
 
 "Online" counts deliverability, not just Evolution's word: connected, active, and its
-circuit breaker not open (`is_online`). Deactivating an instance resolves its alerts.
-An alert opens when its condition starts, is re-sent at most every `repeat_seconds` while
+circuit breaker not open (`worker.breaker.is_online`). Deactivating an instance resolves its
+alerts. An alert opens when its condition starts, is re-sent at most every `repeat_seconds` while
 it lasts (never while an earlier notification of it is still pending), and resolves when
 the condition clears. All times are unix seconds.
 """
@@ -35,30 +35,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from models.alert_store import AlertText, AlertView
-from models.alerts import POOL_SUBJECT, AlertKind, AlertSeverity, Channel, NotificationEvent
-from models.enums import InstanceStatus
+from models.enums import (
+    POOL_SUBJECT,
+    AlertKind,
+    AlertSeverity,
+    Channel,
+    InstanceStatus,
+    NotificationEvent,
+    status_emoji,
+)
 from models.receipt_store import DeliveryCounts
-from models.views import CircuitState, InstanceView
+from models.views import AlertText, AlertView, CircuitState, InstanceView
+from worker.breaker import BreakerPolicy, is_online
 from worker.phones import mask_phone
-
-STATUS_EMOJI = {
-    InstanceStatus.CONNECTED: "🟢",
-    InstanceStatus.DISCONNECTED: "🔴",
-    InstanceStatus.BANNED: "⛔",
-    InstanceStatus.CONNECTING: "🟡",
-}
 
 _SEVERITY_RANK = {s: i for i, s in enumerate(AlertSeverity)}
 
 
 @dataclass(frozen=True, slots=True)
 class MonitorPolicy:
-    """Thresholds: percent of capacity, failures in a row, seconds."""
+    """Thresholds: percent of capacity, the circuit breaker, seconds."""
 
     capacity_alert_pct: float = 80.0
-    failure_threshold: int = 5
-    cooldown_seconds: float = 120.0
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     repeat_seconds: float = 3600.0
     undelivered_min_sends: int = 5
 
@@ -115,17 +114,6 @@ def at_least(severity: AlertSeverity, floor: AlertSeverity) -> bool:
     return _SEVERITY_RANK[severity] >= _SEVERITY_RANK[floor]
 
 
-def circuit_of(view: InstanceView, now: float, policy: MonitorPolicy) -> CircuitState:
-    return view.circuit(
-        now, threshold=policy.failure_threshold, cooldown_seconds=policy.cooldown_seconds
-    )
-
-
-def is_online(view: InstanceView, now: float, policy: MonitorPolicy) -> bool:
-    """Can deliver: active, connected, and its breaker not open (`open` alone is no proof)."""
-    return view.active and view.connected and circuit_of(view, now, policy) is not CircuitState.OPEN
-
-
 def conditions(snapshot: Snapshot, policy: MonitorPolicy) -> list[Condition]:
     """Every alert condition that holds in `snapshot`."""
     found: list[Condition] = []
@@ -150,8 +138,8 @@ def _instance_conditions(
     load = snapshot.load_pct.get(view.name, 0.0)
     if load > policy.capacity_alert_pct:
         found.append(_capacity(view, load, policy))
-    if view.consecutive_failures >= policy.failure_threshold:
-        found.append(_failing(view, circuit_of(view, snapshot.now, policy), policy))
+    if view.consecutive_failures >= policy.breaker.failure_threshold:
+        found.append(_failing(view, policy.breaker.circuit(view, snapshot.now), policy))
     return found
 
 
@@ -163,7 +151,7 @@ def _offline(view: InstanceView) -> Condition:
         AlertSeverity.ERROR,
         AlertText(
             f"Instance {view.name} offline",
-            f"WhatsApp instance '{view.name}' is {STATUS_EMOJI[view.status]} {view.status}{why}. "
+            f"WhatsApp instance '{view.name}' is {status_emoji(view.status)} {view.status}{why}. "
             "Check its session (QR code).",
         ),
     )
@@ -208,8 +196,8 @@ def _failing(view: InstanceView, circuit: CircuitState, policy: MonitorPolicy) -
         AlertText(
             f"Send failures on {view.name}",
             f"Instance '{view.name}' failed {view.consecutive_failures} sends in a row "
-            f"(threshold {policy.failure_threshold}); circuit {circuit}: it is out of routing "
-            "until a trial send succeeds.",
+            f"(threshold {policy.breaker.failure_threshold}); circuit {circuit}: it is out of "
+            "routing until a trial send succeeds.",
         ),
     )
 
@@ -236,7 +224,8 @@ def _not_delivering(
 
 def _all_offline(snapshot: Snapshot, policy: MonitorPolicy) -> Condition | None:
     total = len(snapshot.instances)
-    if total == 0 or any(is_online(v, snapshot.now, policy) for v in snapshot.instances):
+    circuit = policy.breaker.circuit
+    if total == 0 or any(is_online(v, circuit(v, snapshot.now)) for v in snapshot.instances):
         return None
     return Condition(
         AlertKind.ALL_OFFLINE,
@@ -324,7 +313,7 @@ def resolved_text(alert: AlertView, view: InstanceView | None) -> AlertText:
     elif alert.kind is AlertKind.NOT_DELIVERING:
         now_is = f"instance '{alert.subject}' has delivery receipts again"
     else:
-        now_is = f"instance '{alert.subject}' is now {STATUS_EMOJI[view.status]} {view.status}"
+        now_is = f"instance '{alert.subject}' is now {status_emoji(view.status)} {view.status}"
     return AlertText(f"Resolved: {alert.title}", f"Cleared: {now_is}.")
 
 

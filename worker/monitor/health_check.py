@@ -3,7 +3,7 @@
 One run: take the Redis lock (at most one run at a time across processes), poll every
 instance's state from Evolution (`poll.py`), record each status change on the instance and
 in `instance_events`, migrate contacts off newly banned numbers, read the limiter's loads,
-then open / remind / resolve alerts (`rules.py`) and send what is owed (`alerts.py`).
+then open / remind / resolve alerts (`rules.py`) and send what is owed (`alert_manager.py`).
 
 Decisions: `banned` is sticky (only an operator un-bans; the health check never turns a
 banned instance back to connected); status is recorded for inactive instances too, but only
@@ -37,10 +37,11 @@ from models.instance_store import InstanceStore
 from models.receipt_store import DeliveryCounts, ReceiptStore
 from models.views import InstanceView, StatusChange, to_datetime
 from worker import keys
+from worker.breaker import BreakerPolicy, is_online
 from worker.clock import Clock, RedisClock
 from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate, Limiter
-from worker.monitor.alerts import AlertManager, Applied, Delivered
+from worker.monitor.alert_manager import AlertManager, Applied, Notified
 from worker.monitor.licence import licence_required_since, note_licence_gate
 from worker.monitor.notifiers import announce_channels, build_notifiers
 from worker.monitor.poll import PollMode, PollPolicy, PollResult, poll_states
@@ -49,7 +50,6 @@ from worker.monitor.rules import (
     Snapshot,
     Transition,
     conditions,
-    is_online,
     plan,
 )
 from worker.monitor.states import DEFAULT_BAN_CODES, observe
@@ -82,15 +82,14 @@ class HealthReport:
     changes: tuple[StatusChange, ...] = ()
     migrated: Mapping[str, int] = field(default_factory=dict)
     alerts: Applied = field(default_factory=Applied)
-    notifications: Delivered = field(default_factory=Delivered)
+    notifications: Notified = field(default_factory=Notified)
     poll_seconds: float = 0.0
 
 
 def policy_from(settings: Settings) -> MonitorPolicy:
     return MonitorPolicy(
         capacity_alert_pct=settings.capacity_alert_pct,
-        failure_threshold=settings.circuit_failure_threshold,
-        cooldown_seconds=settings.circuit_cooldown_seconds,
+        breaker=BreakerPolicy.from_settings(settings),
         repeat_seconds=settings.alert_repeat_minutes * 60.0,
         undelivered_min_sends=settings.undelivered_min_sends,
     )
@@ -200,7 +199,8 @@ class HealthMonitor:
         applied = self._alerts.apply(self._transitions(snapshot), now)
         delivered = self._alerts.deliver_pending(now)
         self._mark_run(now)
-        online = sum(is_online(v, now, self._policy) for v in snapshot.instances)
+        circuit = self._policy.breaker.circuit
+        online = sum(is_online(v, circuit(v, now)) for v in snapshot.instances)
         report = HealthReport(
             ran=True,
             mode=polled.mode,

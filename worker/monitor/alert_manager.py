@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.alert_store import AlertStore, AlertText, AlertView, PendingNotification
-from models.alerts import AlertKind, AlertSeverity, Channel, NotificationEvent
-from models.views import to_datetime
+from models.alert_store import AlertStore
+from models.enums import AlertKind, AlertSeverity, Channel, NotificationEvent
+from models.views import AlertText, AlertView, PendingNotification, to_datetime
 from worker.monitor.grouping import group_pending
 from worker.monitor.notifiers import Notifier, NotifierError
 from worker.monitor.rules import Open, Remind, Resolve, Transition, channels_for
@@ -38,7 +38,10 @@ class Applied:
 
 
 @dataclass(frozen=True, slots=True)
-class Delivered:
+class Notified:
+    """What one drain of the notification outbox did: accepted by their channel, failed,
+    and the channels found down."""
+
     sent: int = 0
     failed: int = 0
     down: tuple[Channel, ...] = ()
@@ -62,7 +65,7 @@ class AlertManager:
                 counts[_label(step)] += 1
         return Applied(**counts)
 
-    def deliver_pending(self, now: float) -> Delivered:
+    def deliver_pending(self, now: float) -> Notified:
         """Send what is owed, oldest first, those of one kind queued by one run as one
         message (worker/monitor/grouping.py); a failing channel is skipped until the next
         run. Counts are outbox rows."""
@@ -75,7 +78,7 @@ class AlertManager:
             else:
                 failed += len(outgoing.ids)
                 down.add(outgoing.notification.channel)
-        return Delivered(sent, failed, tuple(sorted(down)))
+        return Notified(sent, failed, tuple(sorted(down)))
 
     # -- transitions ----------------------------------------------------------------------
 

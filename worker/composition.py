@@ -1,4 +1,6 @@
-"""The plain objects behind the Celery tasks, built once per process from its resources."""
+"""The composition root: the plain objects behind the Celery tasks (`Pipeline`: intake,
+dispatcher, sweeper, countdowns), wired once per process from its resources. The only
+module that knows every collaborator; the tasks call `pipeline(app)` and nothing else."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from worker.celery_app import DELIVER_MESSAGE
 from worker.countdowns import CountdownBook
 from worker.delivery import Delivered, Dispatcher, skipped
 from worker.heartbeat import Heartbeats
-from worker.intake import InvalidMessage
-from worker.intake_service import POSITIONAL_ORDER, Intake, call_fields, positional_fields
+from worker.intake import Intake
+from worker.message_input import POSITIONAL_ORDER, InvalidMessage, call_fields, positional_fields
 from worker.optout import OptOutGate
 from worker.resources import Resources, resources
 from worker.sweeper import DeadWorkers, Sweeper

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from worker.intake import InvalidMessage, content_hash, rejection, validate
-from worker.intake_service import positional_fields
+from worker.message_input import (
+    InvalidMessage,
+    content_hash,
+    positional_fields,
+    rejection,
+    validate,
+)
 from worker.phones import mask_id, mask_phone, normalize_phone
 
 NOW = 1_790_000_000.0
