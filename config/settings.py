@@ -10,12 +10,20 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import make_url
@@ -31,6 +39,15 @@ CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 #: Secrets sent as (or compared with) an HTTP header value.
 HEADER_SECRETS = ("evolution_api_key", "api_token", "webhook_token", "slack_bot_token")
+#: Settings written in a small syntax of their own; `PARSERS` (below) checks each.
+PARSED = (
+    "timezone",
+    "warmup_schedule",
+    "quiet_hours",
+    "typing_delay_ms",
+    "ban_reason_codes",
+    "opt_out_keywords",
+)
 
 
 class Settings(BaseSettings):
@@ -130,31 +147,11 @@ class Settings(BaseSettings):
             raise ValueError("must be visible ASCII characters without spaces (an HTTP header)")
         return value
 
-    @field_validator("timezone")
+    @field_validator(*PARSED, mode="after")
     @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
-
-    @field_validator("warmup_schedule")
-    @classmethod
-    def _warmup_schedule(cls, value: str) -> str:
-        parse_warmup_schedule(value)
-        return value
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet_hours(cls, value: str) -> str:
-        parse_quiet_hours(value)
-        return value
-
-    @field_validator("typing_delay_ms")
-    @classmethod
-    def _typing_delay(cls, value: str) -> str:
-        parse_typing_delay(value)
+    def _parses(cls, value: str, info: ValidationInfo) -> str:
+        """Settings written in a small syntax of their own: each must parse (PARSED)."""
+        PARSERS[str(info.field_name)](value)
         return value
 
     @property
@@ -204,14 +201,6 @@ class Settings(BaseSettings):
             raise ValueError("is not a valid Redis URL: the database must be a number (/0)")
         return value
 
-    @field_validator("slack_api_url")
-    @classmethod
-    def _slack_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL")
-        return value
-
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:
@@ -235,37 +224,18 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("evolution_api_url")
+    @field_validator("slack_api_url", "evolution_api_url", "public_webhook_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL")
-        if parts.username or parts.password:
-            raise ValueError("must not carry credentials: set EVOLUTION_API_KEY instead")
-        return value
-
-    @field_validator("ban_reason_codes")
-    @classmethod
-    def _reason_codes(cls, value: str) -> str:
-        parse_codes(value)
-        return value
-
-    @field_validator("opt_out_keywords")
-    @classmethod
-    def _keywords(cls, value: str) -> str:
-        if not parse_keywords(value):
-            raise ValueError("must name at least one word")
-        return value
-
-    @field_validator("public_webhook_url")
-    @classmethod
-    def _webhook_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An http(s) URL with a host; EVOLUTION_API_URL without credentials (its key is
+        EVOLUTION_API_KEY); PUBLIC_WEBHOOK_URL may be unset (None or empty)."""
+        if info.field_name == "public_webhook_url" and not value:
             return None
-        parts = urlsplit(value)
+        parts = urlsplit(value or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL")
+        if info.field_name == "evolution_api_url" and (parts.username or parts.password):
+            raise ValueError("must not carry credentials: set EVOLUTION_API_KEY instead")
         return value
 
     @field_validator("flower_basic_auth")
@@ -352,6 +322,28 @@ def fold_text(text: str) -> str:
 def parse_keywords(value: str) -> frozenset[str]:
     """Comma-separated words, folded by `fold_text`; blanks dropped."""
     return frozenset(w for w in (fold_text(part) for part in value.split(",")) if w)
+
+
+def check_timezone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+
+
+def check_keywords(value: str) -> None:
+    if not parse_keywords(value):
+        raise ValueError("must name at least one word")
+
+
+PARSERS: dict[str, Callable[[str], object]] = {
+    "timezone": check_timezone,
+    "warmup_schedule": parse_warmup_schedule,
+    "quiet_hours": parse_quiet_hours,
+    "typing_delay_ms": parse_typing_delay,
+    "ban_reason_codes": parse_codes,
+    "opt_out_keywords": check_keywords,
+}
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -74,7 +74,7 @@ def _drops_snapshot(
         try:
             return method(self, *args, **kwargs)
         finally:
-            self._forget_snapshot()
+            self.forget_snapshot()
 
     functools.update_wrapper(wrapper, method)
     return wrapper
@@ -214,13 +214,10 @@ class InstanceStore:
         current = self._read_version(now)
         return seen is not None and current is not None and seen[1] != current
 
-    def _forget_snapshot(self) -> None:
-        self._snapshot = None
-
     def forget_snapshot(self) -> None:
         """Drop the routing snapshot: the next routing decision reads the instances again
-        (a claim found that the snapshot was out of date)."""
-        self._forget_snapshot()
+        (after a write through this store, or a claim that found the snapshot out of date)."""
+        self._snapshot = None
 
     def _failing_in_snapshot(self, name: str) -> bool:
         """Whether the snapshot shows `name` with failures a success has just cleared."""
@@ -345,7 +342,7 @@ class InstanceStore:
         """After a success recorded elsewhere (`MessageStore.mark_sent`): drop the routing
         snapshot if it still shows `name` failing."""
         if self._failing_in_snapshot(name):
-            self._forget_snapshot()
+            self.forget_snapshot()
 
     def record_send_success(self, name: str, now: datetime) -> None:
         """A delivered send closes the breaker and stamps last_message_at."""
@@ -356,7 +353,7 @@ class InstanceStore:
                 .values(last_message_at=now, consecutive_failures=0, circuit_opened_at=None)
             )
         if self._failing_in_snapshot(name):
-            self._forget_snapshot()
+            self.forget_snapshot()
 
     @_drops_snapshot
     def record_send_failure(self, name: str, now: datetime, *, threshold: int) -> int:

@@ -50,7 +50,8 @@ class RoutingTable:
     those without a send failure since their last success (`healthy_names`), then those
     with some. `tripped`: active, connected instances at or over it, whose breaker is open
     or half-open depending on `now`. A decision then costs O(tripped), not O(instances): at
-    1,000 instances, rebuilding this per message was most of the routing time (bench 7.3).
+    1,000 instances, rebuilding this per message was most of the routing time (measured by
+    `python -m bench.compare --only routing_1000`).
     `usable(now, breaker)` is therefore the online instances (`worker.breaker.is_online`),
     computed in two steps; tests/unit/test_routing.py checks that they agree.
     """
