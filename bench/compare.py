@@ -38,7 +38,7 @@ from bench.throughput import INSTANCES, Bench, Workers
 from models.instance_store import InstanceStore, instance_view
 from models.tables import Instance
 from models.views import InstanceView
-from tests.support.stack import build_stack
+from tests.support.stack import Stack, build_stack
 from worker.limiter import Candidate, RedisLimiter, redis_backend
 from worker.resources import ROUTING_SNAPSHOT_SECONDS
 
@@ -59,13 +59,13 @@ class OrmInstanceStore(InstanceStore):
 
 
 @contextmanager
-def limiter_knobs(sample: int, clock_reuse: float) -> Iterator[None]:
-    saved = redis_backend.SAMPLE_SIZE, redis_backend.CLOCK_REUSE_SECONDS
-    redis_backend.SAMPLE_SIZE, redis_backend.CLOCK_REUSE_SECONDS = sample, clock_reuse
+def limiter_knobs(stack: Stack, sample: int, clock_reuse: float) -> Iterator[None]:
+    """The stack reserves through a limiter with these knobs, then with the defaults."""
+    stack.use_limiter(sample_size=sample, clock_reuse_seconds=clock_reuse)
     try:
         yield
     finally:
-        redis_backend.SAMPLE_SIZE, redis_backend.CLOCK_REUSE_SECONDS = saved
+        stack.use_limiter()
 
 
 def routing(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def routing(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
             for name, (store, sample, reuse) in variants.items():
                 stack.use_instances(store())
                 ids = scale._prepare_messages(stack, size, BATCH, rng)
-                with limiter_knobs(sample, reuse):
+                with limiter_knobs(stack, sample, reuse):
                     measured = [scale._measure(stack, i) for i in ids]
                 if rep:  # the first round warms every variant up
                     rows[name].extend(measured)
@@ -153,20 +153,20 @@ def packed_caps(env: BenchEnv, size: int = 1000) -> dict[str, Any]:
     with env.redis() as client:
         client.flushdb()
         args = (client, settings.zone, redis_backend.SpacingPolicy())
+        unsampled = {"sample_size": 10**9}
         limiters = {
-            "one argument per cap (before)": UnpackedLimiter(*args, script=old),
-            "packed caps (after)": RedisLimiter(*args),
+            "one argument per cap (before)": UnpackedLimiter(*args, script=old, **unsampled),
+            "packed caps (after)": RedisLimiter(*args, **unsampled),
         }
         candidates = [Candidate(f"inst-{i:04d}", 10**6, 10**7) for i in range(size)]
         times: dict[str, list[float]] = {name: [] for name in limiters}
-        with limiter_knobs(10**9, redis_backend.CLOCK_REUSE_SECONDS):
-            for rep in range(REPS * 4 + 1):
-                for name, limiter in limiters.items():
-                    began = time.perf_counter()
-                    for _ in range(10):
-                        limiter.reserve(candidates, phone="5511900000000")
-                    if rep:
-                        times[name].append((time.perf_counter() - began) * 100)
+        for rep in range(REPS * 4 + 1):
+            for name, limiter in limiters.items():
+                began = time.perf_counter()
+                for _ in range(10):
+                    limiter.reserve(candidates, phone="5511900000000")
+                if rep:
+                    times[name].append((time.perf_counter() - began) * 100)
         client.flushdb()
     return {
         name: {"reserve_ms_p50": round(statistics.median(t), 3)} for name, t in times.items()

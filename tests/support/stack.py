@@ -127,6 +127,15 @@ class Stack:
             self.res, self.limiter, self.scheduler, policies=self.policies
         )
 
+    def use_limiter(self, **knobs: Any) -> None:
+        """Reserve through a limiter built with `knobs` (RedisLimiter's keyword arguments,
+        e.g. `sample_size`, `clock_reuse_seconds`) from now on, counted as before."""
+        self.res.limiter = _limiter(self.settings, self.scripts, self.res, **knobs)
+        self.limiter = CountingLimiter(self.res.limiter)
+        self.dispatcher = _dispatcher(
+            self.res, self.limiter, self.scheduler, policies=self.policies
+        )
+
     def deliver_all(self, ids: list[uuid.UUID], threads: int) -> list[Delivered]:
         if threads <= 1:
             return [self.dispatcher.deliver(i) for i in ids]
@@ -156,13 +165,7 @@ def build_stack(
     # A limiter runs its scripts through the client it was built on: the one
     # build_resources made is replaced by the same limiter on a counting client (same pool).
     scripts = ScriptCountingRedis(connection_pool=res.redis.connection_pool)
-    res.limiter = RedisLimiter(
-        scripts,
-        settings.zone,
-        spacing_policy(settings),
-        test_clock_enabled=settings.test_clock_enabled,
-        counters=res.messages.spent_since,
-    )
+    res.limiter = _limiter(settings, scripts, res)
     scheduler = HeldScheduler(clock or fake.time)
     limiter = CountingLimiter(res.limiter)
     return Stack(
@@ -177,6 +180,19 @@ def build_stack(
         intake=Intake(settings, res.messages, res.limiter),
         sweeper=Sweeper(settings, res.sweeps, res.limiter, res.redis, scheduler),
         policies=policies,
+    )
+
+
+def _limiter(
+    settings: Settings, scripts: ScriptCountingRedis, res: Resources, **knobs: Any
+) -> RedisLimiter:
+    return RedisLimiter(
+        scripts,
+        settings.zone,
+        spacing_policy(settings),
+        test_clock_enabled=settings.test_clock_enabled,
+        counters=res.messages.spent_since,
+        **knobs,
     )
 
 

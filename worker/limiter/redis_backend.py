@@ -107,8 +107,12 @@ class RedisLimiter:
         test_clock_enabled: bool = False,
         rng: random.Random | None = None,
         counters: SpentCounts | None = None,
+        sample_size: int = SAMPLE_SIZE,
+        clock_reuse_seconds: float = CLOCK_REUSE_SECONDS,
     ) -> None:
         self._client = client
+        self._sample_size = sample_size
+        self._clock_reuse_seconds = clock_reuse_seconds
         self._counters = counters
         self._rebuild_script = client.register_script(read_script("rebuild.lua"))
         self._zone = zone
@@ -124,11 +128,11 @@ class RedisLimiter:
 
     def now(self) -> float:
         """The limiter clock, unix seconds: the test clock when enabled and set; otherwise
-        the Redis server time, read at most every CLOCK_REUSE_SECONDS and advanced by this
+        the Redis server time, read at most every `clock_reuse_seconds` and advanced by this
         process's monotonic clock in between (windows are still named by the script's own
         clock; this one serves expiry, breaker cooldowns and timestamps)."""
         seen, mono = self._seen, time.monotonic()
-        if self._test_clock_enabled or seen is None or mono - seen[1] > CLOCK_REUSE_SECONDS:
+        if self._test_clock_enabled or seen is None or mono - seen[1] > self._clock_reuse_seconds:
             value = self._clock.now()
             self._seen = (value, time.monotonic())
             return value
@@ -155,10 +159,10 @@ class RedisLimiter:
         return self._reservation(reply, candidates) if reply[0] == "ok" else self._refusal(reply)
 
     def _sample(self, candidates: Sequence[Candidate], strict: int) -> list[Candidate] | None:
-        """The strict head plus SAMPLE_SIZE of the rest (in their order), or None if few."""
-        if len(candidates) - strict <= SAMPLE_SIZE:
+        """The strict head plus `sample_size` of the rest (in their order), or None if few."""
+        if len(candidates) - strict <= self._sample_size:
             return None
-        picked = sorted(self._rng.sample(range(strict, len(candidates)), SAMPLE_SIZE))
+        picked = sorted(self._rng.sample(range(strict, len(candidates)), self._sample_size))
         return [*candidates[:strict], *(candidates[i] for i in picked)]
 
     def release(self, reservation: Reservation) -> None:
