@@ -195,8 +195,30 @@ def _summary(r: dict[str, Any]) -> list[str]:
                 None,
             ),
         ]
+    rows += _webhooks(r)
     rows += _recovery(r)
     return rows
+
+
+def _webhooks(r: dict[str, Any]) -> list[str]:
+    hooks = r.get("webhooks")
+    rows = _error(r, "webhooks", "webhooks in")
+    if not hooks or "error" in hooks or "missing" in hooks:
+        return rows
+    title = (
+        f"webhooks in: {hooks['requests_per_round']:,} receipts × {len(hooks['rounds']['bare'])} "
+        f"rounds, {hooks['concurrency']} in flight"
+    )
+    real, bare = hooks["best"]["webhooks"], hooks["best"]["bare"]
+    return [
+        *rows,
+        _row(title, "events/s ÷ a bare FastAPI endpoint (median of rounds)",
+             f"{hooks['ratio']:.2f} ({real['events_per_second']:.0f} vs "
+             f"{bare['events_per_second']:.0f}/s best)",
+             f"≥ {hooks['target_ratio']}", hooks["ratio"] >= hooks["target_ratio"]),
+        _row(title, "p99 latency, webhooks / bare (best round)",
+             f"{real['p99_ms']:.0f} / {bare['p99_ms']:.0f} ms", "reported", None),
+    ]  # fmt: skip
 
 
 def _recovery(r: dict[str, Any]) -> list[str]:
