@@ -11,16 +11,11 @@ import os
 import ssl
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
 from kombu import Exchange, Queue
 
 from config import Settings, load_settings
-from worker import (
-    celery_masking,  # noqa: F401 - connects Flower's and the logs' masking
-    threads_pool,
-)
+from worker import bootstrap, threads_pool
 from worker.flower_config import export_flower_env, guard_flower_options
-from worker.resources import close_process_resources, open_process_resources
 
 #: Celery's default queue: a producer without this code (`send_task` by name, no routes)
 #: publishes here, so the message tasks live here too.
@@ -135,9 +130,5 @@ export_flower_env(load_settings(), os.environ)
 # Flower without FLOWER_BASIC_AUTH listens on loopback only (worker/flower_config.py).
 guard_flower_options()
 
-# Each process opens its resources before its first task, and closes them at its end.
-worker_process_init.connect(open_process_resources, weak=False)
-worker_process_shutdown.connect(close_process_resources, weak=False)
-
-# Each worker process beats in Redis so that a dead one is noticed in seconds.
-from worker import heartbeat  # noqa: E402, F401 - connects its worker signals
+# Every signal handler (resources, heartbeats, masking): worker/bootstrap.py.
+bootstrap.connect()

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from celery.signals import after_setup_logger, after_setup_task_logger, before_task_publish
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 
@@ -77,7 +76,6 @@ class MaskedRequest(Request):  # type: ignore[misc]
         self._kwargsrepr = kwargs_repr(self._kwargs)
 
 
-@before_task_publish.connect  # type: ignore[untyped-decorator]
 def _mask_published_headers(
     body: Any = None, headers: dict[str, Any] | None = None, **_: Any
 ) -> None:
@@ -89,8 +87,6 @@ def _mask_published_headers(
         headers["kwargsrepr"] = kwargs_repr(body[1])
 
 
-@after_setup_logger.connect  # type: ignore[untyped-decorator]
-@after_setup_task_logger.connect  # type: ignore[untyped-decorator]
 def _mask_worker_logs(logger: logging.Logger | None = None, **_: Any) -> None:
     if logger is not None:
         install_log_masking(logger)

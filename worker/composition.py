@@ -4,7 +4,6 @@ module that knows every collaborator; the tasks call `pipeline(app)` and nothing
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -135,15 +134,7 @@ def build_pipeline(res: Resources, app: Celery, held: HeldMessages | None = None
     )
 
 
-_lock = threading.Lock()
-_built: tuple[int, Pipeline] | None = None
-
-
 def pipeline(app: Celery) -> Pipeline:
-    """This process's pipeline; rebuilt when its resources are replaced (tests)."""
-    global _built  # noqa: PLW0603 - one pipeline per process, by design
+    """This process's pipeline, built once on its resources (replaced with them)."""
     res = resources()
-    with _lock:
-        if _built is None or _built[0] != id(res):
-            _built = (id(res), build_pipeline(res, app, HeldMessages(app)))
-        return _built[1]
+    return res.service("pipeline", lambda: build_pipeline(res, app, HeldMessages(app)))

@@ -19,15 +19,9 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
 import redis
-from celery.signals import (
-    worker_init,
-    worker_process_init,
-    worker_process_shutdown,
-    worker_shutdown,
-)
 
 from config import load_settings
 from models.claimant import claimant
@@ -141,15 +135,3 @@ def stop() -> None:
     if _thread is not None and _thread.claimant == claimant():
         _thread.stop()
     _thread = None
-
-
-@worker_init.connect  # type: ignore[untyped-decorator]
-@worker_process_init.connect  # type: ignore[untyped-decorator]
-def _start_beating(**_: Any) -> None:
-    start()
-
-
-@worker_shutdown.connect  # type: ignore[untyped-decorator]
-@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
-def _stop_beating(**_: Any) -> None:
-    stop()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import httpx
 import redis
@@ -37,6 +38,8 @@ from worker.limiter import RedisLimiter, SpacingPolicy
 from worker.not_on_whatsapp import NotOnWhatsAppMemory
 from worker.pauses import PauseBoard
 
+_S = TypeVar("_S")
+
 #: How long a worker routes on its last read of the instances table (seconds): one SELECT of
 #: every instance per message cost more than the rest of routing at 1,000 instances (bench/).
 ROUTING_SNAPSHOT_SECONDS = 1.0
@@ -60,6 +63,17 @@ class Resources:
     pauses: PauseBoard
     policy: PolicyStore
     not_on_whatsapp: NotOnWhatsAppMemory
+    #: Services built on these resources (the pipeline, the monitor), one of each: they are
+    #: replaced with the resources, never kept past them.
+    _services: dict[str, object] = field(default_factory=dict, repr=False)
+    _services_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def service(self, name: str, build: Callable[[], _S]) -> _S:
+        """The service `name` built on these resources, built by `build` on first use."""
+        with self._services_lock:
+            if name not in self._services:
+                self._services[name] = build()
+            return cast(_S, self._services[name])
 
     def close(self) -> None:
         self.evolution.close()

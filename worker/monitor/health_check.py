@@ -15,21 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import httpx
 import redis
-from celery.signals import worker_init
 from redis.exceptions import LockError
 from sqlalchemy.exc import SQLAlchemyError
 
-from config import Settings, load_settings
+from config import Settings
 from models.alert_store import AlertStore
 from models.chart_store import ChartStore
 from models.enums import InstanceStatus
@@ -43,7 +41,7 @@ from worker.evolution import AsyncEvolutionClient
 from worker.limiter import Candidate, Limiter
 from worker.monitor.alert_manager import AlertManager, Applied, Notified
 from worker.monitor.licence import licence_required_since, note_licence_gate
-from worker.monitor.notifiers import announce_channels, build_notifiers
+from worker.monitor.notifiers import build_notifiers
 from worker.monitor.poll import PollMode, PollPolicy, PollResult, poll_states
 from worker.monitor.rules import (
     MonitorPolicy,
@@ -351,17 +349,9 @@ def build_monitor(res: Resources) -> HealthMonitor:
     )
 
 
-_lock = threading.Lock()
-_built: tuple[int, HealthMonitor] | None = None
-
-
 def monitor_of(res: Resources) -> HealthMonitor:
-    """This process's monitor (rebuilt if its resources were replaced)."""
-    global _built  # noqa: PLW0603 - one monitor per process, by design
-    with _lock:
-        if _built is None or _built[0] != id(res):
-            _built = (id(res), build_monitor(res))
-        return _built[1]
+    """The monitor built on `res` (one per resources, so one per process)."""
+    return res.service("monitor", lambda: build_monitor(res))
 
 
 class AlertsBusy(RuntimeError):
@@ -391,9 +381,3 @@ def sample_queue(res: Resources) -> None:
         ChartStore(res.sessions).sample_queue(to_datetime(res.limiter.now()))
     except SQLAlchemyError:
         log.exception("queue-depth sample failed")
-
-
-@worker_init.connect
-def _announce_channels(**_: Any) -> None:
-    """Say at worker start-up, once, which alert channels are off."""
-    announce_channels(load_settings())
