@@ -13,7 +13,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "module", ["worker.cli", "worker.routing", "worker.limiter", "worker.api.app"]
+    "module",
+    [
+        "worker.cli",
+        "worker.routing",
+        "worker.limiter",
+        "worker.api.app",
+        "worker.monitor.health_check",
+        "worker.delivery",
+    ],
 )
 def test_importing_loads_no_celery(module: str) -> None:
     probe = f"import sys, {module}; print('celery' in sys.modules)"
@@ -34,3 +42,27 @@ def test_python_dash_m_runs_the_console_script() -> None:
     assert done.stdout.startswith("Usage: zapdispatch ")
     for group in ("instances", "messages", "contacts", "campaigns", "deadletters", "numbers"):
         assert group in done.stdout
+
+
+def test_every_signal_handler_is_connected_once_by_the_bootstrap() -> None:
+    """Importing the modules that hold handlers connects nothing; building the app connects
+    the bootstrap's handlers, each once."""
+    probe = """
+import weakref
+import celery.signals as s
+from worker import bootstrap, celery_masking, heartbeat, resources
+from worker.monitor import health_check
+named = ("worker_init", "worker_process_init", "worker_process_shutdown", "worker_shutdown",
+         "before_task_publish", "after_setup_logger", "after_setup_task_logger")
+def ours():
+    found = [r() if isinstance(r, weakref.ref) else r
+             for n in named for _, r in getattr(s, n).receivers]
+    return sum(1 for r in found if getattr(r, "__module__", "").startswith("worker"))
+before = ours()
+import worker.celery_app
+print(before, ours())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["0", "7"], done.stdout + done.stderr
